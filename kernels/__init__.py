@@ -1,0 +1,4 @@
+"""Triton kernels of snngraph, installed as ``snngraph.kernels``.
+
+Imported only by :mod:`snngraph.backends.triton`.
+"""

@@ -1,0 +1,27 @@
+"""snngraph: train spiking neural networks described as graphs.
+
+A graph of populations and delayed projections compiles into one sparse recurrent layer
+(the single layer view), which runs and trains with exact BPTT on the reference, SciPy (CPU)
+or Triton (GPU) backend.
+"""
+
+from snngraph import surrogates
+from snngraph.compiler import compile  # noqa: A004
+from snngraph.graph import Graph, random_delays, random_weight
+from snngraph.module import SNN, SNNOutput, SNNState
+from snngraph.network import CompiledNetwork, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SNN",
+    "CompiledNetwork",
+    "Graph",
+    "SNNOutput",
+    "SNNState",
+    "compile",
+    "load",
+    "random_delays",
+    "random_weight",
+    "surrogates",
+]

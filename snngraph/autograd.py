@@ -1,0 +1,41 @@
+"""The one ``torch.autograd.Function`` of the layer: it saves tensors and dispatches.
+
+Forward: ``U = backend.forward(layer, inputs)`` and ``S = H(U − θ)·m``.  Saved for backward:
+the inputs and ``U`` only (spikes are recomputed as ``U > θ``).  Backward:
+``backend.backward(...)`` runs the reverse-time recursion of DESIGN §2 and returns the
+gradient of every input.  No maths here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from snngraph.backends.base import Layer, LayerInputs
+
+
+class LayerFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, backend: Any, layer: Layer, *tensors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = LayerInputs(*tensors)
+        u = backend.forward(layer, inputs)
+        ctx.save_for_backward(*inputs, u)
+        ctx.backend, ctx.layer = backend, layer
+        return u, layer.spikes(u, inputs.theta)
+
+    @staticmethod
+    def backward(ctx: Any, grad_u: torch.Tensor, grad_s: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        *saved, u = ctx.saved_tensors
+        needs = LayerInputs(*ctx.needs_input_grad[2:])
+        grads = ctx.backend.backward(ctx.layer, LayerInputs(*saved), u, grad_u, grad_s, needs)
+        return (None, None, *(g if need else None for g, need in zip(grads, needs)))
+
+
+def run_layer(backend: Any, layer: Layer, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """U and S ``[T, B, N]`` through ``backend``: traced directly, or through :class:`LayerFunction`."""
+    if backend.traced:
+        return backend.run(layer, inputs)
+    return LayerFunction.apply(backend, layer, *inputs)

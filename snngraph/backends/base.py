@@ -1,0 +1,83 @@
+"""What every backend receives and returns: the compiled layer on a device and its tensors.
+
+Notation of DESIGN §1–2.  ``N`` neurons, ``C`` input channels, ``B`` batch, ``T`` layer steps,
+``D = layer.max_delay`` steps of spike history, ``Din = layer.max_input_delay``.
+
+Inputs (:class:`LayerInputs`):
+
+* ``x``      ``[Din + T, B, C]`` — the input, with ``Din`` steps of history in front, so that
+  ``X[t] = x[Din + t]`` and ``X[t − d]`` is defined for every input delay ``d``;
+* ``w_in``   ``[n_in]``, ``w_rec`` ``[n_rec]`` — synaptic weights in the compiled edge order;
+* ``alpha``, ``theta`` ``[N]``;
+* ``u0``     ``[B, N]`` — U[−1];  ``s_hist`` ``[D, B, N]`` — S[−D], …, S[−1].
+
+A backend returns the membranes ``U`` ``[T, B, N]``; spikes are ``S = H(U − θ)·m`` (``m`` = 0 for
+readouts), recomputed wherever needed, never stored separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import torch
+
+from snngraph.surrogates import Surrogate
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """The compiled layer on one device: synapse indices, per-neuron reset flags, options.
+
+    ``reset_subtract`` (``s``), ``reset_zero`` (``z``) and ``spiking`` (``m``) are 0/1 float
+    tensors ``[N]`` so that one update covers every reset:
+    ``U[t] = α U[t−1] (1 − z S[t−1]) + I[t] − s θ S[t−1]``.
+    ``cache`` holds what a backend derives from the indices once (CSR views, plans).
+    """
+
+    n_neurons: int
+    n_inputs: int
+    max_delay: int
+    max_input_delay: int
+    in_post: torch.Tensor
+    in_pre: torch.Tensor
+    in_delay: torch.Tensor
+    rec_post: torch.Tensor
+    rec_pre: torch.Tensor
+    rec_delay: torch.Tensor
+    reset_subtract: torch.Tensor
+    reset_zero: torch.Tensor
+    spiking: torch.Tensor
+    surrogate: Surrogate
+    detach_reset: bool
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def spikes(self, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """S = H(U − θ)·m, as a 0/1 tensor of ``u``'s dtype."""
+        return (u > theta).to(u.dtype) * self.spiking
+
+
+class LayerInputs(NamedTuple):
+    x: torch.Tensor
+    w_in: torch.Tensor
+    w_rec: torch.Tensor
+    alpha: torch.Tensor
+    theta: torch.Tensor
+    u0: torch.Tensor
+    s_hist: torch.Tensor
+
+
+class Backend(Protocol):
+    """A way to run the layer.
+
+    ``traced = True``: :meth:`run` is plain differentiable torch and autograd traces it (the
+    reference).  ``traced = False``: the backend provides ``forward(layer, inputs) -> U`` and
+    ``backward(layer, inputs, u, grad_u, grad_s) -> LayerInputs`` of gradients (``None`` where
+    not needed), wrapped by :class:`snngraph.autograd.LayerFunction`.
+    """
+
+    name: str
+    traced: bool
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        """``None`` when the backend runs on ``device``, else a message saying what to do."""

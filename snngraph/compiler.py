@@ -1,0 +1,159 @@
+"""Compile a graph into the single layer view (DESIGN §3).
+
+Pure steps, each a function: :func:`read_graph` (validate every node and edge) →
+:func:`compute_lags` (retime zero-delay hops) → :func:`emit` (flat synapse arrays).
+
+Retiming.  A zero-delay hop between neuron populations (the layer-by-layer semantics of
+snnTorch) cannot exist in one recurrent layer, where every hop costs a step.  Each population
+``v`` gets a lag ``r(v) ≥ 0`` (inputs ``0``) and each synapse ``u → v`` of delay ``d`` is compiled
+with ``d' = d + r(v) − r(u)``, which must be ``≥ 1`` between neurons.  That is the system of
+difference constraints ``r(u) − r(v) ≤ d_min(u → v) − 1``; its smallest solution is
+``r(v) = −dist(v)``, the shortest-path distance from a virtual source joined to every
+population by a 0-weight edge, over edges ``u → v`` weighted ``d_min − 1`` (Bellman–Ford).  A
+negative cycle is a loop with less total delay than hops: no single layer reproduces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from snngraph.graph import Graph, PopulationSpec, ProjectionSpec, population_spec, projection_spec
+from snngraph.network import RESET_CODES, CompiledNetwork, EdgeInfo, PopulationInfo
+
+ZERO_DELAY_MODES = ("retime", "promote", "error")
+
+
+def read_graph(graph: Graph | nx.DiGraph) -> tuple[dict[Any, PopulationSpec], list[ProjectionSpec]]:
+    """Validate nodes and edges; return the populations (in insertion order) and projections."""
+    g = graph.nx if isinstance(graph, Graph) else graph
+    if not isinstance(g, nx.DiGraph) or g.is_multigraph():
+        raise TypeError(f"expected a snngraph.Graph or networkx.DiGraph, got {type(graph).__name__}")
+    populations = {name: population_spec(name, attrs) for name, attrs in g.nodes(data=True)}
+    if not any(p.is_neuron for p in populations.values()):
+        raise ValueError("the graph has no neurons; add a population with add_lif or add_li")
+    projections = []
+    for pre, post, attrs in g.edges(data=True):
+        if not populations[post].is_neuron:
+            raise ValueError(f"edge {pre!r} -> {post!r} enters input {post!r}; inputs cannot receive synapses")
+        if populations[pre].kind == "li":
+            raise ValueError(
+                f"edge {pre!r} -> {post!r} leaves readout {pre!r}; an 'li' node does not spike, "
+                "so it cannot be presynaptic (make it 'lif' or remove the edge)"
+            )
+        projections.append(projection_spec(pre, post, attrs, populations[pre].size, populations[post].size))
+    return populations, projections
+
+
+def _is_recurrent(projection: ProjectionSpec, populations: dict[Any, PopulationSpec]) -> bool:
+    return populations[projection.pre].is_neuron
+
+
+def compute_lags(
+    populations: dict[Any, PopulationSpec], projections: list[ProjectionSpec], zero_delay: str = "retime"
+) -> dict[Any, int]:
+    """Lag per population (inputs 0) so that every compiled neuron-to-neuron delay is ≥ 1."""
+    if zero_delay not in ZERO_DELAY_MODES:
+        raise ValueError(f"unknown zero_delay {zero_delay!r}; choose one of {ZERO_DELAY_MODES}")
+    lags = dict.fromkeys(populations, 0)
+    zero_hops = [p for p in projections if _is_recurrent(p, populations) and p.min_delay == 0]
+    if not zero_hops or zero_delay == "promote":
+        return lags
+    if zero_delay == "error":
+        p = zero_hops[0]
+        raise ValueError(
+            f"edge {p.pre!r} -> {p.post!r} has zero-delay synapses between neurons; give it delay >= 1 "
+            "or compile with zero_delay='retime' (exact) or 'promote' (zero becomes one step)"
+        )
+    source = object()
+    constraints = nx.DiGraph()
+    constraints.add_edges_from((source, name, {"weight": 0}) for name, p in populations.items() if p.is_neuron)
+    for p in projections:
+        if _is_recurrent(p, populations):
+            weight = p.min_delay - 1
+            if constraints.has_edge(p.pre, p.post):
+                weight = min(weight, constraints.edges[p.pre, p.post]["weight"])
+            constraints.add_edge(p.pre, p.post, weight=weight)
+    try:
+        dist = nx.single_source_bellman_ford_path_length(constraints, source)
+    except nx.NetworkXUnbounded:
+        cycle = nx.find_negative_cycle(constraints, source)
+        hops = list(zip(cycle[:-1], cycle[1:]))
+        total = sum(constraints.edges[u, v]["weight"] + 1 for u, v in hops)
+        path = " -> ".join(repr(n) for n in cycle)
+        raise ValueError(
+            f"cycle {path} has total delay {total} over {len(hops)} hops between neurons; a single "
+            f"recurrent layer needs at least one step per hop: add {len(hops) - total} step(s) of delay "
+            "to its edges, or compile with zero_delay='promote'"
+        ) from None
+    lags.update({name: -int(d) for name, d in dist.items() if name is not source})
+    return lags
+
+
+def emit(
+    populations: dict[Any, PopulationSpec],
+    projections: list[ProjectionSpec],
+    lags: dict[Any, int],
+    zero_delay: str = "retime",
+) -> CompiledNetwork:
+    """Flatten populations and retimed projections into a :class:`CompiledNetwork`."""
+    neuron_pops, input_pops = [], []
+    neurons = inputs = 0
+    start = {}
+    for name, p in populations.items():
+        if p.is_neuron:
+            neuron_pops.append(PopulationInfo(name, p.kind, neurons, neurons + p.size, lags[name]))
+            start[name], neurons = neurons, neurons + p.size
+        else:
+            input_pops.append(PopulationInfo(name, p.kind, inputs, inputs + p.size, 0))
+            start[name], inputs = inputs, inputs + p.size
+    per_neuron = [p for p in populations.values() if p.is_neuron]
+
+    arrays: dict[str, list[np.ndarray]] = {key: [] for key in ("in", "rec")}
+    counts = {"in": 0, "rec": 0}
+    edges = []
+    for proj in projections:
+        key = "rec" if _is_recurrent(proj, populations) else "in"
+        delay = proj.delay + lags[proj.post] - lags[proj.pre]
+        if key == "rec" and zero_delay == "promote":
+            delay = np.maximum(delay, 1)
+        arrays[key].append(
+            np.stack([proj.post_index + start[proj.post], proj.pre_index + start[proj.pre], delay])
+        )
+        arrays[key].append(proj.weight)
+        n = proj.weight.size
+        target = "recurrent" if key == "rec" else "input"
+        edges.append(EdgeInfo(proj.pre, proj.post, target, counts[key], counts[key] + n, proj.shape, proj.dense))
+        counts[key] += n
+
+    def flat(key: str) -> dict[str, np.ndarray]:
+        index = arrays[key][0::2] or [np.zeros((3, 0), np.int64)]
+        values = arrays[key][1::2] or [np.zeros(0)]
+        post, pre, delay = np.concatenate(index, axis=1).astype(np.int64)
+        return {f"{key}_post": post, f"{key}_pre": pre, f"{key}_delay": delay, f"{key}_weight": np.concatenate(values)}
+
+    return CompiledNetwork(
+        populations=tuple(neuron_pops),
+        inputs=tuple(input_pops),
+        edges=tuple(edges),
+        alpha=np.concatenate([p.alpha for p in per_neuron]),
+        theta=np.concatenate([p.theta for p in per_neuron]),
+        reset=np.concatenate([np.full(p.size, RESET_CODES[p.reset], np.int8) for p in per_neuron]),
+        spiking=np.concatenate([np.full(p.size, p.kind == "lif") for p in per_neuron]),
+        **flat("in"),
+        **flat("rec"),
+    )
+
+
+def compile(graph: Graph | nx.DiGraph, zero_delay: str = "retime") -> CompiledNetwork:  # noqa: A001
+    """Compile ``graph`` into one recurrent layer with delays.
+
+    ``zero_delay`` says what a zero-delay hop between neuron populations becomes: ``"retime"``
+    (default) adds lags so the layer reproduces the layered network exactly, ``"promote"``
+    makes every such synapse a one-step synapse (the post's plain rule), ``"error"`` refuses.
+    """
+    populations, projections = read_graph(graph)
+    lags = compute_lags(populations, projections, zero_delay)
+    return emit(populations, projections, lags, zero_delay)

@@ -1,0 +1,289 @@
+"""Describe a spiking network as a directed graph of populations and projections.
+
+A node is a population: ``input`` (a vector of external signals), ``lif`` (leaky
+integrate-and-fire neurons) or ``li`` (a non-spiking leaky readout).  An edge ``pre → post``
+is a projection: a weight matrix of shape ``(post, pre)`` whose entries are synapses, each
+with an integer delay in timesteps.  See DESIGN §1 for the neuron model.
+
+:class:`Graph` is a thin, validating layer over :class:`networkx.DiGraph` (``g.nx``).  A plain
+``networkx.DiGraph`` whose nodes carry ``kind``/``size``/``alpha``/``theta``/``reset`` and whose
+edges carry ``weight``/``delay`` is accepted everywhere a :class:`Graph` is, through
+:func:`population_spec` and :func:`projection_spec`, which turn node and edge attributes into
+validated specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+KINDS = ("input", "lif", "li")
+RESETS = ("subtract", "zero", "none")
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationSpec:
+    """A validated population: ``alpha`` and ``theta`` are float64 arrays of shape ``[size]``."""
+
+    name: Any
+    kind: str
+    size: int
+    alpha: np.ndarray
+    theta: np.ndarray
+    reset: str
+
+    @property
+    def is_neuron(self) -> bool:
+        return self.kind != "input"
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectionSpec:
+    """A validated projection ``pre → post`` as synapse arrays.
+
+    ``post``/``pre`` are local neuron indices, ``delay`` int64 and ``weight`` float64, all of
+    shape ``[n_synapses]``.  ``dense`` records that the user gave a dense matrix, so trained
+    weights can be written back in the same form.
+    """
+
+    pre: Any
+    post: Any
+    post_index: np.ndarray
+    pre_index: np.ndarray
+    delay: np.ndarray
+    weight: np.ndarray
+    shape: tuple[int, int]
+    dense: bool
+
+    @property
+    def min_delay(self) -> int:
+        return int(self.delay.min()) if self.delay.size else 1
+
+    def weight_matrix(self, values: np.ndarray | None = None) -> np.ndarray | sp.coo_array:
+        """The weights (or ``values`` aligned with the synapses) in the user's layout."""
+        values = self.weight if values is None else values
+        if self.dense:
+            matrix = np.zeros(self.shape)
+            matrix[self.post_index, self.pre_index] = values
+            return matrix
+        return sp.coo_array((values, (self.post_index, self.pre_index)), shape=self.shape)
+
+    def delay_attribute(self, delay: np.ndarray | None = None) -> int | np.ndarray:
+        """Delays in the layout :meth:`Graph.connect` accepts: an int when all are equal."""
+        delay = self.delay if delay is None else delay
+        if delay.size and np.all(delay == delay[0]):
+            return int(delay[0])
+        if self.dense:
+            matrix = np.zeros(self.shape, dtype=np.int64)
+            matrix[self.post_index, self.pre_index] = delay
+            return matrix
+        return delay.copy()
+
+
+def _per_neuron(value: Any, size: int, what: str, node: Any) -> np.ndarray:
+    array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, float)
+    if array.ndim == 0:
+        array = np.full(size, float(array))
+    if array.shape != (size,):
+        raise ValueError(
+            f"node {node!r}: {what} must be a scalar or have one value per neuron "
+            f"(shape ({size},)), got shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"node {node!r}: {what} contains NaN or inf")
+    return array
+
+
+def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
+    """Validate a node's attributes and return its :class:`PopulationSpec`."""
+    kind = attrs.get("kind")
+    if kind not in KINDS:
+        raise ValueError(
+            f"node {name!r}: unknown kind {kind!r}; set the node attribute 'kind' to one of {KINDS}"
+        )
+    size = attrs.get("size", 1)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"node {name!r}: size must be a positive int, got {size!r}")
+    size = int(size)
+    reset = attrs.get("reset", "subtract" if kind == "lif" else "none")
+    if reset not in RESETS:
+        raise ValueError(f"node {name!r}: unknown reset {reset!r}; choose one of {RESETS}")
+    if kind != "lif" and reset != "none":
+        raise ValueError(f"node {name!r}: a {kind!r} node does not spike, so its reset must be 'none'")
+    alpha = _per_neuron(attrs.get("alpha", 0.9), size, "alpha", name)
+    theta = _per_neuron(attrs.get("theta", 1.0), size, "theta", name)
+    if kind != "input" and np.any((alpha < 0) | (alpha > 1)):
+        raise ValueError(f"node {name!r}: alpha (decay per step) must lie in [0, 1]")
+    if kind == "lif" and np.any(theta <= 0):
+        raise ValueError(f"node {name!r}: theta (threshold) must be positive")
+    return PopulationSpec(name, kind, size, alpha, theta, reset)
+
+
+def _as_sparse_or_dense(weight: Any) -> np.ndarray | sp.coo_array:
+    if sp.issparse(weight):
+        return sp.coo_array(weight)
+    if isinstance(weight, torch.Tensor):
+        return weight.detach().cpu().double().numpy()
+    return np.asarray(weight, dtype=float)
+
+
+def _delay_array(delay: Any, weight: Any, rows: np.ndarray, cols: np.ndarray, edge: str) -> np.ndarray:
+    raw = np.asarray(delay.detach().cpu() if isinstance(delay, torch.Tensor) else delay)
+    if raw.dtype.kind == "f":
+        if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+            raise ValueError(f"edge {edge}: delays must be integers (timesteps), got {raw.dtype} values")
+    elif raw.dtype.kind not in "iub":
+        raise ValueError(f"edge {edge}: delays must be integers (timesteps), got dtype {raw.dtype}")
+    raw = raw.astype(np.int64)
+    if raw.ndim == 0:
+        values = np.full(rows.size, int(raw), dtype=np.int64)
+    elif raw.shape == weight.shape:
+        values = raw[rows, cols]
+    elif sp.issparse(weight) and raw.shape == (rows.size,):
+        values = raw
+    else:
+        expected = f"{weight.shape}" + (f" or ({rows.size},) aligned with weight.tocoo()" if sp.issparse(weight) else "")
+        raise ValueError(f"edge {edge}: delay must be an int or an int array of shape {expected}, got shape {raw.shape}")
+    if np.any(values < 0):
+        raise ValueError(f"edge {edge}: delays must be >= 0, got min {values.min()}")
+    return values
+
+
+def projection_spec(pre: Any, post: Any, attrs: dict[str, Any], pre_size: int, post_size: int) -> ProjectionSpec:
+    """Validate an edge's ``weight``/``delay`` attributes and return its :class:`ProjectionSpec`."""
+    edge = f"{pre!r} -> {post!r}"
+    if "weight" not in attrs or attrs["weight"] is None:
+        raise ValueError(f"edge {edge}: no weight; give a (post, pre) matrix (Graph.connect generates one)")
+    weight = _as_sparse_or_dense(attrs["weight"])
+    if weight.ndim == 0 and pre_size == post_size == 1:
+        weight = weight.reshape(1, 1)
+    if weight.shape != (post_size, pre_size):
+        raise ValueError(
+            f"edge {edge}: weight must have shape (post, pre) = ({post_size}, {pre_size}), got {weight.shape}"
+        )
+    if sp.issparse(weight):  # every stored entry is a synapse; duplicates may carry other delays
+        rows, cols, values = weight.row.astype(np.int64), weight.col.astype(np.int64), weight.data.astype(float)
+    else:
+        rows, cols = (a.ravel().astype(np.int64) for a in np.indices(weight.shape))
+        values = weight.ravel().astype(float)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"edge {edge}: weight contains NaN or inf")
+    delay = _delay_array(attrs.get("delay", 1), weight, rows, cols, edge)
+    return ProjectionSpec(pre, post, rows, cols, delay, values, (post_size, pre_size), not sp.issparse(weight))
+
+
+def random_weight(post: int, pre: int, density: float = 1.0, seed: int | None = None) -> sp.coo_array:
+    """A random ``(post, pre)`` weight: pattern of the given density, values uniform in ±1/sqrt(fan-in)."""
+    if not 0 < density <= 1:
+        raise ValueError(f"density must lie in (0, 1], got {density}")
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(max(1.0, density * pre))
+    n = post * pre
+    count = round(density * n)
+    flat = np.sort(rng.choice(n, size=count, replace=False)) if count < n else np.arange(n)
+    values = rng.uniform(-bound, bound, size=flat.size)
+    return sp.coo_array((values, np.unravel_index(flat, (post, pre))), shape=(post, pre))
+
+
+def random_delays(weight: Any, low: int, high: int, seed: int | None = None) -> np.ndarray:
+    """One integer delay per synapse of ``weight``, uniform in ``[low, high]``.
+
+    For a scipy.sparse weight the result is aligned with ``weight.tocoo()``; for a dense one it
+    has the weight's shape.  Pass it as ``delay=`` to :meth:`Graph.connect`.
+    """
+    if low < 0 or high < low:
+        raise ValueError(f"need 0 <= low <= high, got low={low}, high={high}")
+    rng = np.random.default_rng(seed)
+    shape = (sp.coo_array(weight).nnz,) if sp.issparse(weight) else np.shape(weight)
+    return rng.integers(low, high + 1, size=shape, dtype=np.int64)
+
+
+class Graph:
+    """A spiking network as populations (nodes) and projections (edges).
+
+    >>> g = Graph()
+    >>> g.add_input("x", 4)
+    >>> g.add_lif("h", 8, alpha=0.9)
+    >>> g.add_li("out", 2)
+    >>> g.connect("x", "h", delay=0)
+    >>> g.connect("h", "h", density=0.5, seed=0)
+    >>> g.connect("h", "out")
+    """
+
+    def __init__(self) -> None:
+        self.nx = nx.DiGraph()
+
+    def _add(self, name: Any, attrs: dict[str, Any]) -> None:
+        if name in self.nx:
+            raise ValueError(f"node {name!r} exists already; population names must be unique")
+        population_spec(name, attrs)  # validates
+        self.nx.add_node(name, **attrs)
+
+    def add_input(self, name: Any, size: int) -> None:
+        """Add ``size`` input channels, fed by the ``x`` given to the model."""
+        self._add(name, {"kind": "input", "size": size})
+
+    def add_lif(
+        self, name: Any, size: int, *, alpha: Any = 0.9, theta: Any = 1.0, reset: str = "subtract"
+    ) -> None:
+        """Add ``size`` LIF neurons: U[t] = α U[t-1] + I[t] − reset, S[t] = H(U[t] − θ)."""
+        self._add(name, {"kind": "lif", "size": size, "alpha": alpha, "theta": theta, "reset": reset})
+
+    def add_li(self, name: Any, size: int, *, alpha: Any = 0.9) -> None:
+        """Add ``size`` leaky-integrator readouts: U[t] = α U[t-1] + I[t], no spikes."""
+        self._add(name, {"kind": "li", "size": size, "alpha": alpha, "reset": "none"})
+
+    def connect(
+        self,
+        pre: Any,
+        post: Any,
+        *,
+        weight: Any = None,
+        delay: Any = 1,
+        density: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Project ``pre`` onto ``post``.
+
+        ``weight`` has shape ``(post, pre)``: a numpy array or torch tensor (every entry is a
+        synapse) or a scipy.sparse matrix (its stored entries are the synapses).  ``None``
+        draws one with :func:`random_weight` (``density`` defaults to 1).  ``delay`` is an int,
+        an int array of shape ``(post, pre)``, or for a sparse weight a 1-D array aligned with
+        ``weight.tocoo()`` (see :func:`random_delays`).
+        """
+        for node in (pre, post):
+            if node not in self.nx:
+                raise ValueError(f"unknown node {node!r}; add it first (add_input, add_lif, add_li)")
+        if self.nx.has_edge(pre, post):
+            raise ValueError(f"edge {pre!r} -> {post!r} exists already; give one weight per pair of nodes")
+        if weight is None:
+            weight = random_weight(self.size(post), self.size(pre), 1.0 if density is None else density, seed)
+        elif density is not None:
+            raise ValueError(f"edge {pre!r} -> {post!r}: give either weight or density, not both")
+        spec = projection_spec(pre, post, {"weight": weight, "delay": delay}, self.size(pre), self.size(post))
+        self.nx.add_edge(pre, post, weight=spec.weight_matrix(), delay=spec.delay_attribute())
+
+    def size(self, name: Any) -> int:
+        return int(self.nx.nodes[name].get("size", 1))
+
+    @classmethod
+    def from_networkx(cls, graph: nx.DiGraph) -> Graph:
+        """Wrap a copy of a networkx graph (nodes and edges as described in the module doc)."""
+        if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
+            raise TypeError(f"expected a networkx.DiGraph, got {type(graph).__name__}")
+        result = cls()
+        result.nx = graph.copy()
+        return result
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A copy of the underlying networkx graph."""
+        return self.nx.copy()
+
+    def __repr__(self) -> str:
+        nodes = ", ".join(f"{n!r}:{d.get('kind')}[{d.get('size', 1)}]" for n, d in self.nx.nodes(data=True))
+        return f"Graph({nodes}; {self.nx.number_of_edges()} edges)"

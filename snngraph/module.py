@@ -1,0 +1,271 @@
+"""``SNN``: the compiled layer as a ``torch.nn.Module``.
+
+Parameters are the flat synapse weights ``w_in``/``w_rec`` (edge order, see
+:class:`~snngraph.network.CompiledNetwork`) and, when learnable, ``alpha``/``theta`` per neuron.
+Indices, delays and reset flags are buffers, so ``.to(device)``/``.double()`` work as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from snngraph.autograd import run_layer
+from snngraph.backends import AUTO, BACKENDS, Layer, LayerInputs, get_backend
+from snngraph.graph import Graph
+from snngraph.network import RESET_CODES, CompiledNetwork
+from snngraph.surrogates import Sigmoid, Surrogate
+
+RESET_NAMES = {code: name for name, code in RESET_CODES.items()}
+
+
+@dataclass(frozen=True)
+class SNNState:
+    """Where a run stopped: ``u`` = U[T−1] ``[B, N]``, ``spikes`` = S[T−D … T−1] ``[D, B, N]``,
+    ``inputs`` = X[T−Din … T−1] ``[Din, B, C]`` (layer time).  Pass it as ``state=`` to continue."""
+
+    u: torch.Tensor
+    spikes: torch.Tensor
+    inputs: torch.Tensor
+
+    def detach(self) -> SNNState:
+        """The same state cut from the graph of the previous chunk (truncated BPTT)."""
+        return SNNState(self.u.detach(), self.spikes.detach(), self.inputs.detach())
+
+
+@dataclass(frozen=True)
+class SNNOutput:
+    """The run of ``steps`` graph steps: the whole layer, per-population views and the state.
+
+    ``layer_spikes``/``layer_membranes`` are ``[steps + max_lag, B, N]`` in layer time;
+    :meth:`spikes` and :meth:`membrane` give a population in graph time (lag undone).
+    """
+
+    net: CompiledNetwork
+    steps: int
+    layer_spikes: torch.Tensor
+    layer_membranes: torch.Tensor
+    state: SNNState
+
+    def _view(self, tensor: torch.Tensor, name: Any) -> torch.Tensor:
+        info = self.net.population(name)
+        if info.kind == "input":
+            raise ValueError(f"{name!r} is an input; it has no spikes or membrane of its own")
+        return tensor[info.lag : info.lag + self.steps, :, info.start : info.stop]
+
+    def spikes(self, name: Any) -> torch.Tensor:
+        """Spikes of population ``name``, ``[steps, B, size]``, graph time."""
+        return self._view(self.layer_spikes, name)
+
+    def membrane(self, name: Any) -> torch.Tensor:
+        """Membrane potential of population ``name``, ``[steps, B, size]``, graph time."""
+        return self._view(self.layer_membranes, name)
+
+
+def _floats(array: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=float), dtype=torch.get_default_dtype())
+
+
+class SNN(nn.Module):
+    """Run and train a :class:`~snngraph.network.CompiledNetwork`.
+
+    ``out = model(x, state=None)`` with ``x`` ``[T, B, n_inputs]`` (inputs concatenated in the
+    order they were added) or a dict ``{input name: [T, B, size]}``.  The layer runs
+    ``T + max_lag`` steps, so that every population has its ``T`` graph steps.
+    """
+
+    def __init__(
+        self,
+        net: CompiledNetwork,
+        *,
+        surrogate: Surrogate | None = None,
+        detach_reset: bool = False,
+        backend: str = "auto",
+        learn_alpha: bool = False,
+        learn_theta: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(net, CompiledNetwork):
+            raise TypeError(f"SNN takes a CompiledNetwork (snngraph.compile(graph)), got {type(net).__name__}")
+        surrogate = Sigmoid(25.0) if surrogate is None else surrogate
+        if not isinstance(surrogate, Surrogate):
+            raise TypeError(f"surrogate must be a snngraph.surrogates.Surrogate, got {type(surrogate).__name__}")
+        if backend != "auto" and backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {['auto', *BACKENDS]}")
+        self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
+        self.w_in = nn.Parameter(_floats(net.in_weight))
+        self.w_rec = nn.Parameter(_floats(net.rec_weight))
+        for name, learn in (("alpha", learn_alpha), ("theta", learn_theta)):
+            value = _floats(getattr(net, name))
+            if learn:
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+        for name in ("in_post", "in_pre", "in_delay", "rec_post", "rec_pre", "rec_delay"):
+            self.register_buffer(name, torch.as_tensor(getattr(net, name), dtype=torch.long))
+        self.register_buffer("reset_subtract", _floats(net.reset == RESET_CODES["subtract"]))
+        self.register_buffer("reset_zero", _floats(net.reset == RESET_CODES["zero"]))
+        self.register_buffer("spiking", _floats(net.spiking))
+        self._backend_cache: dict[tuple[str, torch.device, torch.dtype], dict[str, Any]] = {}
+
+    def extra_repr(self) -> str:
+        return (
+            f"neurons={self.net.n_neurons}, inputs={self.net.n_inputs}, "
+            f"synapses={self.w_in.numel()}+{self.w_rec.numel()}, surrogate={self.surrogate}, "
+            f"detach_reset={self.detach_reset}, backend={self.backend!r}"
+        )
+
+    def _layer(self, backend_name: str) -> Layer:
+        key = (backend_name, self.w_rec.device, self.w_rec.dtype)
+        return Layer(
+            n_neurons=self.net.n_neurons,
+            n_inputs=self.net.n_inputs,
+            max_delay=self.net.max_delay,
+            max_input_delay=self.net.max_input_delay,
+            in_post=self.in_post,
+            in_pre=self.in_pre,
+            in_delay=self.in_delay,
+            rec_post=self.rec_post,
+            rec_pre=self.rec_pre,
+            rec_delay=self.rec_delay,
+            reset_subtract=self.reset_subtract,
+            reset_zero=self.reset_zero,
+            spiking=self.spiking,
+            surrogate=self.surrogate,
+            detach_reset=self.detach_reset,
+            cache=self._backend_cache.setdefault(key, {}),
+        )
+
+    def _input_tensor(self, x: torch.Tensor | Mapping[Any, torch.Tensor]) -> torch.Tensor:
+        if isinstance(x, Mapping):
+            names = [p.name for p in self.net.inputs]
+            unknown = [k for k in x if k not in names]
+            missing = [n for n in names if n not in x]
+            if unknown or missing:
+                raise ValueError(f"input dict: unknown names {unknown}, missing names {missing}; expected {names}")
+            for p in self.net.inputs:
+                if not isinstance(x[p.name], torch.Tensor) or x[p.name].ndim != 3 or x[p.name].shape[2] != p.size:
+                    shape = tuple(x[p.name].shape) if isinstance(x[p.name], torch.Tensor) else type(x[p.name])
+                    raise ValueError(f"input {p.name!r}: expected a tensor [T, B, {p.size}], got {shape}")
+            x = torch.cat([x[p.name] for p in self.net.inputs], dim=2)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor [T, B, n_inputs] or a dict of them, got {type(x).__name__}")
+        if x.ndim != 3 or x.shape[2] != self.net.n_inputs or x.shape[0] < 1:
+            raise ValueError(
+                f"x must have shape [T, B, n_inputs] = [T >= 1, B, {self.net.n_inputs}], got {tuple(x.shape)}"
+            )
+        dtype, device = self.w_rec.dtype, self.w_rec.device
+        if x.dtype != dtype:
+            raise TypeError(f"x has dtype {x.dtype} but the model is {dtype}; use x.to({dtype}) or model.to({x.dtype})")
+        if x.device != device:
+            raise ValueError(f"x is on {x.device} but the model is on {device}; move one of them")
+        return x
+
+    def initial_state(self, batch: int) -> SNNState:
+        """The resting state: zero membranes, no spikes, no past input."""
+        kw = {"dtype": self.w_rec.dtype, "device": self.w_rec.device}
+        n, c = self.net.n_neurons, self.net.n_inputs
+        return SNNState(
+            torch.zeros(batch, n, **kw),
+            torch.zeros(self.net.max_delay, batch, n, **kw),
+            torch.zeros(self.net.max_input_delay, batch, c, **kw),
+        )
+
+    def _check_state(self, state: SNNState, batch: int) -> None:
+        expected = self.initial_state(batch)
+        for field in ("u", "spikes", "inputs"):
+            got, want = getattr(state, field), getattr(expected, field)
+            if got.shape != want.shape or got.dtype != want.dtype or got.device != want.device:
+                raise ValueError(
+                    f"state.{field} must be {tuple(want.shape)} {want.dtype} on {want.device} "
+                    f"(batch {batch}), got {tuple(got.shape)} {got.dtype} on {got.device}"
+                )
+
+    def forward(self, x: torch.Tensor | Mapping[Any, torch.Tensor], state: SNNState | None = None) -> SNNOutput:
+        x = self._input_tensor(x)
+        steps, batch = x.shape[:2]
+        if state is None:
+            state = self.initial_state(batch)
+        self._check_state(state, batch)
+        backend = get_backend(self.backend, x.device)
+        padding = x.new_zeros(self.net.max_lag, batch, self.net.n_inputs)
+        inputs_seen = torch.cat([state.inputs, x])
+        layer_inputs = LayerInputs(
+            torch.cat([inputs_seen, padding]), self.w_in, self.w_rec, self.alpha, self.theta, state.u, state.spikes
+        )
+        u, s = run_layer(backend, self._layer(backend.name), layer_inputs)
+        spikes_seen = torch.cat([state.spikes, s])
+        new_state = SNNState(
+            u=u[steps - 1],
+            spikes=spikes_seen[steps : steps + self.net.max_delay],
+            inputs=inputs_seen[steps : steps + self.net.max_input_delay],
+        )
+        return SNNOutput(self.net, steps, s, u, new_state)
+
+    def _edge_dense(self, pre: Any, post: Any, values: torch.Tensor) -> torch.Tensor:
+        edge = self.net.edge(pre, post)
+        key = "in" if edge.target == "input" else "rec"
+        pre_start = self.net.population(pre).start
+        post_start = self.net.population(post).start
+        sl = slice(edge.start, edge.stop)
+        rows = getattr(self, f"{key}_post")[sl] - post_start
+        cols = getattr(self, f"{key}_pre")[sl] - pre_start
+        dense = values.new_zeros(edge.shape)
+        return dense.index_put_((rows, cols), values[sl].detach(), accumulate=True)
+
+    def weight(self, pre: Any, post: Any) -> torch.Tensor:
+        """A dense ``(post, pre)`` copy of edge ``pre → post``'s weights (zero where no synapse)."""
+        edge = self.net.edge(pre, post)
+        return self._edge_dense(pre, post, self.w_in if edge.target == "input" else self.w_rec)
+
+    def weight_grad(self, pre: Any, post: Any) -> torch.Tensor | None:
+        """A dense ``(post, pre)`` copy of the accumulated gradient of edge ``pre → post``."""
+        edge = self.net.edge(pre, post)
+        param = self.w_in if edge.target == "input" else self.w_rec
+        return None if param.grad is None else self._edge_dense(pre, post, param.grad)
+
+    def to_graph(self) -> Graph:
+        """A :class:`Graph` of the network with the current (trained) weights, alpha and theta.
+
+        Delays are the graph's own (the compile lags taken back out); with
+        ``zero_delay="promote"`` the promoted delays are what the model runs, so they are kept.
+        """
+        graph, net = Graph(), self.net
+        alpha = self.alpha.detach().cpu().double().numpy()
+        theta = self.theta.detach().cpu().double().numpy()
+        for p in net.inputs:
+            graph.add_input(p.name, p.size)
+        for p in net.populations:
+            sl = slice(p.start, p.stop)
+            if p.kind == "lif":
+                reset = RESET_NAMES[int(net.reset[p.start])]
+                graph.add_lif(p.name, p.size, alpha=alpha[sl], theta=theta[sl], reset=reset)
+            else:
+                graph.add_li(p.name, p.size, alpha=alpha[sl])
+        for edge in net.edges:
+            key = "in" if edge.target == "input" else "rec"
+            sl = slice(edge.start, edge.stop)
+            pre, post = net.population(edge.pre), net.population(edge.post)
+            rows = getattr(net, f"{key}_post")[sl] - post.start
+            cols = getattr(net, f"{key}_pre")[sl] - pre.start
+            delay = getattr(net, f"{key}_delay")[sl] - post.lag + pre.lag
+            values = getattr(self, f"w_{key}")[sl].detach().cpu().double().numpy()
+            if edge.dense:
+                weight = np.zeros(edge.shape)
+                weight[rows, cols] = values
+                delay_matrix = np.zeros(edge.shape, dtype=np.int64)
+                delay_matrix[rows, cols] = delay
+                graph.connect(edge.pre, edge.post, weight=weight, delay=delay_matrix)
+            else:
+                weight = sp.coo_array((values, (rows, cols)), shape=edge.shape)
+                graph.connect(edge.pre, edge.post, weight=weight, delay=delay)
+        return graph
+
+
+__all__ = ["AUTO", "SNN", "SNNOutput", "SNNState"]

@@ -1,0 +1,201 @@
+"""The compiled single layer: plain arrays plus the maps back to the graph (DESIGN §3.4).
+
+A :class:`CompiledNetwork` is what :func:`snngraph.compile` returns.  Neurons of all ``lif`` and
+``li`` populations form one layer of ``N`` neurons; inputs form one vector of ``n_inputs``
+channels.  Synapses are flat arrays in *edge order* (each graph edge owns a contiguous range,
+``EdgeInfo.start:stop``), with their compiled (retimed) delays:
+
+    I[t]_i = Σ_{k ∈ input synapses, post_k = i} w_k X[t − d_k]_{pre_k}
+           + Σ_{k ∈ recurrent synapses, post_k = i} w_k S[t − d_k]_{pre_k}
+
+Population ``v`` at graph time ``t`` is the layer at time ``t + lag(v)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
+
+
+@dataclass(frozen=True)
+class PopulationInfo:
+    """Where a population lives: neurons ``start:stop`` of the layer (or of the input vector)."""
+
+    name: Any
+    kind: str
+    start: int
+    stop: int
+    lag: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class EdgeInfo:
+    """A graph edge's synapses: ``start:stop`` of the input (``target="input"``) or recurrent arrays."""
+
+    pre: Any
+    post: Any
+    target: str
+    start: int
+    stop: int
+    shape: tuple[int, int]
+    dense: bool
+
+
+_ARRAYS = (
+    "alpha", "theta", "reset", "spiking",
+    "in_post", "in_pre", "in_delay", "in_weight",
+    "rec_post", "rec_pre", "rec_delay", "rec_weight",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledNetwork:
+    """The single layer view of a graph.
+
+    Per neuron (``[N]``): ``alpha``, ``theta`` (float64), ``reset`` (int8, :data:`RESET_CODES`),
+    ``spiking`` (bool; False for ``li`` readouts).  Per synapse: ``in_*`` for input synapses
+    (delay ≥ 0) and ``rec_*`` for recurrent ones (delay ≥ 1): ``post``/``pre`` indices (int64),
+    ``delay`` (int64), ``weight`` (float64).
+    """
+
+    populations: tuple[PopulationInfo, ...]
+    inputs: tuple[PopulationInfo, ...]
+    edges: tuple[EdgeInfo, ...]
+    alpha: np.ndarray
+    theta: np.ndarray
+    reset: np.ndarray
+    spiking: np.ndarray
+    in_post: np.ndarray
+    in_pre: np.ndarray
+    in_delay: np.ndarray
+    in_weight: np.ndarray
+    rec_post: np.ndarray
+    rec_pre: np.ndarray
+    rec_delay: np.ndarray
+    rec_weight: np.ndarray
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.alpha.size)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.inputs[-1].stop if self.inputs else 0
+
+    @property
+    def max_delay(self) -> int:
+        """Steps of spike history the layer reads: max recurrent delay, at least 1 (the reset)."""
+        return max(1, int(self.rec_delay.max()) if self.rec_delay.size else 1)
+
+    @property
+    def max_input_delay(self) -> int:
+        return int(self.in_delay.max()) if self.in_delay.size else 0
+
+    @property
+    def max_lag(self) -> int:
+        return max((p.lag for p in self.populations), default=0)
+
+    def population(self, name: Any) -> PopulationInfo:
+        for info in self.populations + self.inputs:
+            if info.name == name:
+                return info
+        names = [p.name for p in self.populations + self.inputs]
+        raise KeyError(f"no population {name!r}; the network has {names}")
+
+    def edge(self, pre: Any, post: Any) -> EdgeInfo:
+        for info in self.edges:
+            if info.pre == pre and info.post == post:
+                return info
+        raise KeyError(f"no edge {pre!r} -> {post!r}; the network has {[(e.pre, e.post) for e in self.edges]}")
+
+    def synapses_per_delay(self, target: str = "recurrent") -> dict[int, int]:
+        delays = self.rec_delay if target == "recurrent" else self.in_delay
+        values, counts = np.unique(delays, return_counts=True)
+        return {int(d): int(c) for d, c in zip(values, counts)}
+
+    def memory_bytes(self, steps: int, batch: int, bytes_per_value: int = 4) -> dict[str, int]:
+        """Memory of one forward + backward pass of ``steps`` graph steps (fused backends).
+
+        The layer runs ``T' = steps + max_lag`` steps.  Saved for backward: the membranes
+        ``T'·B·N`` and the inputs ``(T' + max_input_delay)·B·n_inputs`` values; during backward
+        the adjoint λU adds ``T'·B·N`` and the ring buffers ``max_delay·B·N``.  Weights and their
+        gradients: ``2·(n_in_synapses + n_rec_synapses)`` values plus 3 index arrays of int64.
+        """
+        total_steps = steps + self.max_lag
+        saved = total_steps * batch * self.n_neurons + (total_steps + self.max_input_delay) * batch * self.n_inputs
+        backward = total_steps * batch * self.n_neurons + self.max_delay * batch * self.n_neurons
+        n_syn = self.in_weight.size + self.rec_weight.size
+        return {
+            "saved_for_backward": saved * bytes_per_value,
+            "backward_workspace": backward * bytes_per_value,
+            "weights": 2 * n_syn * bytes_per_value + 3 * n_syn * 8,
+        }
+
+    def summary(self, steps: int = 100, batch: int = 1) -> str:
+        """Neurons, inputs, synapses per delay, lags and memory for ``steps`` and ``batch``."""
+        lines = [f"CompiledNetwork: {self.n_neurons} neurons, {self.n_inputs} inputs"]
+        for p in self.inputs:
+            lines.append(f"  input {p.name!r}: channels {p.start}:{p.stop}")
+        for p in self.populations:
+            lines.append(f"  {p.kind} {p.name!r}: neurons {p.start}:{p.stop}, lag {p.lag}")
+        lines.append(f"  input synapses: {self.in_weight.size}, per delay {self.synapses_per_delay('input')}")
+        lines.append(f"  recurrent synapses: {self.rec_weight.size}, per delay {self.synapses_per_delay()}")
+        lines.append(f"  max delay {self.max_delay}, max input delay {self.max_input_delay}, max lag {self.max_lag}")
+        for what, n in self.memory_bytes(steps, batch).items():
+            lines.append(f"  memory (T={steps}, B={batch}, float32) {what}: {n / 2**20:.2f} MiB")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledNetwork(neurons={self.n_neurons}, inputs={self.n_inputs}, "
+            f"input_synapses={self.in_weight.size}, recurrent_synapses={self.rec_weight.size}, "
+            f"max_delay={self.max_delay}, max_lag={self.max_lag})"
+        )
+
+    def save(self, path: str | PathLike) -> None:
+        """Write to an ``.npz`` file (arrays + JSON metadata, no pickle); see :func:`load`."""
+        meta = {
+            "populations": [_info_json(p) for p in self.populations],
+            "inputs": [_info_json(p) for p in self.inputs],
+            "edges": [_info_json(e) for e in self.edges],
+        }
+        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        with open(path, "wb") as file:
+            np.savez(file, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def _check_name(name: Any) -> Any:
+    if isinstance(name, bool) or not isinstance(name, (str, int)):
+        raise TypeError(f"cannot save node name {name!r}: only str and int names are saved losslessly")
+    return name
+
+
+def _info_json(info: PopulationInfo | EdgeInfo) -> dict[str, Any]:
+    data = {f.name: getattr(info, f.name) for f in fields(info)}
+    for key in ("name", "pre", "post"):
+        if key in data:
+            data[key] = _check_name(data[key])
+    return data
+
+
+def load(path: str | PathLike) -> CompiledNetwork:
+    """Read a network written by :meth:`CompiledNetwork.save`."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        arrays = {name: data[name] for name in _ARRAYS}
+    return CompiledNetwork(
+        populations=tuple(PopulationInfo(**p) for p in meta["populations"]),
+        inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
+        edges=tuple(EdgeInfo(**{**e, "shape": tuple(e["shape"])}) for e in meta["edges"]),
+        **arrays,
+    )

@@ -1,0 +1,90 @@
+"""Surrogate derivatives of the spike function (DESIGN §1).
+
+The forward pass spikes with the Heaviside step ``S = H(U − θ)``; the backward pass replaces
+``dS/dU`` by a smooth ``σ'(x)`` with ``x = U − θ`` and a ``slope`` ``k``.  Each surrogate is a
+frozen dataclass whose :meth:`~Surrogate.grad` evaluates ``σ'`` on a torch tensor or a numpy
+array with the same formula; ``code`` names it for the Triton kernels
+(``snngraph.kernels.surrogates``), which implement the same formulas.
+
+================  ====================================================  =========================
+name              σ'(x)                                                 as in
+================  ====================================================  =========================
+Sigmoid           k·s(kx)·(1 − s(kx)),  s(z) = 1/(1 + e^{−z})           the post; snnTorch sigmoid
+FastSigmoid       1 / (1 + k|x|)²                                       SuperSpike; snnTorch
+ATan              (k/2) / (1 + (π k x / 2)²)                             snnTorch atan (alpha = k)
+Triangle          k · max(0, 1 − k|x|)                                  triangular, unit area
+================  ====================================================  =========================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+import numpy as np
+import torch
+
+Array = TypeVar("Array", torch.Tensor, np.ndarray)
+
+
+def _exp(x: Array) -> Array:
+    return torch.exp(x) if isinstance(x, torch.Tensor) else np.exp(x)
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """Base class: a surrogate derivative with one ``slope`` parameter."""
+
+    slope: float
+    code: ClassVar[int]
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.slope, (int, float)) and math.isfinite(self.slope) and self.slope > 0):
+            raise ValueError(f"{type(self).__name__}: slope must be a positive finite number, got {self.slope!r}")
+
+    def grad(self, x: Array) -> Array:
+        """σ'(x) elementwise."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Sigmoid(Surrogate):
+    slope: float = 25.0
+    code: ClassVar[int] = 0
+
+    def grad(self, x: Array) -> Array:
+        s = 1.0 / (1.0 + _exp(-self.slope * x))
+        return self.slope * s * (1.0 - s)
+
+
+@dataclass(frozen=True)
+class FastSigmoid(Surrogate):
+    slope: float = 25.0
+    code: ClassVar[int] = 1
+
+    def grad(self, x: Array) -> Array:
+        return 1.0 / (1.0 + self.slope * abs(x)) ** 2
+
+
+@dataclass(frozen=True)
+class ATan(Surrogate):
+    slope: float = 2.0
+    code: ClassVar[int] = 2
+
+    def grad(self, x: Array) -> Array:
+        return (self.slope / 2.0) / (1.0 + (math.pi / 2.0 * self.slope * x) ** 2)
+
+
+@dataclass(frozen=True)
+class Triangle(Surrogate):
+    slope: float = 1.0
+    code: ClassVar[int] = 3
+
+    def grad(self, x: Array) -> Array:
+        return self.slope * (1.0 - self.slope * abs(x)).clip(min=0.0)
+
+
+SURROGATES: dict[str, type[Surrogate]] = {
+    cls.__name__: cls for cls in (Sigmoid, FastSigmoid, ATan, Triangle)
+}
