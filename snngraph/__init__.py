@@ -6,7 +6,7 @@ or Triton (GPU) backend.
 """
 
 from snngraph import surrogates
-from snngraph.compiler import compile  # noqa: A004
+from snngraph.compiler import compile
 from snngraph.graph import Graph, random_delays, random_weight
 from snngraph.module import SNN, SNNOutput, SNNState
 from snngraph.network import CompiledNetwork, load

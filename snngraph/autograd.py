@@ -31,7 +31,7 @@ class LayerFunction(torch.autograd.Function):
         *saved, u = ctx.saved_tensors
         needs = LayerInputs(*ctx.needs_input_grad[2:])
         grads = ctx.backend.backward(ctx.layer, LayerInputs(*saved), u, grad_u, grad_s, needs)
-        return (None, None, *(g if need else None for g, need in zip(grads, needs)))
+        return (None, None, *(g if need else None for g, need in zip(grads, needs, strict=True)))
 
 
 def run_layer(backend: Any, layer: Layer, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,12 +15,20 @@ negative cycle is a loop with less total delay than hops: no single layer reprod
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from snngraph.graph import Graph, PopulationSpec, ProjectionSpec, population_spec, projection_spec
+from snngraph.graph import (
+    Graph,
+    PopulationSpec,
+    ProjectionSpec,
+    check_endpoints,
+    population_spec,
+    projection_spec,
+)
 from snngraph.network import RESET_CODES, CompiledNetwork, EdgeInfo, PopulationInfo
 
 ZERO_DELAY_MODES = ("retime", "promote", "error")
@@ -36,13 +44,7 @@ def read_graph(graph: Graph | nx.DiGraph) -> tuple[dict[Any, PopulationSpec], li
         raise ValueError("the graph has no neurons; add a population with add_lif or add_li")
     projections = []
     for pre, post, attrs in g.edges(data=True):
-        if not populations[post].is_neuron:
-            raise ValueError(f"edge {pre!r} -> {post!r} enters input {post!r}; inputs cannot receive synapses")
-        if populations[pre].kind == "li":
-            raise ValueError(
-                f"edge {pre!r} -> {post!r} leaves readout {pre!r}; an 'li' node does not spike, "
-                "so it cannot be presynaptic (make it 'lif' or remove the edge)"
-            )
+        check_endpoints(pre, post, populations[pre].kind, populations[post].kind)
         projections.append(projection_spec(pre, post, attrs, populations[pre].size, populations[post].size))
     return populations, projections
 
@@ -71,7 +73,7 @@ def compute_lags(
     constraints = nx.DiGraph()
     constraints.add_edges_from((source, name, {"weight": 0}) for name, p in populations.items() if p.is_neuron)
     for p in projections:
-        if _is_recurrent(p, populations):
+        if _is_recurrent(p, populations) and p.weight.size:  # an empty projection constrains nothing
             weight = p.min_delay - 1
             if constraints.has_edge(p.pre, p.post):
                 weight = min(weight, constraints.edges[p.pre, p.post]["weight"])
@@ -80,7 +82,7 @@ def compute_lags(
         dist = nx.single_source_bellman_ford_path_length(constraints, source)
     except nx.NetworkXUnbounded:
         cycle = nx.find_negative_cycle(constraints, source)
-        hops = list(zip(cycle[:-1], cycle[1:]))
+        hops = list(pairwise(cycle))
         total = sum(constraints.edges[u, v]["weight"] + 1 for u, v in hops)
         path = " -> ".join(repr(n) for n in cycle)
         raise ValueError(
@@ -119,9 +121,7 @@ def emit(
         delay = proj.delay + lags[proj.post] - lags[proj.pre]
         if key == "rec" and zero_delay == "promote":
             delay = np.maximum(delay, 1)
-        arrays[key].append(
-            np.stack([proj.post_index + start[proj.post], proj.pre_index + start[proj.pre], delay])
-        )
+        arrays[key].append(np.stack([proj.post_index + start[proj.post], proj.pre_index + start[proj.pre], delay]))
         arrays[key].append(proj.weight)
         n = proj.weight.size
         target = "recurrent" if key == "rec" else "input"
@@ -147,7 +147,7 @@ def emit(
     )
 
 
-def compile(graph: Graph | nx.DiGraph, zero_delay: str = "retime") -> CompiledNetwork:  # noqa: A001
+def compile(graph: Graph | nx.DiGraph, zero_delay: str = "retime") -> CompiledNetwork:
     """Compile ``graph`` into one recurrent layer with delays.
 
     ``zero_delay`` says what a zero-delay hop between neuron populations becomes: ``"retime"``

@@ -103,9 +103,7 @@ def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
     """Validate a node's attributes and return its :class:`PopulationSpec`."""
     kind = attrs.get("kind")
     if kind not in KINDS:
-        raise ValueError(
-            f"node {name!r}: unknown kind {kind!r}; set the node attribute 'kind' to one of {KINDS}"
-        )
+        raise ValueError(f"node {name!r}: unknown kind {kind!r}; set the node attribute 'kind' to one of {KINDS}")
     size = attrs.get("size", 1)
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"node {name!r}: size must be a positive int, got {size!r}")
@@ -147,11 +145,26 @@ def _delay_array(delay: Any, weight: Any, rows: np.ndarray, cols: np.ndarray, ed
     elif sp.issparse(weight) and raw.shape == (rows.size,):
         values = raw
     else:
-        expected = f"{weight.shape}" + (f" or ({rows.size},) aligned with weight.tocoo()" if sp.issparse(weight) else "")
-        raise ValueError(f"edge {edge}: delay must be an int or an int array of shape {expected}, got shape {raw.shape}")
+        expected = f"{weight.shape}" + (
+            f" or ({rows.size},) aligned with weight.tocoo()" if sp.issparse(weight) else ""
+        )
+        raise ValueError(
+            f"edge {edge}: delay must be an int or an int array of shape {expected}, got shape {raw.shape}"
+        )
     if np.any(values < 0):
         raise ValueError(f"edge {edge}: delays must be >= 0, got min {values.min()}")
     return values
+
+
+def check_endpoints(pre: Any, post: Any, pre_kind: str, post_kind: str) -> None:
+    """Inputs receive no synapses; ``li`` readouts send none."""
+    if post_kind == "input":
+        raise ValueError(f"edge {pre!r} -> {post!r} enters input {post!r}; inputs cannot receive synapses")
+    if pre_kind == "li":
+        raise ValueError(
+            f"edge {pre!r} -> {post!r} leaves readout {pre!r}; an 'li' node does not spike, "
+            "so it cannot be presynaptic (make it 'lif' or remove the edge)"
+        )
 
 
 def projection_spec(pre: Any, post: Any, attrs: dict[str, Any], pre_size: int, post_size: int) -> ProjectionSpec:
@@ -228,9 +241,7 @@ class Graph:
         """Add ``size`` input channels, fed by the ``x`` given to the model."""
         self._add(name, {"kind": "input", "size": size})
 
-    def add_lif(
-        self, name: Any, size: int, *, alpha: Any = 0.9, theta: Any = 1.0, reset: str = "subtract"
-    ) -> None:
+    def add_lif(self, name: Any, size: int, *, alpha: Any = 0.9, theta: Any = 1.0, reset: str = "subtract") -> None:
         """Add ``size`` LIF neurons: U[t] = α U[t-1] + I[t] − reset, S[t] = H(U[t] − θ)."""
         self._add(name, {"kind": "lif", "size": size, "alpha": alpha, "theta": theta, "reset": reset})
 
@@ -259,6 +270,7 @@ class Graph:
         for node in (pre, post):
             if node not in self.nx:
                 raise ValueError(f"unknown node {node!r}; add it first (add_input, add_lif, add_li)")
+        check_endpoints(pre, post, self.nx.nodes[pre]["kind"], self.nx.nodes[post]["kind"])
         if self.nx.has_edge(pre, post):
             raise ValueError(f"edge {pre!r} -> {post!r} exists already; give one weight per pair of nodes")
         if weight is None:

@@ -68,8 +68,8 @@ class SNNOutput:
         return self._view(self.layer_membranes, name)
 
 
-def _floats(array: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array, dtype=float), dtype=torch.get_default_dtype())
+def _floats(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=float), dtype=dtype)
 
 
 class SNN(nn.Module):
@@ -78,6 +78,10 @@ class SNN(nn.Module):
     ``out = model(x, state=None)`` with ``x`` ``[T, B, n_inputs]`` (inputs concatenated in the
     order they were added) or a dict ``{input name: [T, B, size]}``.  The layer runs
     ``T + max_lag`` steps, so that every population has its ``T`` graph steps.
+
+    ``dtype`` (default: torch's default dtype) is the dtype of weights, alpha and theta; build
+    with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit of
+    the compiled float64 values.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class SNN(nn.Module):
         backend: str = "auto",
         learn_alpha: bool = False,
         learn_theta: bool = False,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(net, CompiledNetwork):
@@ -99,19 +104,20 @@ class SNN(nn.Module):
         if backend != "auto" and backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {['auto', *BACKENDS]}")
         self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
-        self.w_in = nn.Parameter(_floats(net.in_weight))
-        self.w_rec = nn.Parameter(_floats(net.rec_weight))
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        self.w_in = nn.Parameter(_floats(net.in_weight, dtype))
+        self.w_rec = nn.Parameter(_floats(net.rec_weight, dtype))
         for name, learn in (("alpha", learn_alpha), ("theta", learn_theta)):
-            value = _floats(getattr(net, name))
+            value = _floats(getattr(net, name), dtype)
             if learn:
                 self.register_parameter(name, nn.Parameter(value))
             else:
                 self.register_buffer(name, value)
         for name in ("in_post", "in_pre", "in_delay", "rec_post", "rec_pre", "rec_delay"):
             self.register_buffer(name, torch.as_tensor(getattr(net, name), dtype=torch.long))
-        self.register_buffer("reset_subtract", _floats(net.reset == RESET_CODES["subtract"]))
-        self.register_buffer("reset_zero", _floats(net.reset == RESET_CODES["zero"]))
-        self.register_buffer("spiking", _floats(net.spiking))
+        self.register_buffer("reset_subtract", _floats(net.reset == RESET_CODES["subtract"], dtype))
+        self.register_buffer("reset_zero", _floats(net.reset == RESET_CODES["zero"], dtype))
+        self.register_buffer("spiking", _floats(net.spiking, dtype))
         self._backend_cache: dict[tuple[str, torch.device, torch.dtype], dict[str, Any]] = {}
 
     def extra_repr(self) -> str:

@@ -121,7 +121,7 @@ class CompiledNetwork:
     def synapses_per_delay(self, target: str = "recurrent") -> dict[int, int]:
         delays = self.rec_delay if target == "recurrent" else self.in_delay
         values, counts = np.unique(delays, return_counts=True)
-        return {int(d): int(c) for d, c in zip(values, counts)}
+        return {int(d): int(c) for d, c in zip(values, counts, strict=True)}
 
     def memory_bytes(self, steps: int, batch: int, bytes_per_value: int = 4) -> dict[str, int]:
         """Memory of one forward + backward pass of ``steps`` graph steps (fused backends).

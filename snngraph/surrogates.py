@@ -85,6 +85,4 @@ class Triangle(Surrogate):
         return self.slope * (1.0 - self.slope * abs(x)).clip(min=0.0)
 
 
-SURROGATES: dict[str, type[Surrogate]] = {
-    cls.__name__: cls for cls in (Sigmoid, FastSigmoid, ATan, Triangle)
-}
+SURROGATES: dict[str, type[Surrogate]] = {cls.__name__: cls for cls in (Sigmoid, FastSigmoid, ATan, Triangle)}

@@ -78,7 +78,12 @@ def assert_matches_reference(
 ) -> RunResult:
     """Run ``net`` on ``backend`` and on the reference; assert equal outputs and gradients."""
     generator = torch.Generator().manual_seed(seed)
-    kwargs = {"surrogate": surrogate, "detach_reset": detach_reset, "learn_alpha": learn_alpha, "learn_theta": learn_theta}
+    kwargs = {
+        "surrogate": surrogate,
+        "detach_reset": detach_reset,
+        "learn_alpha": learn_alpha,
+        "learn_theta": learn_theta,
+    }
     reference = SNN(net, backend="reference", **kwargs).to(dtype)
     candidate = SNN(net, backend=backend, **kwargs).to(dtype)
     x = (torch.rand(steps, batch, net.n_inputs, generator=generator) < input_rate).to(dtype) * input_scale

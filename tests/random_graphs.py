@@ -72,9 +72,7 @@ def random_graph(
                 connect(name, other, 0, max_delay)
     for i, pre in enumerate(hidden):
         for j, post in enumerate(neurons):
-            if j == i + 1:  # the chain
-                connect(pre, post, low, max_delay)
-            elif j > i + 1 and rng.random() < 0.4:  # skips
+            if j == i + 1 or (j > i + 1 and rng.random() < 0.4):  # the chain
                 connect(pre, post, low, max_delay)
             elif recurrent and j <= i and post != "readout" and rng.random() < 0.5:
                 connect(pre, post, back_low if j < i else 1, max(back_low, max_delay) + 3 if j < i else max_delay)

@@ -59,11 +59,7 @@ class ReferenceBackend:
         for t in range(steps):
             current = current_in[t] + sum(history[-d] @ w_rec_d[d].T for d in range(1, d_rec + 1))
             s_prev = history[-1].detach() if layer.detach_reset else history[-1]
-            u = (
-                alpha * u_prev * (1 - layer.reset_zero * s_prev)
-                + current
-                - layer.reset_subtract * theta * s_prev
-            )
+            u = alpha * u_prev * (1 - layer.reset_zero * s_prev) + current - layer.reset_subtract * theta * s_prev
             s = HeavisideSurrogate.apply(u - theta, layer.surrogate) * layer.spiking
             history = [*history[1:], s]
             u_prev = u

@@ -1,0 +1,229 @@
+"""The compiled single layer reproduces the graph simulated population by population."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from graph_simulator import simulate_graph
+from random_graphs import random_graph
+
+import snngraph
+from snngraph import SNN, Graph
+from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
+
+SURROGATES = [Sigmoid(25.0), FastSigmoid(10.0), ATan(2.0), Triangle(0.8)]
+
+
+def _inputs(net: snngraph.CompiledNetwork, steps: int, batch: int, seed: int) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {p.name: (torch.rand(steps, batch, p.size, generator=generator) < 0.4).double() for p in net.inputs}
+
+
+def _edge_values(model: SNN) -> dict:
+    """Each edge's synapse weights as fresh leaves, in the flat (edge) order of the model."""
+    values = {}
+    for edge in model.net.edges:
+        flat = model.w_in if edge.target == "input" else model.w_rec
+        values[(edge.pre, edge.post)] = flat[edge.start : edge.stop].detach().clone().requires_grad_(True)
+    return values
+
+
+def _random_loss(tensors: dict, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype)).sum() for _, t in sorted(tensors.items()))
+
+
+def assert_layer_equals_graph(
+    graph: Graph,
+    seed: int,
+    zero_delay: str = "retime",
+    oracle_graph: Graph | None = None,
+    surrogate=SURROGATES[0],
+    detach_reset: bool = False,
+    steps: int = 17,
+) -> None:
+    net = snngraph.compile(graph, zero_delay=zero_delay)
+    model = SNN(net, backend="reference", surrogate=surrogate, detach_reset=detach_reset, dtype=torch.float64)
+    inputs = _inputs(net, steps, 2, seed)
+    out = model(inputs)
+    values = _edge_values(model)
+    spikes, membranes = simulate_graph(oracle_graph or graph, inputs, values, surrogate, detach_reset)
+    for p in net.populations:
+        assert torch.equal(out.spikes(p.name), spikes[p.name]), f"spikes of {p.name!r} differ"
+        torch.testing.assert_close(out.membrane(p.name), membranes[p.name], rtol=1e-10, atol=1e-10)
+    names = [p.name for p in net.populations]
+    loss_layer = _random_loss({n: out.spikes(n) for n in names}, seed) + _random_loss(
+        {n: out.membrane(n) for n in names}, seed + 1
+    )
+    loss_graph = _random_loss({n: spikes[n] for n in names}, seed) + _random_loss(
+        {n: membranes[n] for n in names}, seed + 1
+    )
+    loss_layer.backward()
+    loss_graph.backward()
+    for edge in net.edges:
+        flat = model.w_in if edge.target == "input" else model.w_rec
+        leaf = values[(edge.pre, edge.post)]
+        want = torch.zeros_like(leaf) if leaf.grad is None else leaf.grad  # None: no path to the loss
+        torch.testing.assert_close(flat.grad[edge.start : edge.stop], want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_layer_equals_graph_on_random_graphs(seed: int) -> None:
+    """Random populations, sizes, densities, delays 0..8, resets, readouts, skips, recurrence."""
+    assert_layer_equals_graph(random_graph(seed), seed, surrogate=SURROGATES[seed % 4], detach_reset=seed % 3 == 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_feedforward_chain_of_zero_delay_hops_gets_its_depth_as_lag(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add_input("x", 3)
+    previous = "x"
+    depth = 4
+    for i in range(depth):
+        g.add_lif(f"h{i}", int(rng.integers(2, 6)), reset=["subtract", "zero", "none"][i % 3])
+        g.connect(previous, f"h{i}", weight=rng.uniform(0, 2, (g.size(f"h{i}"), g.size(previous))), delay=0)
+        previous = f"h{i}"
+    g.add_li("out", 2)
+    g.connect("h3", "out", delay=0, seed=seed)
+    g.connect("h0", "out", delay=0, seed=seed + 1)  # a skip: it gets the extra delay that keeps it in step
+    net = snngraph.compile(g)
+    assert [p.lag for p in net.populations] == [0, 1, 2, 3, 4]
+    skip = net.edge("h0", "out")
+    assert set(net.rec_delay[skip.start : skip.stop]) == {4}
+    assert_layer_equals_graph(g, seed)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_promote_matches_graph_with_zero_delay_hops_set_to_one(seed: int) -> None:
+    graph = random_graph(seed + 100)
+    promoted = graph.to_networkx()
+    kinds = nx.get_node_attributes(promoted, "kind")
+    for u, _, attrs in promoted.edges(data=True):
+        if kinds[u] != "input":
+            delay = attrs["delay"]
+            attrs["delay"] = max(delay, 1) if np.ndim(delay) == 0 else np.maximum(delay, 1)
+    net = snngraph.compile(graph, zero_delay="promote")
+    assert net.max_lag == 0
+    assert_layer_equals_graph(graph, seed, zero_delay="promote", oracle_graph=Graph.from_networkx(promoted))
+
+
+def test_graph_without_zero_delay_hops_needs_no_lag() -> None:
+    net = snngraph.compile(random_graph(3, zero_delay=False))
+    assert net.max_lag == 0
+
+
+def test_compile_accepts_a_plain_networkx_graph_of_single_neurons() -> None:
+    g = nx.DiGraph()
+    g.add_node("in", kind="input")
+    g.add_node("a", kind="lif", alpha=0.8, theta=0.5)
+    g.add_node("b", kind="lif", reset="zero")
+    g.add_node("out", kind="li")
+    g.add_edge("in", "a", weight=1.2, delay=0)
+    g.add_edge("a", "b", weight=0.9, delay=0)
+    g.add_edge("b", "a", weight=-0.3, delay=3)
+    g.add_edge("b", "out", weight=0.5, delay=2)
+    net = snngraph.compile(g)
+    assert net.n_neurons == 3
+    assert [p.lag for p in net.populations] == [0, 1, 0]
+    assert_layer_equals_graph(Graph.from_networkx(g), 0, steps=25)
+
+
+def test_neuron_level_graph_with_many_synapses_compiles_vectorised() -> None:
+    rng = np.random.default_rng(0)
+    n, fan_in = 2000, 50
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n), kind="lif")
+    g.add_node("x", kind="input")
+    pre = rng.integers(0, n, n * fan_in)
+    post = np.repeat(np.arange(n), fan_in)
+    g.add_edges_from(
+        (int(i), int(j), {"weight": float(w), "delay": int(d)})
+        for i, j, w, d in zip(pre, post, rng.normal(size=pre.size), rng.integers(1, 5, pre.size), strict=True)
+        if i != j
+    )
+    g.add_edges_from(("x", i, {"weight": 1.0, "delay": 0}) for i in range(n))
+    net = snngraph.compile(g)
+    assert net.rec_weight.size == g.number_of_edges() - n
+    edge = net.edge(int(pre[0]), int(post[0]))
+    assert net.rec_post[edge.start] == post[0]
+    assert net.rec_weight[edge.start] == g.edges[int(pre[0]), int(post[0])]["weight"]
+
+
+def test_sparse_weight_with_per_synapse_delays_and_repeated_pairs() -> None:
+    """Every stored entry is a synapse: one pair may connect twice with two delays."""
+    g = Graph()
+    g.add_input("x", 2)
+    g.add_lif("h", 2)
+    weight = sp.coo_array(([0.7, 0.5, 0.6], ([0, 0, 1], [1, 1, 0])), shape=(2, 2))
+    g.connect("x", "h", weight=weight, delay=np.array([0, 3, 1]))
+    g.connect("h", "h", weight=np.array([[0.0, 0.4], [0.3, 0.0]]), delay=2)
+    net = snngraph.compile(g)
+    assert sorted(net.in_delay.tolist()) == [0, 1, 3]
+    assert_layer_equals_graph(g, 1)
+
+
+def test_save_load_round_trip_is_lossless(tmp_path) -> None:
+    net = snngraph.compile(random_graph(5))
+    path = tmp_path / "net.npz"
+    net.save(path)
+    loaded = snngraph.load(path)
+    assert loaded.populations == net.populations
+    assert loaded.inputs == net.inputs
+    assert loaded.edges == net.edges
+    for name in (
+        "alpha",
+        "theta",
+        "reset",
+        "spiking",
+        "in_post",
+        "in_pre",
+        "in_delay",
+        "in_weight",
+        "rec_post",
+        "rec_pre",
+        "rec_delay",
+        "rec_weight",
+    ):
+        got, want = getattr(loaded, name), getattr(net, name)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_save_refuses_names_it_cannot_store(tmp_path) -> None:
+    g = Graph()
+    g.add_input(("x", 1), 1)
+    g.add_lif("h", 1)
+    g.connect(("x", 1), "h")
+    with pytest.raises(TypeError, match=r"node name \('x', 1\)"):
+        snngraph.compile(g).save(tmp_path / "n.npz")
+
+
+def test_to_graph_round_trip_gives_the_same_network() -> None:
+    graph = random_graph(7)
+    model = SNN(snngraph.compile(graph), backend="reference", dtype=torch.float64)
+    with torch.no_grad():
+        model.w_rec.mul_(1.1)
+    again = SNN(snngraph.compile(model.to_graph()), backend="reference", dtype=torch.float64)
+    torch.testing.assert_close(again.w_rec, model.w_rec, rtol=0, atol=0)
+    torch.testing.assert_close(again.w_in, model.w_in, rtol=0, atol=0)
+    assert torch.equal(again.rec_delay, model.rec_delay)
+    x = (torch.rand(20, 2, model.net.n_inputs) < 0.4).double()
+    assert torch.equal(again(x).layer_spikes, model(x).layer_spikes)
+
+
+def test_summary_reports_layout_and_memory() -> None:
+    net = snngraph.compile(random_graph(2))
+    text = net.summary(steps=100, batch=8)
+    for p in net.populations:
+        assert f"{p.name!r}: neurons {p.start}:{p.stop}, lag {p.lag}" in text
+    assert f"recurrent synapses: {net.rec_weight.size}" in text
+    memory = net.memory_bytes(100, 8)
+    steps = 100 + net.max_lag
+    assert memory["saved_for_backward"] == 4 * (
+        steps * 8 * net.n_neurons + (steps + net.max_input_delay) * 8 * net.n_inputs
+    )
+    assert repr(net).startswith("CompiledNetwork(neurons=")

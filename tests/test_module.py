@@ -1,0 +1,102 @@
+"""The SNN module: inputs, per-population views, state across chunks, weights per edge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from random_graphs import random_graph
+
+import snngraph
+from snngraph import SNN
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chunked_run_equals_whole_run(seed: int) -> None:
+    """Chunks passing ``out.state`` give every population's whole-sequence spikes and membranes,
+    lags and input delays included."""
+    net = snngraph.compile(random_graph(seed))
+    model = SNN(net, backend="reference", dtype=torch.float64)
+    x = (torch.rand(30, 2, net.n_inputs, generator=torch.Generator().manual_seed(seed)) < 0.4).double()
+    whole = model(x)
+    state, chunks = None, []
+    for part in x.split([7, 1, 13, 9]):
+        out = model(part, state)
+        state = out.state
+        chunks.append(out)
+    for p in net.populations:
+        torch.testing.assert_close(torch.cat([c.spikes(p.name) for c in chunks]), whole.spikes(p.name), rtol=0, atol=0)
+        torch.testing.assert_close(
+            torch.cat([c.membrane(p.name) for c in chunks]), whole.membrane(p.name), rtol=1e-12, atol=1e-12
+        )
+
+
+def test_truncated_bptt_cuts_the_graph_between_chunks() -> None:
+    net = snngraph.compile(random_graph(1))
+    model = SNN(net, backend="reference", dtype=torch.float64)
+    x = (torch.rand(20, 2, net.n_inputs) < 0.5).double()
+    first = model(x[:10])
+    second = model(x[10:], first.state.detach())
+    second.layer_membranes.sum().backward()
+    grad_two_chunks = model.w_rec.grad.clone()
+    model.zero_grad()
+    model(x[10:], first.state.detach()).layer_membranes.sum().backward()
+    torch.testing.assert_close(model.w_rec.grad, grad_two_chunks, rtol=0, atol=0)
+
+
+def test_dict_input_equals_concatenated_input() -> None:
+    net = snngraph.compile(random_graph(4))
+    assert len(net.inputs) == 2
+    model = SNN(net, backend="reference", dtype=torch.float64)
+    parts = {p.name: (torch.rand(9, 3, p.size) < 0.5).double() for p in net.inputs}
+    a = model(parts)
+    b = model(torch.cat([parts[p.name] for p in net.inputs], dim=2))
+    assert torch.equal(a.layer_membranes, b.layer_membranes)
+
+
+def test_views_undo_the_lags() -> None:
+    g = snngraph.Graph()
+    g.add_input("x", 1)
+    g.add_lif("a", 1, theta=0.5, reset="zero")
+    g.add_lif("b", 1, theta=0.5, reset="zero")
+    g.connect("x", "a", weight=np.ones((1, 1)), delay=0)
+    g.connect("a", "b", weight=np.ones((1, 1)), delay=0)
+    model = SNN(snngraph.compile(g), backend="reference")
+    x = torch.zeros(6, 1, 1)
+    x[2] = 1.0
+    out = model(x)
+    assert out.layer_spikes.shape == (7, 1, 2)
+    expected = torch.zeros(6, 1, 1)
+    expected[2] = 1.0  # a zero-delay chain: both fire in the input's own step
+    assert torch.equal(out.spikes("a"), expected)
+    assert torch.equal(out.spikes("b"), expected)
+
+
+def test_weight_and_weight_grad_are_dense_per_edge() -> None:
+    g = snngraph.Graph()
+    g.add_input("x", 3)
+    g.add_lif("h", 4)
+    weight = np.arange(12, dtype=float).reshape(4, 3) / 10
+    g.connect("x", "h", weight=weight, delay=0)
+    g.connect("h", "h", density=0.5, seed=0)
+    model = SNN(snngraph.compile(g), backend="reference", dtype=torch.float64)
+    torch.testing.assert_close(model.weight("x", "h"), torch.tensor(weight))
+    assert model.weight_grad("x", "h") is None
+    model(torch.ones(5, 2, 3, dtype=torch.float64)).layer_membranes.sum().backward()
+    grad = model.weight_grad("x", "h")
+    assert grad.shape == (4, 3)
+    torch.testing.assert_close(grad.flatten(), model.w_in.grad)
+    recurrent = model.weight("h", "h")
+    assert int((recurrent != 0).sum()) == model.w_rec.numel()
+
+
+def test_module_moves_and_casts_like_any_module() -> None:
+    net = snngraph.compile(random_graph(2))
+    model = SNN(net, backend="reference", learn_alpha=True, learn_theta=True)
+    assert {name for name, _ in model.named_parameters()} == {"w_in", "w_rec", "alpha", "theta"}
+    model = model.double()
+    assert model.w_rec.dtype == model.alpha.dtype == model.spiking.dtype == torch.float64
+    assert model.rec_delay.dtype == torch.long
+    out = model(torch.zeros(3, 1, net.n_inputs, dtype=torch.float64))
+    assert out.layer_membranes.dtype == torch.float64
+    assert "neurons=" in repr(model)
