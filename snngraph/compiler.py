@@ -113,37 +113,49 @@ def emit(
             start[name], inputs = inputs, inputs + p.size
     per_neuron = [p for p in populations.values() if p.is_neuron]
 
-    arrays: dict[str, list[np.ndarray]] = {key: [] for key in ("in", "rec")}
-    counts = {"in": 0, "rec": 0}
-    edges = []
+    groups: dict[str, list[ProjectionSpec]] = {"in": [], "rec": []}
     for proj in projections:
-        key = "rec" if _is_recurrent(proj, populations) else "in"
-        delay = proj.delay + lags[proj.post] - lags[proj.pre]
+        groups["rec" if _is_recurrent(proj, populations) else "in"].append(proj)
+
+    def flat(key: str) -> tuple[list[EdgeInfo], dict[str, np.ndarray]]:
+        """One group's synapses, edge after edge, in a few vectorised operations."""
+        group = groups[key]
+        counts = np.array([p.weight.size for p in group], dtype=np.int64)
+        stops = np.cumsum(counts)
+        target = "recurrent" if key == "rec" else "input"
+        infos = [
+            EdgeInfo(p.pre, p.post, target, int(stop - n), int(stop), p.shape, p.dense)
+            for p, n, stop in zip(group, counts, stops, strict=True)
+        ]
+
+        def column(values: list[np.ndarray], offsets: list[int], dtype: type) -> np.ndarray:
+            if not group:
+                return np.zeros(0, dtype)
+            return np.concatenate(values).astype(dtype) + np.repeat(np.array(offsets, dtype), counts)
+
+        delay = column([p.delay for p in group], [lags[p.post] - lags[p.pre] for p in group], np.int64)
         if key == "rec" and zero_delay == "promote":
             delay = np.maximum(delay, 1)
-        arrays[key].append(np.stack([proj.post_index + start[proj.post], proj.pre_index + start[proj.pre], delay]))
-        arrays[key].append(proj.weight)
-        n = proj.weight.size
-        target = "recurrent" if key == "rec" else "input"
-        edges.append(EdgeInfo(proj.pre, proj.post, target, counts[key], counts[key] + n, proj.shape, proj.dense))
-        counts[key] += n
+        arrays = {
+            f"{key}_post": column([p.post_index for p in group], [start[p.post] for p in group], np.int64),
+            f"{key}_pre": column([p.pre_index for p in group], [start[p.pre] for p in group], np.int64),
+            f"{key}_delay": delay,
+            f"{key}_weight": column([p.weight for p in group], [0] * len(group), np.float64),
+        }
+        return infos, arrays
 
-    def flat(key: str) -> dict[str, np.ndarray]:
-        index = arrays[key][0::2] or [np.zeros((3, 0), np.int64)]
-        values = arrays[key][1::2] or [np.zeros(0)]
-        post, pre, delay = np.concatenate(index, axis=1).astype(np.int64)
-        return {f"{key}_post": post, f"{key}_pre": pre, f"{key}_delay": delay, f"{key}_weight": np.concatenate(values)}
-
+    in_edges, in_arrays = flat("in")
+    rec_edges, rec_arrays = flat("rec")
     return CompiledNetwork(
         populations=tuple(neuron_pops),
         inputs=tuple(input_pops),
-        edges=tuple(edges),
+        edges=tuple(in_edges + rec_edges),
         alpha=np.concatenate([p.alpha for p in per_neuron]),
         theta=np.concatenate([p.theta for p in per_neuron]),
         reset=np.concatenate([np.full(p.size, RESET_CODES[p.reset], np.int8) for p in per_neuron]),
         spiking=np.concatenate([np.full(p.size, p.kind == "lif") for p in per_neuron]),
-        **flat("in"),
-        **flat("rec"),
+        **in_arrays,
+        **rec_arrays,
     )
 
 

@@ -14,6 +14,7 @@ validated specs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,8 +168,40 @@ def check_endpoints(pre: Any, post: Any, pre_kind: str, post_kind: str) -> None:
         )
 
 
+_SINGLE_SYNAPSE = np.zeros(1, dtype=np.int64)
+_SINGLE_SYNAPSE.setflags(write=False)
+
+
+def _single_synapse(pre: Any, post: Any, weight: Any, delay: Any) -> ProjectionSpec | None:
+    """The fast path of a neuron-level edge (scalar weight and delay); ``None`` if it does not apply."""
+    real, integer = (int, float, np.floating, np.integer), (int, np.integer)
+    if (
+        isinstance(weight, real)
+        and not isinstance(weight, bool)
+        and isinstance(delay, integer)
+        and not isinstance(delay, bool)
+        and math.isfinite(weight)
+        and delay >= 0
+    ):
+        return ProjectionSpec(
+            pre,
+            post,
+            _SINGLE_SYNAPSE,
+            _SINGLE_SYNAPSE,
+            np.array([delay], np.int64),
+            np.array([float(weight)]),
+            (1, 1),
+            True,
+        )
+    return None
+
+
 def projection_spec(pre: Any, post: Any, attrs: dict[str, Any], pre_size: int, post_size: int) -> ProjectionSpec:
     """Validate an edge's ``weight``/``delay`` attributes and return its :class:`ProjectionSpec`."""
+    if pre_size == post_size == 1:
+        single = _single_synapse(pre, post, attrs.get("weight"), attrs.get("delay", 1))
+        if single is not None:
+            return single
     edge = f"{pre!r} -> {post!r}"
     if "weight" not in attrs or attrs["weight"] is None:
         raise ValueError(f"edge {edge}: no weight; give a (post, pre) matrix (Graph.connect generates one)")

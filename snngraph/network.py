@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from functools import cached_property
 from os import PathLike
 from typing import Any
 
@@ -105,18 +106,24 @@ class CompiledNetwork:
     def max_lag(self) -> int:
         return max((p.lag for p in self.populations), default=0)
 
+    @cached_property
+    def _by_name(self) -> dict[Any, PopulationInfo]:
+        return {info.name: info for info in self.populations + self.inputs}
+
+    @cached_property
+    def _by_edge(self) -> dict[tuple[Any, Any], EdgeInfo]:
+        return {(info.pre, info.post): info for info in self.edges}
+
     def population(self, name: Any) -> PopulationInfo:
-        for info in self.populations + self.inputs:
-            if info.name == name:
-                return info
-        names = [p.name for p in self.populations + self.inputs]
-        raise KeyError(f"no population {name!r}; the network has {names}")
+        if name not in self._by_name:
+            raise KeyError(f"no population {name!r}; the network has {list(self._by_name)}")
+        return self._by_name[name]
 
     def edge(self, pre: Any, post: Any) -> EdgeInfo:
-        for info in self.edges:
-            if info.pre == pre and info.post == post:
-                return info
-        raise KeyError(f"no edge {pre!r} -> {post!r}; the network has {[(e.pre, e.post) for e in self.edges]}")
+        if (pre, post) not in self._by_edge:
+            some = list(self._by_edge)[:20]
+            raise KeyError(f"no edge {pre!r} -> {post!r}; the network has {some}{' …' if len(self.edges) > 20 else ''}")
+        return self._by_edge[(pre, post)]
 
     def synapses_per_delay(self, target: str = "recurrent") -> dict[int, int]:
         delays = self.rec_delay if target == "recurrent" else self.in_delay
