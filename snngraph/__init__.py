@@ -10,6 +10,7 @@ from snngraph.compiler import compile
 from snngraph.graph import Graph, random_delays, random_weight
 from snngraph.module import SNN, SNNOutput, SNNState
 from snngraph.network import CompiledNetwork, load
+from snngraph.nir import from_nir, to_nir
 
 __version__ = "0.1.0"
 
@@ -20,8 +21,10 @@ __all__ = [
     "SNNOutput",
     "SNNState",
     "compile",
+    "from_nir",
     "load",
     "random_delays",
     "random_weight",
     "surrogates",
+    "to_nir",
 ]
