@@ -5,7 +5,7 @@ A graph of populations and delayed projections compiles into one sparse recurren
 or Triton (GPU) backend.
 """
 
-from snngraph import surrogates
+from snngraph import datasets, losses, plot, surrogates, train
 from snngraph.compiler import compile
 from snngraph.graph import Graph, random_delays, random_weight
 from snngraph.module import SNN, SNNOutput, SNNState
@@ -21,10 +21,14 @@ __all__ = [
     "SNNOutput",
     "SNNState",
     "compile",
+    "datasets",
     "from_nir",
     "load",
+    "losses",
+    "plot",
     "random_delays",
     "random_weight",
     "surrogates",
     "to_nir",
+    "train",
 ]

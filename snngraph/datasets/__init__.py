@@ -1,0 +1,26 @@
+"""Datasets for spike-timing tasks, as ``torch.utils.data`` datasets of ``(x [T, C], label)``.
+
+* :func:`randman` — the random-manifold task of Zenke & Vogels (2021), generated in memory;
+* :func:`spike_intervals` — classes defined by intervals between input spikes (needs delays);
+* :func:`shd` — the Spiking Heidelberg Digits, read from the HDF5 files you downloaded.
+
+A ``DataLoader`` stacks samples to ``[B, T, C]``; :func:`snngraph.train.fit` transposes them
+to the model's ``[T, B, C]`` (``x.transpose(0, 1)`` in a loop of your own).
+"""
+
+from snngraph.datasets.events import bin_events, spike_raster
+from snngraph.datasets.intervals import spike_intervals
+from snngraph.datasets.randman import RandomManifold, randman
+from snngraph.datasets.shd import SHD_CHANNELS, SHD_CLASSES, SpikeEvents, shd
+
+__all__ = [
+    "SHD_CHANNELS",
+    "SHD_CLASSES",
+    "RandomManifold",
+    "SpikeEvents",
+    "bin_events",
+    "randman",
+    "shd",
+    "spike_intervals",
+    "spike_raster",
+]

@@ -1,0 +1,191 @@
+"""Pictures of a network, its activity and its training, each a matplotlib ``Figure``.
+
+Needs matplotlib (``pip install snngraph[examples]``), imported on first use.  The figures are
+made with ``matplotlib.figure.Figure``, not pyplot, so nothing opens a window: save them with
+``fig.savefig("name.png")`` or show them in a notebook.
+
+* :func:`raster` — spikes of each population (and the input) for one sample;
+* :func:`membranes` — membrane traces U[t] of one population;
+* :func:`graph` — populations and projections, edges labelled with their delays;
+* :func:`connectivity` — the compiled W_rec (or W_in) as a spy plot coloured by delay;
+* :func:`training` — loss and accuracy per epoch from :func:`snngraph.train.fit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+
+from snngraph.graph import Graph
+from snngraph.module import SNN, SNNOutput
+from snngraph.network import CompiledNetwork, PopulationInfo
+from snngraph.train import History
+
+KIND_COLOURS = {"input": "#8fbcd4", "lif": "#f2a65a", "li": "#9ccc8c"}
+NODE_SIZE = 2600  # points², room for "name / kind [size]"
+
+
+def _new_figure(**kwargs: Any) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError("snngraph.plot needs matplotlib: pip install snngraph[examples]") from error
+    return Figure(layout="constrained", **kwargs)
+
+
+def _sample(tensor: torch.Tensor, sample: int) -> np.ndarray:
+    """``[T, B, N]`` → ``[T, N]`` of one sample, as numpy."""
+    if not 0 <= sample < tensor.shape[1]:
+        raise ValueError(f"sample must lie in [0, {tensor.shape[1]}) (the batch), got {sample}")
+    return tensor[:, sample].detach().cpu().double().numpy()
+
+
+def raster(
+    output: SNNOutput,
+    populations: Sequence[Any] | None = None,
+    *,
+    inputs: torch.Tensor | None = None,
+    sample: int = 0,
+) -> Any:
+    """Spike raster per population (default: every ``lif`` one), time on x, neuron on y.
+
+    ``inputs`` ``[T, B, C]`` adds a panel of the input spikes on top.
+    """
+    if populations is None:
+        populations = [p.name for p in output.net.populations if p.kind == "lif"]
+    panels = [("input", inputs)] if inputs is not None else []
+    panels += [(name, output.spikes(name)) for name in populations]
+    if not panels:
+        raise ValueError("nothing to draw: the network has no 'lif' population; pass populations or inputs")
+    fig = _new_figure(figsize=(8, 1.2 + 1.6 * len(panels)))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (name, spikes) in zip(axes, panels, strict=True):
+        steps, neurons = np.nonzero(_sample(spikes, sample))
+        ax.scatter(steps, neurons, s=30, marker="|", color="black", linewidths=1.2)
+        ax.set_ylim(-0.5, spikes.shape[2] - 0.5)
+        ax.set_ylabel(f"{name}\nneuron")
+    axes[-1].set_xlim(-0.5, panels[0][1].shape[0] - 0.5)
+    axes[-1].set_xlabel("time step")
+    fig.suptitle(f"spikes, sample {sample}")
+    return fig
+
+
+def membranes(output: SNNOutput, population: Any, *, neurons: Sequence[int] | None = None, sample: int = 0) -> Any:
+    """Membrane traces U[t] of ``population`` (default: all its neurons), with θ for ``lif``."""
+    info = output.net.population(population)
+    u = _sample(output.membrane(population), sample)
+    neurons = range(info.size) if neurons is None else neurons
+    fig = _new_figure(figsize=(8, 3.5))
+    ax = fig.subplots()
+    for i in neurons:
+        ax.plot(u[:, i], linewidth=1.0, label=f"{i}")
+    if info.kind == "lif":
+        for theta in np.unique(output.net.theta[info.start : info.stop]):
+            ax.axhline(theta, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("U")
+    ax.set_title(f"membrane of {population!r} ({info.kind}), sample {sample}")
+    if len(neurons) <= 20:
+        ax.legend(title="neuron", fontsize="small", ncols=2, loc="upper left")
+    return fig
+
+
+def _delay_text(delay: Any) -> str:
+    delays = np.asarray(delay)
+    low, high = int(delays.min()), int(delays.max())
+    return f"d={low}" if low == high else f"d={low}…{high}"
+
+
+def _layer_positions(g: nx.DiGraph) -> dict[Any, np.ndarray]:
+    """Columns by hop distance from the inputs (unreachable nodes last), rows within a column."""
+    inputs = [n for n, kind in g.nodes(data="kind") if kind == "input"]
+    hops = nx.multi_source_dijkstra_path_length(g, inputs, weight=lambda u, v, d: 1) if inputs else {}
+    last = max(hops.values(), default=-1) + 1
+    for node in g:
+        g.nodes[node]["column"] = hops.get(node, last)
+    return nx.multipartite_layout(g, subset_key="column")
+
+
+def graph(network: Graph | nx.DiGraph) -> Any:
+    """The populations (name, kind, size) and projections, each edge labelled with its delays."""
+    g = (network.nx if isinstance(network, Graph) else network).copy()
+    positions = _layer_positions(g)
+    fig = _new_figure(figsize=(8, 5))
+    ax = fig.subplots()
+    colours = [KIND_COLOURS.get(kind, "white") for _, kind in g.nodes(data="kind")]
+    nx.draw_networkx_nodes(g, positions, ax=ax, node_color=colours, node_size=NODE_SIZE, edgecolors="black")
+    labels = {n: f"{n}\n{d.get('kind')} [{d.get('size', 1)}]" for n, d in g.nodes(data=True)}
+    nx.draw_networkx_labels(g, positions, labels, ax=ax, font_size=9)
+    style = "arc3,rad=0.15"
+    nx.draw_networkx_edges(g, positions, ax=ax, node_size=NODE_SIZE, arrowsize=16, connectionstyle=style)
+    delays = {(u, v): _delay_text(d.get("delay", 1)) for u, v, d in g.edges(data=True)}
+    nx.draw_networkx_edge_labels(g, positions, delays, ax=ax, font_size=8, connectionstyle=style, node_size=NODE_SIZE)
+    ax.margins(0.2)
+    ax.set_axis_off()
+    ax.set_title("graph (edge labels: synaptic delays in steps)")
+    return fig
+
+
+TARGETS = {"recurrent": "rec", "input": "in"}
+
+
+def _mark_populations(ax: Any, infos: Sequence[PopulationInfo], axis: str) -> None:
+    """Lines between populations and their names as ticks along ``axis`` ("x" or "y")."""
+    line = ax.axvline if axis == "x" else ax.axhline
+    for info in infos[1:]:
+        line(info.start - 0.5, color="gray", linewidth=0.6)
+    ticks = [(info.start + info.stop - 1) / 2 for info in infos]
+    names = [str(info.name) for info in infos]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks, names)
+
+
+def connectivity(network: CompiledNetwork | SNN, target: str = "recurrent") -> Any:
+    """Spy plot of the compiled W_rec (``target="recurrent"``) or W_in: a dot per synapse at
+    (pre, post), coloured by its compiled delay; lines separate the populations."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {list(TARGETS)}")
+    net = network.net if isinstance(network, SNN) else network
+    key = TARGETS[target]
+    post, pre, delay = (getattr(net, f"{key}_{field}") for field in ("post", "pre", "delay"))
+    pre_infos = net.populations if target == "recurrent" else net.inputs
+    n_pre = net.n_neurons if target == "recurrent" else net.n_inputs
+    fig = _new_figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
+    size = float(np.clip(4e4 / max(n_pre, net.n_neurons) ** 2, 0.5, 30))
+    dots = ax.scatter(pre, post, c=delay, s=size, marker="s", cmap="viridis", linewidths=0)
+    fig.colorbar(dots, ax=ax, label="delay (steps)")
+    ax.set_xlim(-0.5, n_pre - 0.5)
+    ax.set_ylim(net.n_neurons - 0.5, -0.5)
+    _mark_populations(ax, pre_infos, "x")
+    _mark_populations(ax, net.populations, "y")
+    ax.set_xlabel("presynaptic")
+    ax.set_ylabel("postsynaptic")
+    ax.set_title(f"W_{key}: {post.size} synapses")
+    return fig
+
+
+def training(history: History) -> Any:
+    """Loss (and accuracy, when measured) per epoch, training and validation."""
+    panels = [("loss", history.train_loss, history.val_loss)]
+    if history.train_accuracy or history.val_accuracy:
+        panels.append(("accuracy", history.train_accuracy, history.val_accuracy))
+    fig = _new_figure(figsize=(4 * len(panels), 3.5))
+    from matplotlib.ticker import MaxNLocator
+
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (what, train, val) in zip(axes, panels, strict=True):
+        for values, label in ((train, "train"), (val, "validation")):
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.legend()
+    return fig
+
+
+__all__ = ["connectivity", "graph", "membranes", "raster", "training"]

@@ -1,0 +1,70 @@
+"""Every example runs end to end with tiny settings (a subprocess each, as a user runs it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_datasets import write_shd_file
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TINY_TRAINING = ["--epochs", "1", "--samples", "4", "--hidden", "6", "--no-progress"]
+
+
+def run_example(script: str, *args: str) -> str:
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "error"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_quickstart_gradient_equals_the_closed_form() -> None:
+    out = run_example("quickstart.py", "--steps", "12")
+    difference = float(out.rsplit("difference:", 1)[1])
+    assert difference < 1e-12
+
+
+def test_feedforward_to_recurrent_prints_lags_and_equal_outputs() -> None:
+    out = run_example("feedforward_to_recurrent.py", "--steps", "8", "--batch", "2")
+    assert "lags: {'h1': 0, 'h2': 1, 'out': 2}" in out
+    gaps = re.findall(r"max \|ΔS\| = (\S+), max \|ΔU\| = (\S+)", out)
+    assert len(gaps) == 3
+    for spike_gap, membrane_gap in gaps:
+        assert float(spike_gap) == 0
+        assert float(membrane_gap) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("script", "extra", "pictures"),
+    [
+        ("train_randman.py", ["--classes", "2", "--channels", "5", "--steps", "10"], ["randman_training.png"]),
+        ("train_delays.py", ["--max-delay", "4"], ["delays_w_rec.png", "no_delays_w_rec.png"]),
+        ("train_ddp.py", [], ["ddp_training.png"]),
+    ],
+    ids=["randman", "delays", "ddp"],
+)
+def test_training_examples(tmp_path: Path, script: str, extra: list[str], pictures: list[str]) -> None:
+    out = run_example(script, *TINY_TRAINING, "--out", str(tmp_path), *extra)
+    assert "test accuracy" in out
+    for picture in pictures:
+        assert (tmp_path / picture).stat().st_size > 0
+
+
+def test_train_shd_on_written_files(tmp_path: Path) -> None:
+    for split in ("train", "test"):
+        write_shd_file(tmp_path / f"shd_{split}.h5", 6, seed=len(split))
+    args = ["--data", str(tmp_path), "--steps", "10", "--tbptt", "4", "--out", str(tmp_path)]
+    out = run_example("train_shd.py", "--epochs", "1", "--hidden", "6", "--no-progress", *args)
+    assert "SHD test accuracy" in out
+    assert (tmp_path / "shd_spikes.png").stat().st_size > 0
