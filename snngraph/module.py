@@ -7,7 +7,7 @@ Indices, delays and reset flags are buffers, so ``.to(device)``/``.double()`` wo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,25 @@ class SNNOutput:
     layer_spikes: torch.Tensor
     layer_membranes: torch.Tensor
     state: SNNState
+
+    @classmethod
+    def concat(cls, outputs: Sequence[SNNOutput]) -> SNNOutput:
+        """Consecutive chunks of one run (each started from the previous chunk's state) as one output.
+
+        A chunk of ``steps`` graph steps holds ``steps + max_lag`` layer steps, the last ``max_lag``
+        run on zero input past its end; the first ``steps`` are the run's own.  So the whole run is
+        the first ``steps`` layer steps of every chunk followed by the last chunk's tail, and its
+        population views equal those of one unchunked run.
+        """
+        if not outputs:
+            raise ValueError("SNNOutput.concat needs at least one SNNOutput")
+        last = outputs[-1]
+
+        def cat(name: str) -> torch.Tensor:
+            return torch.cat([getattr(o, name)[: o.steps] for o in outputs[:-1]] + [getattr(last, name)])
+
+        steps = sum(o.steps for o in outputs)
+        return cls(last.net, steps, cat("layer_spikes"), cat("layer_membranes"), last.state)
 
     def _view(self, tensor: torch.Tensor, name: Any) -> torch.Tensor:
         info = self.net.population(name)

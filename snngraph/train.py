@@ -14,13 +14,13 @@ labels ``[B]``.
 Truncated BPTT (``tbptt=K``).  Each batch runs in chunks of ``K`` steps, each chunk starting from
 the previous chunk's final state cut from the graph (:meth:`SNNState.detach`).  After every
 chunk, ``loss_fn`` on that chunk's output is backpropagated and the optimizer steps, so memory
-grows with ``K``, not ``T``.  Accuracy is measured on the whole run (:func:`join_outputs`).
+grows with ``K``, not ``T``.  Accuracy is measured on the whole run (:meth:`SNNOutput.concat`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,27 +48,6 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
-
-
-def join_outputs(outputs: Sequence[SNNOutput]) -> SNNOutput:
-    """Consecutive chunks of one run (each started from the previous chunk's state) as one output.
-
-    A chunk of ``steps`` graph steps holds ``steps + max_lag`` layer steps, the last ``max_lag``
-    run on zero input past its end; the first ``steps`` are the run's own.  So the whole run is
-    the first ``steps`` layer steps of every chunk followed by the last chunk's tail, and its
-    population views equal those of one unchunked run.
-    """
-    if not outputs:
-        raise ValueError("join_outputs needs at least one SNNOutput")
-    last = outputs[-1]
-    if len(outputs) == 1:
-        return last
-
-    def cat(name: str) -> torch.Tensor:
-        return torch.cat([getattr(o, name)[: o.steps] for o in outputs[:-1]] + [getattr(last, name)])
-
-    steps = sum(o.steps for o in outputs)
-    return SNNOutput(last.net, steps, cat("layer_spikes"), cat("layer_membranes"), last.state)
 
 
 class _EpochLine:
@@ -252,7 +231,7 @@ def fit(
 
     def step(x: Inputs, target: torch.Tensor) -> tuple[float, SNNOutput]:
         loss, outputs = _train_batch(model, x, target, loss_fn, optimizer, tbptt, clip_grad_norm)
-        return loss, join_outputs(outputs)
+        return loss, SNNOutput.concat(outputs)
 
     history = History()
     for epoch in range(epochs):
@@ -281,4 +260,4 @@ def fit(
     return history
 
 
-__all__ = ["History", "evaluate", "fit", "join_outputs"]
+__all__ = ["History", "evaluate", "fit"]

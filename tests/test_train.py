@@ -9,9 +9,10 @@ from torch.utils.data import DataLoader, TensorDataset, random_split
 
 import snngraph
 import snngraph.train
+from snngraph import SNNOutput
 from snngraph.datasets import randman
 from snngraph.losses import MembraneLoss, SpikeCountLoss
-from snngraph.train import evaluate, fit, join_outputs
+from snngraph.train import evaluate, fit
 
 CHANNELS, HIDDEN, CLASSES = 8, 16, 2
 
@@ -89,7 +90,7 @@ def test_tbptt_matches_the_textbook_loop(chunk: int) -> None:
         torch.testing.assert_close(getattr(fitted, name), getattr(manual, name), rtol=1e-12, atol=1e-12)
 
 
-def test_join_outputs_equals_one_run() -> None:
+def test_concat_of_chunks_equals_one_run() -> None:
     """Chunks of a layered run (zero-delay hops give lags 1 and 2) joined == the unchunked run."""
     g = snngraph.Graph()
     g.add_input("x", 3)
@@ -106,7 +107,7 @@ def test_join_outputs_equals_one_run() -> None:
     for part in x.split(5):
         chunks.append(model(part, state))
         state = chunks[-1].state
-    joined = join_outputs(chunks)
+    joined = SNNOutput.concat(chunks)
     assert joined.steps == 17
     for name in ("a", "b"):
         assert whole.spikes(name).sum() > 0
@@ -209,4 +210,4 @@ def test_fit_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"tbptt must be None .* got 0"):
         fit(model, loader, MembraneLoss("readout"), optimizer, 1, tbptt=0)
     with pytest.raises(ValueError, match="at least one SNNOutput"):
-        join_outputs([])
+        SNNOutput.concat([])
