@@ -44,6 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from snngraph._optional import require
 from snngraph.compiler import read_graph
 from snngraph.graph import Graph, PopulationSpec, ProjectionSpec
 from snngraph.module import SNN
@@ -58,11 +59,7 @@ IMPORT_RESETS = ("zero", "subtract")
 
 
 def _nir() -> Any:
-    try:
-        import nir
-    except ImportError as error:
-        raise ImportError("snngraph's NIR converters need the 'nir' package: pip install snngraph[nir]") from error
-    return nir
+    return require("nir", "snngraph's NIR converters", "nir")
 
 
 class NIRExportWarning(UserWarning):

@@ -20,6 +20,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from snngraph._optional import require
 from snngraph.graph import Graph
 from snngraph.module import SNN, SNNOutput
 from snngraph.network import CompiledNetwork, PopulationInfo
@@ -30,11 +31,8 @@ NODE_SIZE = 2600  # points², room for "name / kind [size]"
 
 
 def _new_figure(**kwargs: Any) -> Any:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError("snngraph.plot needs matplotlib: pip install snngraph[examples]") from error
-    return Figure(layout="constrained", **kwargs)
+    figure = require("matplotlib.figure", "snngraph.plot", "examples")
+    return figure.Figure(layout="constrained", **kwargs)
 
 
 def _sample(tensor: torch.Tensor, sample: int) -> np.ndarray:

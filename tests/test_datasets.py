@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from tiny_tasks import write_shd_file
 
 from snngraph.datasets import SHD_CHANNELS, RandomManifold, bin_events, randman, shd, spike_intervals
 
@@ -96,20 +97,6 @@ def test_bin_events_counts_spikes_per_bin() -> None:
             expected[int(t // 0.1 + 1e-9), u] += 1
     assert torch.equal(x, expected)
     assert x.sum() == 6  # 0.4 s and 0.7 s fall past the window
-
-
-def write_shd_file(path: Path, n_samples: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """A small file in the SHD layout: spikes/times (s), spikes/units, labels (variable length)."""
-    rng = np.random.default_rng(seed)
-    times = [np.sort(rng.uniform(0.0, 1.5, rng.integers(1, 40))).astype(np.float32) for _ in range(n_samples)]
-    units = [rng.integers(0, SHD_CHANNELS, t.size).astype(np.uint16) for t in times]
-    labels = rng.integers(0, 20, n_samples).astype(np.uint8)
-    with h5py.File(path, "w") as file:
-        file.create_dataset("spikes/times", data=np.array(times, dtype=object), dtype=h5py.vlen_dtype(np.float32))
-        file.create_dataset("spikes/units", data=np.array(units, dtype=object), dtype=h5py.vlen_dtype(np.uint16))
-        file.create_dataset("labels", data=labels)
-        file.create_dataset("extra/speaker", data=rng.integers(0, 12, n_samples))
-    return times, units, labels
 
 
 def test_shd_loads_and_bins_a_written_file(tmp_path: Path) -> None:

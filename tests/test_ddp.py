@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_train import CHANNELS, CLASSES, tiny_classifier
+from tiny_tasks import CHANNELS, CLASSES, tiny_classifier
 from torch.nn.parallel import DistributedDataParallel
 
 from snngraph.losses import MembraneLoss

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_datasets import write_shd_file
+from tiny_tasks import write_shd_file
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TINY_TRAINING = ["--epochs", "1", "--samples", "4", "--hidden", "6", "--no-progress"]

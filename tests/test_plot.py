@@ -9,7 +9,7 @@ import matplotlib
 import pytest
 import torch
 from matplotlib.figure import Figure
-from test_train import CHANNELS, tiny_classifier
+from tiny_tasks import CHANNELS, tiny_classifier
 
 from snngraph import plot
 from snngraph.train import History

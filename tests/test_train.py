@@ -5,36 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_tasks import HIDDEN, tiny_classifier, tiny_randman
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 import snngraph
 import snngraph.train
 from snngraph import SNNOutput
-from snngraph.datasets import randman
 from snngraph.losses import MembraneLoss, SpikeCountLoss
 from snngraph.train import evaluate, fit
-
-CHANNELS, HIDDEN, CLASSES = 8, 16, 2
-
-
-def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float32) -> snngraph.SNN:
-    """input → recurrent lif with delays → li readout, reference backend."""
-    rng = np.random.default_rng(seed)
-    g = snngraph.Graph()
-    g.add_input("input", CHANNELS)
-    g.add_lif("hidden", HIDDEN, alpha=0.9)
-    g.add_li("readout", CLASSES, alpha=0.9)
-    w_in = rng.normal(0.0, 3.0 / np.sqrt(CHANNELS), (HIDDEN, CHANNELS))
-    g.connect("input", "hidden", weight=w_in, delay=snngraph.random_delays(w_in, 0, 3, seed=seed + 1))
-    w_rec = snngraph.random_weight(HIDDEN, HIDDEN, density=0.3, seed=seed + 2)
-    g.connect("hidden", "hidden", weight=w_rec, delay=snngraph.random_delays(w_rec, 1, 3, seed=seed + 3))
-    g.connect("hidden", "readout", weight=rng.normal(0.0, 1.0 / np.sqrt(HIDDEN), (CLASSES, HIDDEN)), delay=0)
-    surrogate = snngraph.surrogates.FastSigmoid(10.0)
-    return snngraph.SNN(snngraph.compile(g), backend="reference", surrogate=surrogate, dtype=dtype)
-
-
-def tiny_randman(samples_per_class: int = 32) -> TensorDataset:
-    return randman(n_classes=CLASSES, n_channels=CHANNELS, steps=20, samples_per_class=samples_per_class, seed=0)
 
 
 def test_fit_learns_a_tiny_task() -> None:

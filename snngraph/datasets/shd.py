@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from snngraph._optional import require
 from snngraph.datasets.events import bin_events
 
 SHD_CHANNELS = 700
@@ -63,11 +64,7 @@ class SpikeEvents(Dataset):
 
 
 def _import_h5py() -> Any:
-    try:
-        import h5py
-    except ImportError as error:
-        raise ImportError("reading SHD files needs h5py: pip install snngraph[examples]") from error
-    return h5py
+    return require("h5py", "reading SHD files", "examples")
 
 
 def shd(path: str | PathLike, steps: int = 100, duration: float = 1.4) -> SpikeEvents:
