@@ -1,0 +1,233 @@
+"""The scipy backend equals the reference backend: spikes, membranes, every gradient.
+
+Over seeded random graphs (retimed zero-delay hops, feedback, readouts, per-synapse delays up to
+32), every reset × detach_reset × surrogate, both dtypes, each propagation path of the backend
+(event walk, sparse product, dense blocks, small time chunks), silent and saturated populations,
+learnable alpha/theta, chunked runs and truncated BPTT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from layer_checks import assert_matches_reference
+from random_graphs import random_graph
+
+import snngraph
+import snngraph.backends.scipy as scipy_backend
+from snngraph import SNN, Graph
+from snngraph.backends import BACKENDS
+from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
+
+DTYPES = {"f64": torch.float64, "f32": torch.float32}
+SURROGATES = {"Sigmoid": Sigmoid(5.0), "FastSigmoid": FastSigmoid(3.0), "ATan": ATan(2.0), "Triangle": Triangle(0.7)}
+MODES = {
+    # name: (event_fraction, dense_density, min_dense_area, backward time chunks)
+    "events": (1.0, 2.0, 0, 1),
+    "products": (0.0, 2.0, 0, 1),
+    "dense-blocks": (0.0, 0.0, 0, 1),
+    "one-step-chunks": (0.5, 0.5, 0, 1000),
+}
+
+
+@pytest.fixture(params=MODES, ids=list(MODES))
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Force one way of propagating spikes (and of chunking the backward pass)."""
+    event_fraction, dense_density, min_dense_area, chunks = MODES[request.param]
+    backend = BACKENDS["scipy"]
+    monkeypatch.setattr(backend, "event_fraction", event_fraction)
+    monkeypatch.setattr(backend, "dense_density", dense_density)
+    monkeypatch.setattr(backend, "min_dense_area", min_dense_area)
+    monkeypatch.setattr(scipy_backend, "WORKSPACE", 1)
+    monkeypatch.setattr(scipy_backend, "CHUNKS", chunks)
+    return request.param
+
+
+CASES = [
+    (seed, reset, detach, surrogate)
+    for seed, (reset, detach, surrogate) in enumerate(
+        (reset, detach, surrogate)
+        for reset in ("subtract", "zero", "none")
+        for detach in (False, True)
+        for surrogate in SURROGATES
+    )
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=list(DTYPES))
+@pytest.mark.parametrize(
+    ("seed", "reset", "detach", "surrogate"),
+    CASES,
+    ids=[f"{reset}-{'detached' if detach else 'attached'}-{surrogate}" for _, reset, detach, surrogate in CASES],
+)
+def test_matches_reference(seed: int, reset: str, detach: bool, surrogate: str, dtype: torch.dtype) -> None:
+    net = snngraph.compile(random_graph(seed, resets=(reset,)))
+    assert_matches_reference(
+        net, "scipy", dtype=dtype, surrogate=SURROGATES[surrogate], detach_reset=detach, steps=17, batch=3, seed=seed
+    )
+
+
+@pytest.mark.parametrize("seed", [3, 11, 12])
+def test_every_path_matches_reference(mode: str, seed: int) -> None:
+    net = snngraph.compile(random_graph(seed, max_size=9))
+    for detach in (False, True):
+        assert_matches_reference(net, "scipy", detach_reset=detach, steps=23, batch=5, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=list(DTYPES))
+@pytest.mark.parametrize("seed", [0, 5])
+def test_delays_up_to_32(seed: int, dtype: torch.dtype) -> None:
+    net = snngraph.compile(random_graph(seed, max_delay=32))
+    assert net.max_delay > 16
+    assert_matches_reference(net, "scipy", dtype=dtype, steps=41, batch=2, seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("learn_alpha", "learn_theta"), [(False, False), (True, False), (False, True)], ids=["fixed", "alpha", "theta"]
+)
+def test_learnable_alpha_and_theta(learn_alpha: bool, learn_theta: bool) -> None:
+    net = snngraph.compile(random_graph(7))
+    assert_matches_reference(net, "scipy", learn_alpha=learn_alpha, learn_theta=learn_theta, seed=7)
+
+
+def _quiet_and_busy_graph(reset: str) -> Graph:
+    """Inputs drive ``busy`` far above threshold every step and ``quiet`` far below it."""
+    g = Graph()
+    g.add_input("x", 5)
+    g.add_lif("busy", 7, theta=0.5, reset=reset)
+    g.add_lif("quiet", 6, theta=50.0, reset=reset)
+    g.add_li("out", 3)
+    g.connect("x", "busy", weight=np.full((7, 5), 20.0), delay=0)
+    g.connect("x", "quiet", weight=np.full((6, 5), 1e-3), delay=1)
+    g.connect("busy", "busy", weight=np.full((7, 7), 0.5), delay=2)
+    g.connect("quiet", "quiet", weight=np.full((6, 6), 1e-3), delay=1)
+    g.connect("busy", "out", weight=np.full((3, 7), 0.1), delay=0)
+    g.connect("quiet", "out", weight=np.full((3, 6), 0.1), delay=0)
+    return g
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_silent_and_saturated_populations(reset: str) -> None:
+    net = snngraph.compile(_quiet_and_busy_graph(reset))
+    got = assert_matches_reference(net, "scipy", steps=19, batch=2, input_rate=1.0)
+    busy, quiet = net.population("busy"), net.population("quiet")
+    # the incoming random state may make a first spike; from then on the pattern is fixed
+    assert got.spikes[busy.lag + 1 :, :, busy.start : busy.stop].all()
+    assert not got.spikes[quiet.lag + 1 :, :, quiet.start : quiet.stop].any()
+
+
+def test_duplicate_synapses_with_different_delays() -> None:
+    """A sparse weight may store the same pair twice: two synapses, one gradient each."""
+    g = Graph()
+    g.add_input("x", 3)
+    g.add_lif("h", 4, theta=0.6)
+    rows, cols = np.array([0, 0, 1, 2, 3, 3]), np.array([1, 1, 0, 2, 3, 3])
+    g.connect("x", "h", weight=sp.coo_array((np.ones(6), (rows % 4, cols % 3)), shape=(4, 3)), delay=[0, 2, 1, 0, 3, 1])
+    g.connect("h", "h", weight=sp.coo_array((np.full(6, 0.3), (rows, cols)), shape=(4, 4)), delay=[1, 4, 2, 1, 1, 3])
+    assert_matches_reference(snngraph.compile(g), "scipy", steps=15, batch=2, seed=1)
+
+
+def _chunked(model: SNN, x: torch.Tensor, sizes: list[int], detach: bool) -> list[snngraph.SNNOutput]:
+    state, outputs = None, []
+    for part in x.split(sizes):
+        out = model(part, state)
+        state = out.state.detach() if detach else out.state
+        outputs.append(out)
+    return outputs
+
+
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=list(DTYPES))
+@pytest.mark.parametrize("seed", [2, 6, 9])
+def test_chunked_run_equals_whole_run(seed: int, dtype: torch.dtype) -> None:
+    """Bit for bit: every step sums the same terms in the same order, chunked or not."""
+    net = snngraph.compile(random_graph(seed, max_delay=5))
+    model = SNN(net, backend="scipy", dtype=dtype)
+    x = (torch.rand(31, 3, net.n_inputs, generator=torch.Generator().manual_seed(seed)) < 0.4).to(dtype)
+    whole = model(x)
+    chunks = _chunked(model, x, [9, 2, 20], detach=False)
+    for p in net.populations:
+        assert torch.equal(torch.cat([c.spikes(p.name) for c in chunks]), whole.spikes(p.name))
+        assert torch.equal(torch.cat([c.membrane(p.name) for c in chunks]), whole.membrane(p.name))
+
+
+def test_chunked_run_with_dense_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With BLAS products the rounding may depend on the number of rows: equal to 1e-12."""
+    monkeypatch.setattr(BACKENDS["scipy"], "dense_density", 0.0)
+    monkeypatch.setattr(BACKENDS["scipy"], "min_dense_area", 0)
+    net = snngraph.compile(random_graph(15, max_delay=5))
+    model = SNN(net, backend="scipy", dtype=torch.float64)
+    x = (torch.rand(31, 3, net.n_inputs, generator=torch.Generator().manual_seed(15)) < 0.4).double()
+    whole = model(x)
+    chunks = _chunked(model, x, [9, 2, 20], detach=False)
+    for p in net.populations:
+        assert torch.equal(torch.cat([c.spikes(p.name) for c in chunks]), whole.spikes(p.name))
+        torch.testing.assert_close(
+            torch.cat([c.membrane(p.name) for c in chunks]), whole.membrane(p.name), rtol=1e-12, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("seed", [4, 8])
+def test_truncated_bptt_matches_reference(seed: int) -> None:
+    """Backward through each chunk, the state detached in between: the same (finite) gradients
+    as the reference backend doing the same."""
+    net = snngraph.compile(random_graph(seed))
+    x = (torch.rand(24, 2, net.n_inputs, generator=torch.Generator().manual_seed(seed)) < 0.5).double()
+    grads = {}
+    for backend in ("reference", "scipy"):
+        model = SNN(net, backend=backend, dtype=torch.float64, learn_alpha=True, learn_theta=True)
+        for out in _chunked(model, x, [10, 7, 7], detach=True):
+            (out.layer_membranes.square().sum() + out.layer_spikes.sum()).backward()
+        grads[backend] = {name: p.grad for name, p in model.named_parameters()}
+    for name, grad in grads["scipy"].items():
+        assert torch.isfinite(grad).all()
+        torch.testing.assert_close(grad, grads["reference"][name], rtol=1e-9, atol=1e-12)
+
+
+def test_forward_work_follows_activity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted, not timed: the event walk touches exactly spikes × fan-out synapses, and a
+    silent layer does no recurrent work at all."""
+    backend = BACKENDS["scipy"]
+    monkeypatch.setattr(backend, "event_fraction", 2.0)  # always walk the events
+    monkeypatch.setattr(backend, "dense_density", 2.0)  # no dense blocks
+    pairs = []
+    products = []
+    original_pairs = scipy_backend.SparseSynapses.pairs
+
+    def counting_pairs(
+        self: scipy_backend.SparseSynapses, pre: np.ndarray, base: np.ndarray, key: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        result = original_pairs(self, pre, base, key)
+        pairs.append(result[0].size)
+        return result
+
+    monkeypatch.setattr(scipy_backend.SparseSynapses, "pairs", counting_pairs)
+    monkeypatch.setattr(scipy_backend._Propagator, "_product", lambda *args: products.append(args))
+    net = snngraph.compile(random_graph(3, max_size=9))
+    fanout = np.bincount(net.rec_pre, minlength=net.n_neurons)
+    model = SNN(net, backend="scipy", dtype=torch.float64)
+    steps = 20
+    with torch.no_grad():
+        silent = model(torch.zeros(steps, 4, net.n_inputs, dtype=torch.float64))
+        assert not silent.layer_spikes.any()
+        assert pairs == []
+        assert products == []
+        active = model((torch.rand(steps, 4, net.n_inputs, generator=torch.Generator().manual_seed(0)) < 0.5).double())
+    spikes = active.layer_spikes[:-1]  # the last step has no future to send spikes to
+    assert spikes.any()
+    assert products == []
+    assert sum(pairs) == int((spikes.sum(dim=(0, 1)).numpy() * fanout).sum())
+
+
+def test_runs_on_cpu_only() -> None:
+    backend = BACKENDS["scipy"]
+    assert backend.unavailable_reason(torch.device("cpu")) is None
+    assert "triton" in backend.unavailable_reason(torch.device("cuda"))
+
+
+def test_rejects_half_precision() -> None:
+    net = snngraph.compile(random_graph(0))
+    model = SNN(net, backend="scipy", dtype=torch.float16)
+    with pytest.raises(TypeError, match="float32 and float64"):
+        model(torch.zeros(3, 1, net.n_inputs, dtype=torch.float16))
