@@ -102,23 +102,34 @@ def _index_array(values: np.ndarray, bound: int) -> np.ndarray:
 class DenseBlock:
     """The synapses of one delay inside a dense bounding box ``post × pre``.
 
-    Blocks are stored transposed, ``Wᵀ[pre, post]``: both per-step products (``S Wᵀ`` forward,
-    ``Wᵀ λU`` backward) then read a contiguous matrix, measured 1.2–2× faster than through a
-    transposed view.
+    ``cell`` follows the synapses' order, row-major in ``W[post, pre]`` for a dense edge, so that
+    filling the block and reading its gradient run through memory in order.
     """
 
     delay: int
     post: slice
     pre: slice
     synapses: np.ndarray  # indices into the weight vector
-    cell: tuple[np.ndarray, np.ndarray]  # (pre − pre.start, post − post.start) per synapse
+    cell: np.ndarray  # flat index of each synapse in W: (post − post.start)·n_pre + pre − pre.start
+    duplicates: bool  # whether two synapses share a cell (their weights add up)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.post.stop - self.post.start, self.pre.stop - self.pre.start
+
+    def matrix(self, w: np.ndarray) -> torch.Tensor:
+        """``W[post, pre]`` with this call's weights."""
+        dense = np.zeros(self.shape, w.dtype)
+        if self.duplicates:
+            np.add.at(dense.reshape(-1), self.cell, np.take(w, self.synapses))
+        else:
+            dense.reshape(-1)[self.cell] = np.take(w, self.synapses)
+        return torch.from_numpy(dense)
 
     def transposed(self, w: np.ndarray) -> torch.Tensor:
-        """``Wᵀ[pre, post]`` (duplicate synapses summed) with this call's weights."""
-        shape = (self.pre.stop - self.pre.start, self.post.stop - self.post.start)
-        dense = np.zeros(shape, w.dtype)
-        np.add.at(dense, self.cell, w[self.synapses])
-        return torch.from_numpy(dense)
+        """A contiguous ``Wᵀ[pre, post]``, for the per-step products ``S Wᵀ`` and ``Wᵀ λU``
+        (measured 1.2–2× faster than through the transposed view of ``W``)."""
+        return self.matrix(w).T.contiguous()
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,21 +156,17 @@ class SparseSynapses:
         shape = (self.indptr.size - 1, n_columns)
         return sp.csr_array((w[self.synapses], columns, self.indptr), shape=shape)
 
-    def pairs(self, pre: np.ndarray, base: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every (event, outgoing synapse) pair of events with presynaptic index ``pre``.
-
-        Returns, per pair, the synapse's position in this order and the flat index
-        ``key[synapse] + base[event]``, and per event its fan-out (``np.repeat(x, count)``
-        spreads a per-event array over its pairs).
-        """
+    def pairs(self, pre: np.ndarray, base: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every (event, outgoing synapse) pair of events with presynaptic index ``pre``: the
+        synapse's position in this order and the flat index ``key[synapse] + base[event]``."""
         start = self.indptr[pre]
         count = self.indptr[pre + 1] - start
         end = np.cumsum(count)
         syn = np.arange(end[-1] if end.size else 0)
         syn += np.repeat(start + count - end, count)
-        target = key[syn]
+        target = np.take(key, syn)
         target += np.repeat(base, count)
-        return syn, target, count
+        return syn, target
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,8 +201,9 @@ def plan_synapses(
         rows, cols = slice(int(p.min()), int(p.max()) + 1), slice(int(q.min()), int(q.max()) + 1)
         area = (rows.stop - rows.start) * (cols.stop - cols.start)
         if area >= min_dense_area and group.size >= dense_density * area:
-            cell = (q - cols.start, p - rows.start)
-            blocks.append(DenseBlock(int(delay[group[0]]), rows, cols, group, cell))
+            cell = (p - rows.start) * (cols.stop - cols.start) + q - cols.start
+            duplicates = np.unique(cell).size < cell.size
+            blocks.append(DenseBlock(int(delay[group[0]]), rows, cols, group, cell, duplicates))
         else:
             rest.append(group)
     chosen = np.concatenate(rest) if rest else np.zeros(0, np.int64)
@@ -303,7 +311,7 @@ def input_current(u: np.ndarray, x: np.ndarray, w: np.ndarray, plan: SynapsePlan
     rows_t = torch.from_numpy(rows)
     for block in plan.dense:
         source = torch.from_numpy(_delayed_rows(x, block.delay, steps))[:, block.pre]
-        rows_t[:, block.post].addmm_(source, block.transposed(w))
+        rows_t[:, block.post].addmm_(source, block.matrix(w).T)
     chunk = _chunk_size(steps * batch, n + x.shape[2])
     for d, matrix in _sparse_input_matrices(plan, w):
         source = _delayed_rows(x, d, steps)
@@ -414,7 +422,7 @@ class _Propagator:
         pre = events % self.n
         # U flat index of (t + d, b, post) = key + t·B·N + b·N, and events − pre = b·N
         base = events - pre + t * self.u[0].size
-        syn, target, _ = self.sparse.pairs(pre, base, self.key)
+        syn, target = self.sparse.pairs(pre, base, self.key)
         weight = np.take(self.weight, syn)
         if t + self.delay_list[-1] >= self.steps:
             keep = target < self.u.size
@@ -482,7 +490,7 @@ def _scatter_gradient(
     grad = np.zeros(size, dtype)
     grad[plan.sparse.synapses] = sparse
     for block, block_grad in zip(plan.dense, blocks, strict=True):
-        grad[block.synapses] = block_grad[block.cell]  # block gradients are ∂Wᵀ[pre, post]
+        grad[block.synapses] = np.take(block_grad, block.cell)  # block gradients are ∂W[post, pre]
     return grad
 
 
@@ -499,7 +507,8 @@ class _Adjoint:
         self.matrix = self.sparse.by_pre(w, plan.backward_columns, (rows - steps) * n)
         self.key = self.sparse.delay * (n * batch) + self.sparse.post * batch  # λU offset
         self.grad_sparse = np.zeros(self.sparse.synapses.size) if needs_grad else None
-        self.grad_blocks = [torch.zeros(weight_t.shape, dtype=weight_t.dtype) for _, weight_t in self.blocks]
+        blocks = self.plan.dense if needs_grad else ()
+        self.grad_blocks = [torch.from_numpy(np.zeros(block.shape, w.dtype)) for block in blocks]
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # spike events (pre, λU offset)
         self.pending_size = 0
 
@@ -544,14 +553,15 @@ class _Adjoint:
                 first = t0 + block.delay + skip
                 lam_rows = torch.from_numpy(self.lam[first : first + spikes.shape[0] - skip, block.post])
                 source = torch.from_numpy(spikes[skip:, block.pre].astype(self.lam.dtype))
-                grad += torch.tensordot(source, lam_rows, dims=([0, 2], [0, 2]))
+                grad += torch.tensordot(lam_rows, source, dims=([0, 2], [0, 2]))
 
     def gather(self) -> None:
         """Gather the gradient of the pending spike events of the time loop."""
-        if self.pending:
-            pre, base = (np.concatenate(parts) for parts in zip(*self.pending, strict=True))
+        pending, self.pending, self.pending_size = self.pending, [], 0
+        if pending:
+            pre, base = (np.concatenate(parts) for parts in zip(*pending, strict=True))
+            del pending  # the queue's arrays, now copied
             _gather_gradient(self.grad_sparse, self.sparse, self.key, self.lam.reshape(-1), pre, base, None, None)
-        self.pending, self.pending_size = [], 0
 
     def gradient(self, size: int, dtype: np.dtype) -> np.ndarray:
         self.gather()
@@ -585,10 +595,10 @@ def _input_gradients(
     for block in plan.dense:
         if grad_x is not None:
             target = torch.from_numpy(_delayed_rows(grad_x, block.delay, steps))[:, block.pre]
-            target.addmm_(rows_t[:, block.post], block.transposed(w).T)
+            target.addmm_(rows_t[:, block.post], block.matrix(w))
         if needs.w_in:
             source = torch.from_numpy(_delayed_rows(x, block.delay, steps))[:, block.pre]
-            block_grads.append((source.T @ rows_t[:, block.post]).numpy())
+            block_grads.append((rows_t[:, block.post].T @ source).numpy())
     if grad_x is not None:
         chunk = _chunk_size(steps * batch, n + c)
         for d, matrix in _sparse_input_matrices(plan, w):

@@ -1,0 +1,99 @@
+"""The forward time loop of the LIF layer (DESIGN §1), one fused step per timestep."""
+
+import triton
+import triton.language as tl
+
+from .gather import gather_entries, gather_rows, row_entries, row_extent
+from .neurons import load_neurons
+
+
+@triton.jit(do_not_specialize=["t_start", "t_stop"])
+def lif_forward_kernel(
+    u_ptr,
+    current_ptr,
+    u_prev_ptr,
+    hist_ptr,
+    params_ptr,
+    rows_ptr,
+    index_ptr,
+    shift_ptr,
+    weight_ptr,
+    n_neurons,
+    n_batch,
+    max_delay,
+    t_start,
+    t_stop,
+    HAS_REC: tl.constexpr,
+    RESIDENT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+):
+    """Steps ``t = t_start … t_stop − 1`` for a block of neurons × a block of the batch:
+
+        I[t] = I_in[t] + Σ_{rec synapses k → i} w_k · S[t − d_k]_{pre_k}
+        U[t] = α·U[t−1]·(1 − z·S[t−1]) + I[t] − s·θ·S[t−1]
+        S[t] = m·H(U[t] − θ)
+
+    ``u`` (out) and ``current`` (``I_in``) ``[T, B, N]``; ``u_prev`` ``[B, N]`` = U[t_start − 1];
+    ``hist`` ``[D + T, N, B]`` uint8 holds S[t] at row ``D + t`` (rows before ``D + t_start`` are
+    given, the rest are written here); ``params`` ``[5, N]`` (:mod:`.neurons`); the recurrent
+    synapses as rows over postsynaptic neurons with ``shift = −d`` (:mod:`.gather`).
+
+    U and S stay in registers from step to step.  With recurrent synapses, a step reads spikes
+    that other neurons wrote one or more steps before, so either the program holds every neuron
+    and gathers here (``HAS_REC``: the persistent loop, grid ``(1, ·)``, a barrier between
+    steps; ``RESIDENT``: no row longer than ``BLOCK_J``, the synapses read into registers once,
+    before the time loop) or the host runs one step per launch, after adding the recurrent
+    input into ``I_in[t]`` (:func:`.gather.gather_chunks_kernel`).
+    """
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    mask_n = rows < n_neurons
+    mask_b = offs_b < n_batch
+    mask = mask_n[:, None] & mask_b[None, :]
+    batch_major = offs_b[None, :] * n_neurons + rows[:, None]
+    batch_minor = rows[:, None] * n_batch + offs_b[None, :]
+    step = n_neurons * n_batch
+    alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
+    if HAS_REC:
+        start, length, max_length = row_extent(rows_ptr, rows, mask_n)
+        if RESIDENT:  # every row fits in one tile: read the synapses once, not at every step
+            syn_mask, syn_offset, syn_weight = row_entries(
+                start, length, 0, index_ptr, shift_ptr, weight_ptr, step, n_batch, BLOCK_J, tl.int32
+            )
+    u = tl.load(u_prev_ptr + batch_major, mask=mask, other=0.0)
+    s_row = tl.cast(max_delay + t_start - 1, tl.int64) * step
+    s = tl.load(hist_ptr + s_row + batch_minor, mask=mask, other=0).to(u.dtype)
+    for t in range(t_start, t_stop):
+        t_offset = tl.cast(t, tl.int64) * step
+        current = tl.load(current_ptr + t_offset + batch_major, mask=mask, other=0.0)
+        if HAS_REC:
+            if RESIDENT:
+                current = gather_entries(
+                    current, syn_mask, syn_offset, syn_weight, hist_ptr, max_delay + t, step, offs_b, mask_b
+                )
+            else:
+                current = gather_rows(
+                    current,
+                    start,
+                    length,
+                    max_length,
+                    index_ptr,
+                    shift_ptr,
+                    weight_ptr,
+                    hist_ptr,
+                    max_delay + t,
+                    step,
+                    n_batch,
+                    offs_b,
+                    mask_b,
+                    BLOCK_J,
+                )
+        u = alpha * u * (1.0 - zero * s) + current - subtract * theta * s
+        s = tl.where(u > theta, spiking, 0.0)
+        tl.store(u_ptr + t_offset + batch_major, u, mask=mask)
+        hist_row = tl.cast(max_delay + t, tl.int64) * step
+        tl.store(hist_ptr + hist_row + batch_minor, s.to(tl.uint8), mask=mask)
+        if HAS_REC:
+            tl.debug_barrier()

@@ -1,0 +1,150 @@
+"""The Triton backend on CPU tensors under Triton's interpreter, against the reference.
+
+Run by ``tests/test_triton_interpreter.py`` in its own process with ``TRITON_INTERPRET=1``
+(the flag must be set before Triton is imported, and must not reach other tests); skipped
+unless that flag is set.  Tiny graphs and few steps: the interpreter runs every program in
+numpy.  Each case runs forward and backward through ``assert_matches_reference`` (spikes,
+membranes and the gradients of every weight, α, θ, the input and the incoming state).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from layer_checks import assert_matches_reference, relative_error, run_with_grads
+from random_graphs import random_graph
+
+import snngraph
+from snngraph import SNN, Graph, random_delays, random_weight
+from snngraph.backends import BACKENDS
+from snngraph.backends import triton as triton_backend
+from snngraph.backends.triton import TritonBackend, round_membranes
+from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TRITON_INTERPRET") != "1", reason="needs TRITON_INTERPRET=1 (run by test_triton_interpreter.py)"
+)
+
+SURROGATES = [Sigmoid(5.0), FastSigmoid(3.0), ATan(2.3), Triangle(0.7)]
+PERSISTENT = TritonBackend(time_loop="persistent")
+PER_STEP_GATHERED = TritonBackend(time_loop="per_step", dense_input=math.inf)
+PERSISTENT_DENSE = TritonBackend(time_loop="persistent", dense_input=0.0)
+
+
+@pytest.fixture
+def use_backend(monkeypatch: pytest.MonkeyPatch):
+    """Register a configured :class:`TritonBackend` as ``"triton"`` for one test."""
+
+    def use(backend: TritonBackend) -> None:
+        monkeypatch.setitem(BACKENDS, "triton", backend)
+
+    return use
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("backend", [PERSISTENT, PER_STEP_GATHERED], ids=["persistent", "per_step-gathered_input"])
+def test_random_graphs(seed: int, backend: TritonBackend, use_backend) -> None:
+    """Random graphs: delays, zero-delay hops, resets, readouts; dtype, surrogate, detach vary."""
+    use_backend(backend)
+    variant = seed + (backend is PER_STEP_GATHERED)
+    assert_matches_reference(
+        snngraph.compile(random_graph(seed)),
+        "triton",
+        dtype=(torch.float64, torch.float32)[variant % 2],
+        surrogate=SURROGATES[variant % 4],
+        detach_reset=bool(seed // 2 % 2),
+        seed=seed,
+    )
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_each_reset(reset: str, detach_reset: bool, use_backend) -> None:
+    use_backend(PERSISTENT_DENSE)
+    net = snngraph.compile(random_graph(11, resets=(reset,)))
+    assert_matches_reference(net, "triton", detach_reset=detach_reset, seed=3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_auto_choice(dtype: torch.dtype, use_backend) -> None:
+    """The default backend (auto choice, default dense-input threshold)."""
+    use_backend(TritonBackend())
+    net = snngraph.compile(random_graph(21))
+    assert_matches_reference(net, "triton", dtype=dtype, surrogate=ATan(2.0), seed=21)
+
+
+@pytest.mark.parametrize(("learn_alpha", "learn_theta"), [(False, False), (True, False), (False, True)])
+def test_fixed_parameters(learn_alpha: bool, learn_theta: bool, use_backend) -> None:
+    """Gradients that are not needed are not returned; the others still match."""
+    use_backend(PERSISTENT)
+    net = snngraph.compile(random_graph(5))
+    assert_matches_reference(net, "triton", learn_alpha=learn_alpha, learn_theta=learn_theta, seed=5)
+
+
+def _fan_graph(seed: int) -> Graph:
+    """Long synapse rows: one neuron projects onto 70 (several weight-gradient chunks), 70 → 70 recurrent."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add_input("in", 3)
+    g.add_lif("hub", 1, theta=0.3)
+    g.add_lif("wide", 70, alpha=rng.uniform(0.6, 0.95, 70), theta=0.8, reset="zero")
+    g.connect("in", "hub", weight=np.full((1, 3), 0.5), delay=0)
+    g.connect("hub", "wide", weight=rng.uniform(0.2, 1.2, (70, 1)), delay=rng.integers(1, 4, (70, 1)))
+    weight = random_weight(70, 70, 0.3, seed)
+    g.connect("wide", "wide", weight=weight * 2.0, delay=random_delays(weight, 1, 3, seed))
+    g.connect("in", "wide", weight=random_weight(70, 3, 0.7, seed), delay=2)
+    return g
+
+
+@pytest.mark.parametrize("backend", [PERSISTENT, PER_STEP_GATHERED], ids=["persistent", "per_step-gathered_input"])
+def test_long_rows(backend: TritonBackend, use_backend) -> None:
+    """Rows longer than a gather block and than a weight-gradient chunk; several row blocks."""
+    use_backend(backend)
+    assert_matches_reference(snngraph.compile(_fan_graph(0)), "triton", steps=8, seed=1, input_scale=2.0)
+
+
+def test_small_blocks(use_backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Persistent loop re-reading the synapses at every step; weight gradient in many time blocks."""
+    monkeypatch.setattr(triton_backend, "RESIDENT_TILE_BYTES", 0)
+    monkeypatch.setattr(triton_backend, "TIME_BLOCK", 3)
+    use_backend(PERSISTENT)
+    assert_matches_reference(snngraph.compile(random_graph(6)), "triton", dtype=torch.float32, seed=6)
+
+
+def test_no_recurrent_synapses(use_backend) -> None:
+    """Input → LIF only: neurons are independent; the persistent loop spans several blocks."""
+    use_backend(TritonBackend())
+    g = Graph()
+    g.add_input("in", 9)
+    g.add_lif("lif", 70, alpha=0.8, theta=0.6, reset="subtract")
+    g.connect("in", "lif", weight=random_weight(70, 9, 0.6, 2) * 3.0, delay=1)
+    net = snngraph.compile(g)
+    assert net.rec_weight.size == 0
+    assert_matches_reference(net, "triton", steps=6, batch=20, seed=2)
+
+
+@pytest.mark.parametrize("saved_dtype", [torch.bfloat16, torch.float16])
+def test_saved_membranes_rounded(saved_dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backward from membranes saved by :func:`round_membranes`: same spikes, gradients close."""
+
+    class RoundedTriton(TritonBackend):
+        def backward(self, layer, inputs, u, grad_u, grad_s, needs):  # type: ignore[no-untyped-def]
+            rounded = round_membranes(u, inputs.theta, saved_dtype)
+            return super().backward(layer, inputs, rounded, grad_u, grad_s, needs)
+
+    net = snngraph.compile(random_graph(4))
+    model = SNN(net, backend="triton", surrogate=Sigmoid(5.0), learn_alpha=True, learn_theta=True).float()
+    generator = torch.Generator().manual_seed(4)
+    x = (torch.rand(10, 3, net.n_inputs, generator=generator) < 0.4).float()
+    state = model.initial_state(3)
+    monkeypatch.setitem(BACKENDS, "triton", TritonBackend())
+    full = run_with_grads(model, x, state, seed=4)
+    monkeypatch.setitem(BACKENDS, "triton", RoundedTriton())
+    rounded = run_with_grads(model, x, state, seed=4)
+    assert torch.equal(full.spikes, rounded.spikes)
+    for name, grad in full.grads.items():
+        assert relative_error(rounded.grads[name], grad) < 0.02, name
