@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from snngraph.backends.base import Layer, LayerInputs
 
@@ -27,6 +28,7 @@ class LayerFunction(torch.autograd.Function):
         return u, layer.spikes(u, inputs.theta)
 
     @staticmethod
+    @once_differentiable  # the backward is not itself differentiable: refuse double backward
     def backward(ctx: Any, grad_u: torch.Tensor, grad_s: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         *saved, u = ctx.saved_tensors
         needs = LayerInputs(*ctx.needs_input_grad[2:])

@@ -134,12 +134,15 @@ class CompiledNetwork:
         """Memory of one forward + backward pass of ``steps`` graph steps (fused backends).
 
         The layer runs ``T' = steps + max_lag`` steps.  Saved for backward: the membranes
-        ``T'·B·N`` and the inputs ``(T' + max_input_delay)·B·n_inputs`` values; during backward
+        ``T'·B·N``, the incoming state ``(max_delay + 1)·B·N`` and the inputs
+        ``(T' + max_input_delay)·B·n_inputs`` values; during backward
         the adjoint λU adds ``T'·B·N`` and the ring buffers ``max_delay·B·N``.  Weights and their
         gradients: ``2·(n_in_synapses + n_rec_synapses)`` values plus 3 index arrays of int64.
         """
         total_steps = steps + self.max_lag
-        saved = total_steps * batch * self.n_neurons + (total_steps + self.max_input_delay) * batch * self.n_inputs
+        saved = (total_steps + self.max_delay + 1) * batch * self.n_neurons + (
+            total_steps + self.max_input_delay
+        ) * batch * self.n_inputs
         backward = total_steps * batch * self.n_neurons + self.max_delay * batch * self.n_neurons
         n_syn = self.in_weight.size + self.rec_weight.size
         return {

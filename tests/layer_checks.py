@@ -84,8 +84,8 @@ def assert_matches_reference(
         "learn_alpha": learn_alpha,
         "learn_theta": learn_theta,
     }
-    reference = SNN(net, backend="reference", **kwargs).to(dtype)
-    candidate = SNN(net, backend=backend, **kwargs).to(dtype)
+    reference = SNN(net, backend="reference", dtype=dtype, **kwargs)
+    candidate = SNN(net, backend=backend, dtype=dtype, **kwargs)
     x = (torch.rand(steps, batch, net.n_inputs, generator=generator) < input_rate).to(dtype) * input_scale
     state = random_state(reference, batch, generator)
     want = run_with_grads(reference, x, state, seed)

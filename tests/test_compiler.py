@@ -224,6 +224,6 @@ def test_summary_reports_layout_and_memory() -> None:
     memory = net.memory_bytes(100, 8)
     steps = 100 + net.max_lag
     assert memory["saved_for_backward"] == 4 * (
-        steps * 8 * net.n_neurons + (steps + net.max_input_delay) * 8 * net.n_inputs
+        (steps + net.max_delay + 1) * 8 * net.n_neurons + (steps + net.max_input_delay) * 8 * net.n_inputs
     )
     assert repr(net).startswith("CompiledNetwork(neurons=")
