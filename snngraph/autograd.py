@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from snngraph.backends.base import Layer, LayerInputs
+from snngraph.backends.base import Layer, LayerInputs, round_membranes
 
 
 class LayerFunction(torch.autograd.Function):
@@ -23,7 +23,8 @@ class LayerFunction(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = LayerInputs(*tensors)
         u = backend.forward(layer, inputs)
-        ctx.save_for_backward(*inputs, u)
+        saved = u if layer.saved_membranes is None else round_membranes(u, inputs.theta, layer.saved_membranes)
+        ctx.save_for_backward(*inputs, saved)
         ctx.backend, ctx.layer = backend, layer
         return u, layer.spikes(u, inputs.theta)
 

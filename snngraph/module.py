@@ -101,6 +101,10 @@ class SNN(nn.Module):
     ``dtype`` (default: torch's default dtype) is the dtype of weights, alpha and theta; build
     with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit of
     the compiled float64 values.
+
+    ``saved_membranes=torch.bfloat16`` (or ``torch.float16``) stores the membranes saved for the
+    backward pass in that dtype, halving that memory on the fused backends; spikes are kept
+    exact, the surrogate sees U to within one unit of the storage dtype.
     """
 
     def __init__(
@@ -113,6 +117,7 @@ class SNN(nn.Module):
         learn_alpha: bool = False,
         learn_theta: bool = False,
         dtype: torch.dtype | None = None,
+        saved_membranes: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(net, CompiledNetwork):
@@ -124,6 +129,11 @@ class SNN(nn.Module):
             raise ValueError(f"unknown backend {backend!r}; choose one of {['auto', *BACKENDS]}")
         self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
         dtype = torch.get_default_dtype() if dtype is None else dtype
+        if saved_membranes not in (None, torch.bfloat16, torch.float16):
+            raise ValueError(f"saved_membranes must be None, torch.bfloat16 or torch.float16, got {saved_membranes}")
+        if saved_membranes is not None and backend == "reference":
+            raise ValueError("saved_membranes applies to the fused backends (scipy, triton), not to 'reference'")
+        self.saved_membranes = saved_membranes
         self.w_in = nn.Parameter(_floats(net.in_weight, dtype))
         self.w_rec = nn.Parameter(_floats(net.rec_weight, dtype))
         for name, learn in (("alpha", learn_alpha), ("theta", learn_theta)):
@@ -164,6 +174,7 @@ class SNN(nn.Module):
             spiking=self.spiking,
             surrogate=self.surrogate,
             detach_reset=self.detach_reset,
+            saved_membranes=self.saved_membranes,
             cache=self._backend_cache.setdefault(key, {}),
         )
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from layer_checks import assert_matches_reference
+from layer_checks import assert_matches_reference, relative_error
 from random_graphs import random_graph
 
 import snngraph
@@ -228,3 +228,27 @@ def test_rejects_half_precision() -> None:
     model = SNN(net, backend="scipy", dtype=torch.float16)
     with pytest.raises(TypeError, match="float32 and float64"):
         model(torch.zeros(3, 1, net.n_inputs, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("saved", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_membranes_saved_in_low_precision_keep_spikes_and_gradients_close(saved: torch.dtype) -> None:
+    net = snngraph.compile(random_graph(11))
+    x = (torch.rand(20, 3, net.n_inputs, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    runs = []
+    for saved_membranes in (None, saved):
+        model = SNN(net, backend="scipy", surrogate=Sigmoid(5.0), saved_membranes=saved_membranes)
+        out = model(x)
+        (out.layer_membranes.square().sum() + out.layer_spikes.sum()).backward()
+        runs.append((out.layer_spikes, model.w_rec.grad, model.w_in.grad))
+    (spikes, w_rec, w_in), (low_spikes, low_w_rec, low_w_in) = runs
+    assert torch.equal(spikes, low_spikes)
+    assert relative_error(low_w_rec, w_rec) < 0.03
+    assert relative_error(low_w_in, w_in) < 0.03
+
+
+def test_saved_membranes_option_is_checked() -> None:
+    net = snngraph.compile(random_graph(0))
+    with pytest.raises(ValueError, match=r"saved_membranes must be None, torch\.bfloat16 or torch\.float16"):
+        SNN(net, saved_membranes=torch.int8)
+    with pytest.raises(ValueError, match="saved_membranes applies to the fused backends"):
+        SNN(net, backend="reference", saved_membranes=torch.bfloat16)

@@ -24,7 +24,8 @@ from layer_checks import assert_matches_reference, random_state, relative_error,
 import snngraph
 from snngraph import SNN, CompiledNetwork, Graph, random_weight
 from snngraph.backends import BACKENDS
-from snngraph.backends.triton import TritonBackend, round_membranes
+from snngraph.backends.base import round_membranes
+from snngraph.backends.triton import TritonBackend
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from snngraph.backends.triton import TritonBackend, round_membranes
+from snngraph.backends.base import round_membranes
+from snngraph.backends.triton import TritonBackend
 
 TESTS = Path(__file__).resolve().parent
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")

@@ -22,7 +22,8 @@ import snngraph
 from snngraph import SNN, Graph, random_delays, random_weight
 from snngraph.backends import BACKENDS
 from snngraph.backends import triton as triton_backend
-from snngraph.backends.triton import TritonBackend, round_membranes
+from snngraph.backends.base import round_membranes
+from snngraph.backends.triton import TritonBackend
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
 pytestmark = pytest.mark.skipif(

@@ -17,6 +17,7 @@ readouts), recomputed wherever needed, never stored separately.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -32,6 +33,8 @@ class Layer:
     ``reset_subtract`` (``s``), ``reset_zero`` (``z``) and ``spiking`` (``m``) are 0/1 float
     tensors ``[N]`` so that one update covers every reset:
     ``U[t] = α U[t−1] (1 − z S[t−1]) + I[t] − s θ S[t−1]``.
+    ``saved_membranes`` (bfloat16/float16, or None for the layer's dtype) is the storage of the
+    membranes saved for backward (:func:`round_membranes`).
     ``cache`` holds what a backend derives from the indices once (CSR views, plans).
     """
 
@@ -50,11 +53,27 @@ class Layer:
     spiking: torch.Tensor
     surrogate: Surrogate
     detach_reset: bool
+    saved_membranes: torch.dtype | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
     def spikes(self, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """S = H(U − θ)·m, as a 0/1 tensor of ``u``'s dtype."""
         return (u > theta).to(u.dtype) * self.spiking
+
+
+def round_membranes(u: torch.Tensor, theta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """U rounded to ``dtype`` (bfloat16, float16) for saving, with every spike kept.
+
+    Round to nearest, then move the values that crossed the threshold one step of ``dtype``
+    back across it: ``(result.to(u.dtype) > θ) == (u > θ)`` everywhere, so the backward pass
+    recomputes the forward spikes exactly; the surrogate, the zero-reset term and ∂α see U to
+    within one unit of ``dtype``.  (float16 overflows to ±inf above 65504.)
+    """
+    low = u.to(dtype)
+    spike = u > theta
+    crossed = (low.to(u.dtype) > theta) != spike
+    towards = torch.where(spike, math.inf, -math.inf).to(dtype)
+    return torch.where(crossed, torch.nextafter(low, towards), low)
 
 
 class LayerInputs(NamedTuple):

@@ -805,5 +805,6 @@ class ScipyBackend:
         needs: LayerInputs,
     ) -> LayerInputs:
         """Gradients of ``inputs`` (``None`` where ``needs`` is False)."""
+        u = u.to(inputs.w_rec.dtype)  # membranes may have been saved in bfloat16/float16
         grads = backward(layer, inputs, u, grad_u, grad_s, needs, self._plan(layer, u.dtype))
         return LayerInputs(*(None if g is None else torch.from_numpy(g) for g in grads))

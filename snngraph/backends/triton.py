@@ -67,21 +67,6 @@ ELEMENTS_PER_THREAD = 8
 """Tile elements per thread: the warps of a launch (4 to 16); more spill registers."""
 
 
-def round_membranes(u: torch.Tensor, theta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """U rounded to ``dtype`` (bfloat16, float16) for saving, with every spike kept.
-
-    Round to nearest, then move the values that crossed the threshold one step of ``dtype``
-    back across it: ``(result.to(u.dtype) > θ) == (u > θ)`` everywhere, so the backward pass
-    recomputes the forward spikes exactly; the surrogate, the zero-reset term and ∂α see U to
-    within one unit of ``dtype``.  (float16 overflows to ±inf above 65504.)
-    """
-    low = u.to(dtype)
-    spike = u > theta
-    crossed = (low.to(u.dtype) > theta) != spike
-    towards = torch.where(spike, math.inf, -math.inf).to(dtype)
-    return torch.where(crossed, torch.nextafter(low, towards), low)
-
-
 @dataclass(frozen=True)
 class RowView:
     """Synapses grouped by one end: row ``r`` owns entries ``ptr[r] : ptr[r + 1]``.
