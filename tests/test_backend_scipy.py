@@ -27,20 +27,21 @@ from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 DTYPES = {"f64": torch.float64, "f32": torch.float32}
 SURROGATES = {"Sigmoid": Sigmoid(5.0), "FastSigmoid": FastSigmoid(3.0), "ATan": ATan(2.0), "Triangle": Triangle(0.7)}
 MODES = {
-    # name: (event_fraction, dense_density, min_dense_area, backward time chunks)
-    "events": (1.0, 2.0, 0, 1),
-    "products": (0.0, 2.0, 0, 1),
-    "dense-blocks": (0.0, 0.0, 0, 1),
-    "one-step-chunks": (0.5, 0.5, 0, 1000),
+    # name: (event_fraction, sampled_rate, dense_density, min_dense_area, backward time chunks)
+    "events": (1.0, np.inf, 2.0, 0, 1),
+    "products": (0.0, 0.0, 2.0, 0, 1),
+    "dense-blocks": (0.0, 0.0, 0.0, 0, 1),
+    "one-step-chunks": (0.5, 0.5, 0.5, 0, 1000),
 }
 
 
 @pytest.fixture(params=MODES, ids=list(MODES))
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Force one way of propagating spikes (and of chunking the backward pass)."""
-    event_fraction, dense_density, min_dense_area, chunks = MODES[request.param]
+    event_fraction, sampled_rate, dense_density, min_dense_area, chunks = MODES[request.param]
     backend = BACKENDS["scipy"]
     monkeypatch.setattr(backend, "event_fraction", event_fraction)
+    monkeypatch.setattr(backend, "sampled_rate", sampled_rate)
     monkeypatch.setattr(backend, "dense_density", dense_density)
     monkeypatch.setattr(backend, "min_dense_area", min_dense_area)
     monkeypatch.setattr(scipy_backend, "WORKSPACE", 1)
@@ -115,14 +116,15 @@ def test_silent_and_saturated_populations(reset: str) -> None:
     assert not got.spikes[quiet.lag + 1 :, :, quiet.start : quiet.stop].any()
 
 
-def test_duplicate_synapses_with_different_delays() -> None:
-    """A sparse weight may store the same pair twice: two synapses, one gradient each."""
+def test_duplicate_synapses(mode: str) -> None:
+    """A sparse weight may store the same pair twice, with different delays or the same one:
+    two synapses, one gradient each."""
     g = Graph()
     g.add_input("x", 3)
     g.add_lif("h", 4, theta=0.6)
     rows, cols = np.array([0, 0, 1, 2, 3, 3]), np.array([1, 1, 0, 2, 3, 3])
     g.connect("x", "h", weight=sp.coo_array((np.ones(6), (rows % 4, cols % 3)), shape=(4, 3)), delay=[0, 2, 1, 0, 3, 1])
-    g.connect("h", "h", weight=sp.coo_array((np.full(6, 0.3), (rows, cols)), shape=(4, 4)), delay=[1, 4, 2, 1, 1, 3])
+    g.connect("h", "h", weight=sp.coo_array((np.full(6, 0.3), (rows, cols)), shape=(4, 4)), delay=[1, 4, 2, 1, 3, 3])
     assert_matches_reference(snngraph.compile(g), "scipy", steps=15, batch=2, seed=1)
 
 
