@@ -236,10 +236,11 @@ class SNN(nn.Module):
             torch.cat([inputs_seen, padding]), self.w_in, self.w_rec, self.alpha, self.theta, state.u, state.spikes
         )
         u, s = run_layer(backend, self._layer(backend.name), layer_inputs)
-        spikes_seen = torch.cat([state.spikes, s])
+        depth = self.net.max_delay  # the state keeps S[steps − D … steps − 1]
+        spikes = s[steps - depth : steps] if steps >= depth else torch.cat([state.spikes[steps:], s[:steps]])
         new_state = SNNState(
             u=u[steps - 1],
-            spikes=spikes_seen[steps : steps + self.net.max_delay],
+            spikes=spikes,
             inputs=inputs_seen[steps : steps + self.net.max_input_delay],
         )
         return SNNOutput(self.net, steps, s, u, new_state)

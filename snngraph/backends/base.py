@@ -57,8 +57,9 @@ class Layer:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def spikes(self, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """S = H(U − θ)·m, as a 0/1 tensor of ``u``'s dtype."""
-        return (u > theta).to(u.dtype) * self.spiking
+        """S = H(U − θ)·m, as a 0/1 tensor of ``u``'s dtype (one comparison with θ, ∞ where m = 0)."""
+        threshold = torch.where(self.spiking > 0, theta, math.inf)
+        return (u > threshold).to(u.dtype)
 
 
 def round_membranes(u: torch.Tensor, theta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

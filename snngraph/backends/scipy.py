@@ -457,106 +457,127 @@ class _Neurons:
 
 
 class _Propagator:
-    """Sends the spikes of a step into the future rows of ``U`` (forward, ``[T, B, N]``)."""
+    """Sends the spikes of a step into the future rows of ``V``, U neuron-major ``[T, N, B]``."""
 
-    def __init__(self, plan: LayerPlan, w: np.ndarray, u: np.ndarray, event_fraction: float) -> None:
-        steps, batch, n = u.shape
+    def __init__(self, plan: LayerPlan, w: np.ndarray, v: np.ndarray, event_fraction: float) -> None:
+        steps, n, batch = v.shape
         sparse = plan.recurrent.sparse
-        self.u, self.u_t = u, torch.from_numpy(u)
-        self.steps, self.n = steps, n
-        self.blocks = [(block, block.transposed(w)) for block in plan.recurrent.dense]
+        self.v, self.v_t = v, torch.from_numpy(v)
+        self.steps, self.n, self.batch = steps, n, batch
+        self.blocks = [(block, block.matrix(w)) for block in plan.recurrent.dense]
         self.sparse = sparse
         self.delays = sparse.delays
         self.delay_list = sparse.delays.tolist()
-        n_slots = max(1, sparse.delays.size)
+        self.n_slots = max(1, sparse.delays.size)
         self.contiguous = bool(sparse.delays.size) and (sparse.delays[-1] - sparse.delays[0] + 1 == sparse.delays.size)
-        # CSC (n_slots·N, N): column pre, row slot·N + post — scatters S[t] into all delays.
+        # CSR (n_slots·N, N): row slot·N + post, column pre — sends S[t] into all delays at once;
+        # with contiguous delays its rows are the rows t + d of V, in order.
         if sparse.synapses.size:
-            self.matrix = _torch_product_matrix(sparse.by_pre(w, plan.forward_columns, n_slots * n).T.tocsr())
+            self.matrix = _torch_product_matrix(sparse.by_pre(w, plan.forward_columns, self.n_slots * n).T.tocsr())
         self.weight = w[sparse.synapses]
-        self.key = sparse.delay * (batch * n) + sparse.post  # flat offset into U of a pair
+        self.key = sparse.delay * (n * batch) + sparse.post * batch  # flat offset into V of a pair
         self.max_events = event_fraction * batch * n
 
     def __call__(self, spikes: np.ndarray, t: int) -> None:
-        """Add ``Σ_{rec k: j→i, d} w_k S[t]_j`` to ``U[t + d]_i`` for all ``0 ≤ t + d < T``.
+        """Add ``Σ_{rec k: j→i, d} w_k S[t]_j`` to ``V[t + d]_i`` for all ``0 ≤ t + d < T``.
 
-        ``spikes`` ``[B, N]`` is S[t]: bool in the time loop, or the float values of the incoming
+        ``spikes`` ``[N, B]`` is S[t]: bool in the time loop, or the float values of the incoming
         history (``t < 0``), which multiply the weights and always take the sparse product.
         """
         binary = spikes.dtype == bool
         values_t = None
-        for block, weight_t in self.blocks:
+        for block, weight in self.blocks:
             row = t + block.delay
-            if 0 <= row < self.steps and spikes[:, block.pre].any():
+            if 0 <= row < self.steps and spikes[block.pre].any():
                 if values_t is None:
-                    values_t = torch.from_numpy(spikes.astype(self.u.dtype) if binary else spikes)
-                self.u_t[row, :, block.post].addmm_(values_t[:, block.pre], weight_t)
+                    values_t = torch.from_numpy(np.ascontiguousarray(spikes, self.v.dtype))
+                self.v_t[row, block.post].addmm_(weight, values_t[block.pre])
         if not self.sparse.synapses.size:
             return
-        events = np.flatnonzero(spikes)
-        if not events.size:
+        count = np.count_nonzero(spikes)
+        if not count:
             return
-        if binary and events.size < self.max_events:
-            self._events(events, t)
+        if binary and count < self.max_events:
+            self._events(spikes, t)
         else:
-            self._product(spikes, t)
+            self._product(spikes if values_t is None else values_t, t)
 
-    def _events(self, events: np.ndarray, t: int) -> None:
+    def _events(self, spikes: np.ndarray, t: int) -> None:
         """Walk the outgoing synapses of each spike event (cost ``events × fan-out``)."""
-        pre = events % self.n
-        # U flat index of (t + d, b, post) = key + t·B·N + b·N, and events − pre = b·N
-        base = events - pre + t * self.u[0].size
+        events = np.flatnonzero(spikes)  # pre·B + b
+        pre = events // self.batch
+        # V flat index of (t + d, post, b) = key + t·N·B + b, and events − pre·B = b
+        base = events - pre * self.batch + t * self.v[0].size
         syn, target = self.sparse.pairs(pre, base, self.key)
         weight = np.take(self.weight, syn)
         if t + self.delay_list[-1] >= self.steps:
-            keep = target < self.u.size
+            keep = target < self.v.size
             target, weight = target[keep], weight[keep]
-        np.add.at(self.u.reshape(-1), target, weight)
+        np.add.at(self.v.reshape(-1), target, weight)
 
-    def _product(self, spikes: np.ndarray, t: int) -> None:
-        """One sparse product over all synapses (cost ``nnz × B``), for busy steps."""
+    def _product(self, spikes: np.ndarray | torch.Tensor, t: int) -> None:
+        """One sparse product over all synapses (cost ``nnz × B``), for busy steps: accumulated
+        in place into ``V[t + d_min … t + d_max]`` when these rows exist and the delays are
+        contiguous, else through a temporary."""
         lo = bisect_right(self.delay_list, -t - 1)  # first delay with t + d ≥ 0
         hi = bisect_right(self.delay_list, self.steps - 1 - t)  # past the last with t + d < T
         if lo >= hi:
             return
-        values = torch.from_numpy(spikes.T.astype(self.u.dtype, order="C"))
-        current = (self.matrix @ values).numpy()  # [slot·N + post, B]
-        current = current.reshape(-1, self.n, spikes.shape[0])[lo:hi].transpose(0, 2, 1)
-        first = t + int(self.delays[lo])
-        rows = slice(first, first + hi - lo) if self.contiguous else t + self.delays[lo:hi]
-        self.u[rows] += current
+        if isinstance(spikes, np.ndarray):
+            spikes = torch.from_numpy(np.ascontiguousarray(spikes, self.v.dtype))
+        first = t + self.delay_list[lo]
+        if self.contiguous and hi - lo == self.n_slots:
+            rows = self.v_t[first : first + self.n_slots].view(-1, self.batch)
+            torch.addmm(rows, self.matrix, spikes, out=rows)
+            return
+        current = (self.matrix @ spikes).numpy().reshape(self.n_slots, self.n, self.batch)[lo:hi]
+        self.v[t + self.delays[lo:hi]] += current
+
+
+def _neuron_major_input(x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, n: int) -> np.ndarray:
+    """``V[t] = (Σ_d X[t − d] W_dᵀ)ᵀ`` ``[T, N, B]``, by time chunks of :func:`input_current`."""
+    d_in, batch = x.shape[0] - steps, x.shape[1]
+    v = np.empty((steps, n, batch), x.dtype)
+    for lo, hi in _chunks(steps, _chunk_size(steps, n * batch)):
+        rows = np.zeros((hi - lo, batch, n), x.dtype)
+        input_current(rows, x[lo : d_in + hi], w, plan)
+        v[lo:hi] = rows.transpose(0, 2, 1)
+    return v
 
 
 def forward(layer: Layer, inputs: LayerInputs, plan: LayerPlan, event_fraction: float) -> torch.Tensor:
-    """U ``[T, B, N]`` by the recursion of DESIGN §1 (see the module docstring)."""
+    """U ``[T, B, N]`` by the recursion of DESIGN §1 (see the module docstring), computed
+    neuron-major and returned as a ``[T, B, N]`` view of the ``[T, N, B]`` array."""
     x, w_in, w_rec, alpha, theta, u0, s_hist = (_numpy(t) for t in inputs)
     steps = x.shape[0] - layer.max_input_delay
     batch, n = u0.shape
-    u = np.zeros((steps, batch, n), x.dtype)
-    input_current(u, x, w_in, plan.inputs)
+    v = _neuron_major_input(x, w_in, plan.inputs, steps, n)
     neurons = _Neurons(plan, alpha, theta)
-    propagate = _Propagator(plan, w_rec, u, event_fraction)
+    alpha_col, threshold_col = _column(neurons.alpha), _column(neurons.threshold)
+    zero_col = None if neurons.zero is None else _column(neurons.zero)
+    subtract_theta_col = None if neurons.subtract_theta is None else _column(neurons.subtract_theta)
+    propagate = _Propagator(plan, w_rec, v, event_fraction)
     for k in range(layer.max_delay, 0, -1):  # S[−k] reaches U[−k + d] for d ≥ k
-        propagate(s_hist[layer.max_delay - k], -k)
-    buffers = [np.empty((batch, n), bool) for _ in range(2)]
-    leak, scratch = np.empty((batch, n), x.dtype), np.empty((batch, n), x.dtype)
-    u_prev, s_prev = u0, s_hist[-1]
+        propagate(s_hist[layer.max_delay - k].T, -k)
+    buffers = [np.empty((n, batch), bool) for _ in range(2)]
+    leak, scratch = np.empty((n, batch), x.dtype), np.empty((n, batch), x.dtype)
+    v_prev, s_prev = u0.T, s_hist[-1].T
     for t in range(steps):
-        u_t = u[t]
-        np.multiply(u_prev, neurons.alpha, out=leak)  # α U[t−1]
-        if neurons.zero is not None:  # · (1 − z S[t−1])
-            np.multiply(s_prev, neurons.zero, out=scratch)
+        v_t = v[t]
+        np.multiply(v_prev, alpha_col, out=leak)  # α U[t−1]
+        if zero_col is not None:  # · (1 − z S[t−1])
+            np.multiply(s_prev, zero_col, out=scratch)
             np.subtract(1, scratch, out=scratch)
             leak *= scratch
-        u_t += leak
-        if neurons.subtract_theta is not None:  # − s θ S[t−1]
-            np.multiply(s_prev, neurons.subtract_theta, out=scratch)
-            u_t -= scratch
-        s_t = np.greater(u_t, neurons.threshold, out=buffers[t % 2])
+        v_t += leak
+        if subtract_theta_col is not None:  # − s θ S[t−1]
+            np.multiply(s_prev, subtract_theta_col, out=scratch)
+            v_t -= scratch
+        s_t = np.greater(v_t, threshold_col, out=buffers[t % 2])
         if t + 1 < steps:
             propagate(s_t, t)
-        u_prev, s_prev = u_t, s_t
-    return torch.from_numpy(u)
+        v_prev, s_prev = v_t, s_t
+    return torch.from_numpy(v).transpose(1, 2)
 
 
 # --------------------------------------------------------------------------------------------
