@@ -26,13 +26,16 @@ class LayerFunction(torch.autograd.Function):
         saved = u if layer.saved_membranes is None else round_membranes(u, inputs.theta, layer.saved_membranes)
         ctx.save_for_backward(*inputs, saved)
         ctx.backend, ctx.layer = backend, layer
+        ctx.set_materialize_grads(False)  # an output that no loss reaches gets None, not zeros
         return u, layer.spikes(u, inputs.theta)
 
     @staticmethod
     @once_differentiable  # the backward is not itself differentiable: refuse double backward
-    def backward(ctx: Any, grad_u: torch.Tensor, grad_s: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_u: torch.Tensor | None, grad_s: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         *saved, u = ctx.saved_tensors
         needs = LayerInputs(*ctx.needs_input_grad[2:])
+        if grad_u is None and grad_s is None:
+            return (None,) * (2 + len(needs))
         grads = ctx.backend.backward(ctx.layer, LayerInputs(*saved), u, grad_u, grad_s, needs)
         return (None, None, *(g if need else None for g, need in zip(grads, needs, strict=True)))
 

@@ -42,16 +42,29 @@ def random_state(model: SNN, batch: int, generator: torch.Generator) -> SNNState
     )
 
 
+LOSS_OUTPUTS = ("all", "spikes", "membranes")
+
+
 def run_with_grads(
-    model: SNN, x: torch.Tensor, state: SNNState, seed: int, device: torch.device | str = "cpu"
+    model: SNN,
+    x: torch.Tensor,
+    state: SNNState,
+    seed: int,
+    device: torch.device | str = "cpu",
+    loss_on: str = "all",
 ) -> RunResult:
-    """Forward, then backward of Σ g·output with fixed random g on every output."""
+    """Forward, then backward of Σ g·output with fixed random g on every output (``loss_on``
+    ``"all"``), or on the spikes or the membranes only (the other output gets no gradient)."""
     model = model.to(device)
     x = x.to(device).requires_grad_(True)
     state = SNNState(*(t.to(device).requires_grad_(True) for t in (state.u, state.spikes, state.inputs)))
     out = model(x, state)
     generator = torch.Generator().manual_seed(seed)
-    outputs = [out.layer_spikes, out.layer_membranes, out.state.u, out.state.spikes, out.state.inputs]
+    outputs = {
+        "all": [out.layer_spikes, out.layer_membranes, out.state.u, out.state.spikes, out.state.inputs],
+        "spikes": [out.layer_spikes],
+        "membranes": [out.layer_membranes],
+    }[loss_on]
     loss = sum((o * torch.randn(o.shape, generator=generator, dtype=o.dtype).to(device)).sum() for o in outputs)
     model.zero_grad()
     loss.backward()
@@ -75,6 +88,7 @@ def assert_matches_reference(
     input_scale: float = 1.0,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    loss_on: str = "all",
 ) -> RunResult:
     """Run ``net`` on ``backend`` and on the reference; assert equal outputs and gradients."""
     generator = torch.Generator().manual_seed(seed)
@@ -88,8 +102,8 @@ def assert_matches_reference(
     candidate = SNN(net, backend=backend, dtype=dtype, **kwargs)
     x = (torch.rand(steps, batch, net.n_inputs, generator=generator) < input_rate).to(dtype) * input_scale
     state = random_state(reference, batch, generator)
-    want = run_with_grads(reference, x, state, seed)
-    got = run_with_grads(candidate, x, state, seed, device)
+    want = run_with_grads(reference, x, state, seed, loss_on=loss_on)
+    got = run_with_grads(candidate, x, state, seed, device, loss_on=loss_on)
     tol = TOLERANCE[dtype]
     assert torch.equal(got.spikes, want.spikes), f"{backend}: spikes differ from the reference"
     assert relative_error(got.membranes, want.membranes) < tol, f"{backend}: membranes differ"

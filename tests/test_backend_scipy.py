@@ -74,6 +74,22 @@ def test_every_path_matches_reference(mode: str, seed: int) -> None:
         assert_matches_reference(net, "scipy", detach_reset=detach, steps=23, batch=5, seed=seed)
 
 
+@pytest.mark.parametrize("loss_on", ["spikes", "membranes"])
+def test_loss_on_one_output(mode: str, loss_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output that no loss reaches gets no upstream gradient at all (``None``)."""
+    received = []
+    original = scipy_backend.backward
+
+    def recording(*args: object) -> scipy_backend.LayerInputs:
+        received.append(tuple(g is None for g in args[3:5]))  # grad_u, grad_s
+        return original(*args)
+
+    monkeypatch.setattr(scipy_backend, "backward", recording)
+    net = snngraph.compile(random_graph(4, max_size=9))
+    assert_matches_reference(net, "scipy", steps=19, batch=3, seed=4, loss_on=loss_on)
+    assert received == [(loss_on == "spikes", loss_on == "membranes")]
+
+
 @pytest.mark.parametrize("dtype", DTYPES.values(), ids=list(DTYPES))
 @pytest.mark.parametrize("seed", [0, 5])
 def test_delays_up_to_32(seed: int, dtype: torch.dtype) -> None:

@@ -78,6 +78,14 @@ def test_auto_choice(dtype: torch.dtype, use_backend) -> None:
     assert_matches_reference(net, "triton", dtype=dtype, surrogate=ATan(2.0), seed=21)
 
 
+@pytest.mark.parametrize("loss_on", ["spikes", "membranes"])
+def test_loss_on_one_output(loss_on: str, use_backend) -> None:
+    """The output that no loss reaches gets no upstream gradient (``None``, zeros inside)."""
+    use_backend(PERSISTENT)
+    net = snngraph.compile(random_graph(4))
+    assert_matches_reference(net, "triton", steps=9, seed=4, loss_on=loss_on)
+
+
 @pytest.mark.parametrize(("learn_alpha", "learn_theta"), [(False, False), (True, False), (False, True)])
 def test_fixed_parameters(learn_alpha: bool, learn_theta: bool, use_backend) -> None:
     """Gradients that are not needed are not returned; the others still match."""

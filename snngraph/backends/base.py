@@ -93,7 +93,8 @@ class Backend(Protocol):
     ``traced = True``: :meth:`run` is plain differentiable torch and autograd traces it (the
     reference).  ``traced = False``: the backend provides ``forward(layer, inputs) -> U`` and
     ``backward(layer, inputs, u, grad_u, grad_s) -> LayerInputs`` of gradients (``None`` where
-    not needed), wrapped by :class:`snngraph.autograd.LayerFunction`.
+    not needed), wrapped by :class:`snngraph.autograd.LayerFunction`; ``grad_u`` or ``grad_s``
+    is ``None`` when no loss reaches that output (never both).
     """
 
     name: str

@@ -384,22 +384,24 @@ def _sparse_input_matrices(plan: SynapsePlan, w: np.ndarray) -> list[tuple[int, 
     ]
 
 
-def input_current(u: np.ndarray, x: np.ndarray, w: np.ndarray, plan: SynapsePlan) -> None:
-    """``U[t] += Σ_d X[t − d] W_dᵀ`` for all ``t`` at once, one product per input delay.
-
-    ``u`` ``[T, B, N]``, ``x`` ``[Din + T, B, C]`` with ``X[t − d] = x[Din + t − d]``.
-    """
-    steps, batch, n = u.shape
-    rows = u.reshape(steps * batch, n)
-    rows_t = torch.from_numpy(rows)
-    for block in plan.dense:
-        source = torch.from_numpy(_delayed_rows(x, block.delay, steps))[:, block.pre]
-        rows_t[:, block.post].addmm_(source, block.matrix(w).T)
-    chunk = _chunk_size(steps * batch, n + x.shape[2])
-    for d, matrix in _sparse_input_matrices(plan, w):
-        source = _delayed_rows(x, d, steps)
-        for lo, hi in _chunks(steps * batch, chunk):
-            rows[lo:hi] += (matrix @ source[lo:hi].T).T
+def input_current(x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, n: int) -> np.ndarray:
+    """``V[t] = (Σ_d X[t − d] W_dᵀ)ᵀ`` ``[T, N, B]``, ``x`` ``[Din + T, B, C]`` with
+    ``X[t − d] = x[Din + t − d]``: per time chunk one product per input delay (BLAS for a dense
+    block, SciPy otherwise) into ``[K·B, N]`` rows, then transposed into place."""
+    d_in, batch = x.shape[0] - steps, x.shape[1]
+    dense = [(block, block.matrix(w).T) for block in plan.dense]
+    sparse = _sparse_input_matrices(plan, w)
+    v = np.empty((steps, n, batch), x.dtype)
+    for lo, hi in _chunks(steps, _chunk_size(steps, n * batch)):
+        rows = np.zeros(((hi - lo) * batch, n), x.dtype)
+        rows_t, x_chunk = torch.from_numpy(rows), x[lo : d_in + hi]
+        for block, weight_t in dense:
+            source = torch.from_numpy(_delayed_rows(x_chunk, block.delay, hi - lo))[:, block.pre]
+            rows_t[:, block.post].addmm_(source, weight_t)
+        for d, matrix in sparse:
+            rows += (matrix @ _delayed_rows(x_chunk, d, hi - lo).T).T
+        v[lo:hi] = rows.reshape(hi - lo, batch, n).transpose(0, 2, 1)
+    return v
 
 
 def _gather_gradient(
@@ -534,24 +536,13 @@ class _Propagator:
         self.v[t + self.delays[lo:hi]] += current
 
 
-def _neuron_major_input(x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, n: int) -> np.ndarray:
-    """``V[t] = (Σ_d X[t − d] W_dᵀ)ᵀ`` ``[T, N, B]``, by time chunks of :func:`input_current`."""
-    d_in, batch = x.shape[0] - steps, x.shape[1]
-    v = np.empty((steps, n, batch), x.dtype)
-    for lo, hi in _chunks(steps, _chunk_size(steps, n * batch)):
-        rows = np.zeros((hi - lo, batch, n), x.dtype)
-        input_current(rows, x[lo : d_in + hi], w, plan)
-        v[lo:hi] = rows.transpose(0, 2, 1)
-    return v
-
-
 def forward(layer: Layer, inputs: LayerInputs, plan: LayerPlan, event_fraction: float) -> torch.Tensor:
     """U ``[T, B, N]`` by the recursion of DESIGN §1 (see the module docstring), computed
     neuron-major and returned as a ``[T, B, N]`` view of the ``[T, N, B]`` array."""
     x, w_in, w_rec, alpha, theta, u0, s_hist = (_numpy(t) for t in inputs)
     steps = x.shape[0] - layer.max_input_delay
     batch, n = u0.shape
-    v = _neuron_major_input(x, w_in, plan.inputs, steps, n)
+    v = input_current(x, w_in, plan.inputs, steps, n)
     neurons = _Neurons(plan, alpha, theta)
     alpha_col, threshold_col = _column(neurons.alpha), _column(neurons.threshold)
     zero_col = None if neurons.zero is None else _column(neurons.zero)
@@ -767,26 +758,32 @@ class _Chunk:
     drive: np.ndarray
     carry: np.ndarray | None
     reset: np.ndarray | None
-    gain_grad_s: np.ndarray  # Σ_{t,b} gain ∂L/∂S, [N]
+    gain_grad_s: np.ndarray | None  # Σ_{t,b} gain ∂L/∂S, [N] (for ∂θ only)
 
 
 def _chunk(
     layer: Layer,
     neurons: _Neurons,
     u: np.ndarray,
-    grad_u: np.ndarray,
-    grad_s: np.ndarray,
+    grad_u: np.ndarray | None,
+    grad_s: np.ndarray | None,
+    needs_theta: bool,
 ) -> _Chunk:
-    """The per-step coefficients of a chunk (``u``, ``grad_u``, ``grad_s`` ``[K, B, N]``)."""
+    """The per-step coefficients of a chunk (``u``, ``grad_u``, ``grad_s`` ``[K, B, N]``, the
+    gradients ``None`` when zero)."""
     col = _column
     u_nb = _neuron_major(u)
     spikes = u_nb > col(neurons.threshold)
     with np.errstate(over="ignore", under="ignore"):
         gain = layer.surrogate.grad(u_nb - col(neurons.theta))
     gain *= col(neurons.spiking)
-    drive = np.multiply(gain, grad_s.transpose(0, 2, 1), out=np.empty_like(gain))
-    gain_grad_s = drive.sum(axis=(0, 2), dtype=np.float64)
-    drive += grad_u.transpose(0, 2, 1)
+    if grad_s is None:
+        drive, gain_grad_s = np.zeros_like(gain), (np.zeros(gain.shape[1]) if needs_theta else None)
+    else:
+        drive = np.multiply(gain, grad_s.transpose(0, 2, 1), out=np.empty_like(gain))
+        gain_grad_s = drive.sum(axis=(0, 2), dtype=np.float64) if needs_theta else None
+    if grad_u is not None:
+        drive += grad_u.transpose(0, 2, 1)
     keep = None if neurons.zero is None else 1 - col(neurons.zero) * spikes
     carry = None if keep is None else col(neurons.alpha) * keep
     reset = None
@@ -815,15 +812,15 @@ def backward(
     layer: Layer,
     inputs: LayerInputs,
     u: torch.Tensor,
-    grad_u: torch.Tensor,
-    grad_s: torch.Tensor,
+    grad_u: torch.Tensor | None,
+    grad_s: torch.Tensor | None,
     needs: LayerInputs,
     plan: LayerPlan,
     sampled_rate: float,
 ) -> LayerInputs:
     """Gradients of every input by the reverse-time recursion of DESIGN §2 (module docstring)."""
     x, w_in, w_rec, alpha, theta, u0, s_hist = (_numpy(t) for t in inputs)
-    u, grad_u, grad_s = (_numpy(t) for t in (u, grad_u, grad_s))
+    u, grad_u, grad_s = (None if t is None else _numpy(t) for t in (u, grad_u, grad_s))
     steps, batch, n = u.shape
     depth, dtype = layer.max_delay, u.dtype
     neurons, col = _Neurons(plan, alpha, theta), _column
@@ -837,7 +834,9 @@ def backward(
     gain_lam_s = np.zeros((n, batch), dtype) if needs.theta else None
 
     for t0, t1 in reversed(list(_chunks(steps, _chunk_size(steps, n * batch)))):
-        chunk = _chunk(layer, neurons, u[t0:t1], grad_u[t0:t1], grad_s[t0:t1])
+        chunk = _chunk(
+            layer, neurons, u[t0:t1], *(None if g is None else g[t0:t1] for g in (grad_u, grad_s)), needs.theta
+        )
         for i in range(t1 - t0 - 1, -1, -1):
             t = t0 + i
             following, current = lam[t + 1], lam[t]
@@ -951,8 +950,8 @@ class ScipyBackend:
         layer: Layer,
         inputs: LayerInputs,
         u: torch.Tensor,
-        grad_u: torch.Tensor,
-        grad_s: torch.Tensor,
+        grad_u: torch.Tensor | None,
+        grad_s: torch.Tensor | None,
         needs: LayerInputs,
     ) -> LayerInputs:
         """Gradients of ``inputs`` (``None`` where ``needs`` is False)."""

@@ -567,8 +567,8 @@ class TritonBackend:
         layer: Layer,
         inputs: LayerInputs,
         u: torch.Tensor,
-        grad_u: torch.Tensor,
-        grad_s: torch.Tensor,
+        grad_u: torch.Tensor | None,
+        grad_s: torch.Tensor | None,
         needs: LayerInputs,
     ) -> LayerInputs:
         """Gradients of every input (``None`` where ``needs`` says no), DESIGN §2.
@@ -583,6 +583,7 @@ class TritonBackend:
         x, w_in, w_rec, alpha, theta, u0, s_hist = inputs
         plan, cols = self._plan(layer), self._plan(layer).rec_cols
         steps, batch, n = u.shape
+        grad_u, grad_s = (x.new_zeros(steps, batch, n) if g is None else g for g in (grad_u, grad_s))
         d, pad = layer.max_delay, _pad(layer)
         loop = self._time_loop(plan, cols, steps, batch, x)
         key = (steps, batch, u.dtype, layer.surrogate, layer.detach_reset)
