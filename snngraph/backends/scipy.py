@@ -245,9 +245,9 @@ class DelayPattern:
         return tuple(patterns)
 
     def matrix(self, dtype: np.dtype) -> torch.Tensor:
-        """The pattern as a torch CSR tensor (values 1; the sampled product reads only the indices)."""
+        """The pattern as a torch CSR tensor of zeros."""
         n = self.indptr.size - 1
-        return _torch_csr(self.indptr, self.post, np.ones(self.positions.size, dtype), (n, n))
+        return _torch_csr(self.indptr, self.post, np.zeros(self.positions.size, dtype), (n, n))
 
 
 @dataclass(frozen=True, eq=False)
@@ -670,19 +670,20 @@ class _Adjoint:
         """Add ``Σ_{t,b} S[t]_{b,pre} λU[t+d]_{b,post}`` for every sparse synapse, ``t ≥ 0``.
 
         ``lam`` is λU relaid out as ``[T + D, B, N]``.  Per delay ``d`` and time chunk one
-        sampled product: ``(Sᵀ Λ_d)[pre, post]`` on the synapses' pattern only, with ``Sᵀ``
-        ``[N, K·B]`` recomputed from ``u`` and ``Λ_d`` = the rows ``t + d`` as ``[K·B, N]``,
-        in place.  Cost ``nnz × T·B`` multiply-adds, whatever the spikes.
+        sampled product ``(Sᵀ Λ_d)[pre, post]`` on the synapses' pattern only, accumulated in the
+        pattern's values, with ``Sᵀ`` ``[N, K·B]`` recomputed from ``u`` and ``Λ_d`` = the rows
+        ``t + d`` as ``[K·B, N]``, in place.  Cost ``nnz × T·B`` multiply-adds, whatever the spikes.
         """
         steps, batch, n = u.shape
-        matrices = [(pattern, pattern.matrix(lam.dtype)) for pattern in self.patterns]
+        sums = [(pattern, pattern.matrix(lam.dtype)) for pattern in self.patterns]  # values: running sums
         for t0, t1 in _chunks(steps, _chunk_size(steps, n * batch)):
             spikes = np.greater(u[t0:t1], threshold).transpose(2, 0, 1).astype(lam.dtype, order="C")
             spikes_t = torch.from_numpy(spikes.reshape(n, -1))
-            for pattern, matrix in matrices:
+            for pattern, total in sums:
                 rows = torch.from_numpy(lam[t0 + pattern.delay : t1 + pattern.delay].reshape(-1, n))
-                product = torch.sparse.sampled_addmm(matrix, spikes_t, rows, beta=0.0)
-                self.grad_sparse[pattern.positions] += product.values().numpy()
+                torch.sparse.sampled_addmm(total, spikes_t, rows, out=total)
+        for pattern, total in sums:
+            self.grad_sparse[pattern.positions] += total.values().numpy()
 
     def gradient(self, size: int, dtype: np.dtype) -> np.ndarray:
         self.gather()
