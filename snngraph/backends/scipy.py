@@ -370,6 +370,12 @@ def _column(vector: np.ndarray) -> np.ndarray:
     return vector[:, None]
 
 
+def _per_value(vector: np.ndarray | None, batch: int) -> np.ndarray | None:
+    """A per-neuron vector ``[N]`` as a contiguous ``[N, B]``, for the per-step operations
+    (measured 2× faster than broadcasting the ``[N, 1]`` column over a short ``B``)."""
+    return None if vector is None else np.repeat(_column(vector), batch, axis=1)
+
+
 def _delayed_rows(a: np.ndarray, d: int, steps: int) -> np.ndarray:
     """The rows ``X[t − d]``, ``t = 0 … T−1``, of ``a`` ``[Din + T, B, C]`` as ``[T·B, C]``."""
     first = a.shape[0] - steps - d
@@ -544,9 +550,8 @@ def forward(layer: Layer, inputs: LayerInputs, plan: LayerPlan, event_fraction: 
     batch, n = u0.shape
     v = input_current(x, w_in, plan.inputs, steps, n)
     neurons = _Neurons(plan, alpha, theta)
-    alpha_col, threshold_col = _column(neurons.alpha), _column(neurons.threshold)
-    zero_col = None if neurons.zero is None else _column(neurons.zero)
-    subtract_theta_col = None if neurons.subtract_theta is None else _column(neurons.subtract_theta)
+    alpha_nb, threshold_nb = _per_value(neurons.alpha, batch), _per_value(neurons.threshold, batch)
+    zero_nb, subtract_theta_nb = _per_value(neurons.zero, batch), _per_value(neurons.subtract_theta, batch)
     propagate = _Propagator(plan, w_rec, v, event_fraction)
     for k in range(layer.max_delay, 0, -1):  # S[−k] reaches U[−k + d] for d ≥ k
         propagate(s_hist[layer.max_delay - k].T, -k)
@@ -555,16 +560,16 @@ def forward(layer: Layer, inputs: LayerInputs, plan: LayerPlan, event_fraction: 
     v_prev, s_prev = u0.T, s_hist[-1].T
     for t in range(steps):
         v_t = v[t]
-        np.multiply(v_prev, alpha_col, out=leak)  # α U[t−1]
-        if zero_col is not None:  # · (1 − z S[t−1])
-            np.multiply(s_prev, zero_col, out=scratch)
+        np.multiply(v_prev, alpha_nb, out=leak)  # α U[t−1]
+        if zero_nb is not None:  # · (1 − z S[t−1])
+            np.multiply(s_prev, zero_nb, out=scratch)
             np.subtract(1, scratch, out=scratch)
             leak *= scratch
         v_t += leak
-        if subtract_theta_col is not None:  # − s θ S[t−1]
-            np.multiply(s_prev, subtract_theta_col, out=scratch)
+        if subtract_theta_nb is not None:  # − s θ S[t−1]
+            np.multiply(s_prev, subtract_theta_nb, out=scratch)
             v_t -= scratch
-        s_t = np.greater(v_t, threshold_col, out=buffers[t % 2])
+        s_t = np.greater(v_t, threshold_nb, out=buffers[t % 2])
         if t + 1 < steps:
             propagate(s_t, t)
         v_prev, s_prev = v_t, s_t
@@ -825,7 +830,7 @@ def backward(
     steps, batch, n = u.shape
     depth, dtype = layer.max_delay, u.dtype
     neurons, col = _Neurons(plan, alpha, theta), _column
-    alpha_col = col(alpha)
+    alpha_col, alpha_nb = col(alpha), _per_value(alpha, batch)
     lam = np.empty((steps + depth, n, batch), dtype)
     lam[steps:] = 0
     adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, _samples(plan, u, neurons, needs, sampled_rate))
@@ -841,7 +846,7 @@ def backward(
         for i in range(t1 - t0 - 1, -1, -1):
             t = t0 + i
             following, current = lam[t + 1], lam[t]
-            np.multiply(alpha_col if chunk.carry is None else chunk.carry[i], following, out=current)
+            np.multiply(alpha_nb if chunk.carry is None else chunk.carry[i], following, out=current)
             current += chunk.drive[i]
             part = None  # m σ' (λS − ∂L/∂S): the recurrent and reset terms of λS, times σ'
             if adjoint.has_synapses:
