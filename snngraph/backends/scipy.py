@@ -600,12 +600,15 @@ class _Adjoint:
     """The recurrent synapses in the backward pass; λU is ``lam`` ``[T + D, N, B]``."""
 
     def __init__(
-        self, plan: LayerPlan, w: np.ndarray, lam: np.ndarray, steps: int, needs_grad: bool, sampled: bool
+        self, plan: LayerPlan, w: np.ndarray, lam: np.ndarray, steps: int, needs_grad: bool, sampled_rate: float
     ) -> None:
         rows, n, batch = lam.shape
         self.plan, self.sparse = plan.recurrent, plan.recurrent.sparse
         self.patterns = plan.patterns
-        self.sampled = sampled  # sparse weight gradient by sampled products (:meth:`sample`)
+        # time chunks whose sparse weight gradient comes from sampled products (:meth:`sample`)
+        self.sampled: list[tuple[int, int]] = []
+        self.sampled_rate = sampled_rate * lam.itemsize / 4  # float64 products cost twice
+        self.fanout = np.repeat(self.sparse.fanout.astype(np.float32), batch)  # [N·B], the layout of S[t]
         self.lam, self.steps, self.n, self.batch = lam, steps, n, batch
         self.blocks = [(block, block.transposed(w)) for block in self.plan.dense]
         self.has_synapses = bool(self.blocks) or bool(self.sparse.synapses.size)
@@ -637,11 +640,14 @@ class _Adjoint:
 
         Values other than 0/1 (the incoming history, ``t0 < 0``) multiply.  The spike events
         of the time loop (``t0 ≥ 0``, bool) wait in :attr:`pending`, to be gathered in few
-        calls by :meth:`gather`, once λU is known for every step they read.
+        calls by :meth:`gather`, once λU is known for every step they read — or, for a busy
+        chunk (:data:`SAMPLED_RATE`), the chunk waits in :attr:`sampled` for :meth:`sample`.
         """
         n, batch = self.n, self.batch
         binary = spikes.dtype == bool
-        if self.sparse.synapses.size and not (binary and self.sampled):
+        if binary and self.sparse.synapses.size and self._busy(spikes):
+            self.sampled.append((t0, t0 + spikes.shape[0]))
+        elif self.sparse.synapses.size:
             events = np.flatnonzero(spikes)
             pre = (events // batch) % n
             base = t0 * n * batch + events - pre * batch  # λU offset of (t, b) = t·N·B + b
@@ -663,6 +669,12 @@ class _Adjoint:
                 source = torch.from_numpy(spikes[skip:, block.pre].astype(self.lam.dtype))
                 grad += torch.tensordot(lam_rows, source, dims=([0, 2], [0, 2]))
 
+    def _busy(self, spikes: np.ndarray) -> bool:
+        """Whether the (event, synapse) pairs of ``spikes`` ``[K, N, B]`` reach
+        ``sampled_rate × nnz × K·B``, the work of the sampled products."""
+        pairs = float((spikes.reshape(spikes.shape[0], -1).view(np.uint8) @ self.fanout).sum())
+        return pairs >= self.sampled_rate * self.sparse.synapses.size * spikes.shape[0] * self.batch
+
     def gather(self) -> None:
         """Gather the gradient of the pending spike events of the time loop."""
         pending, self.pending, self.pending_size = self.pending, [], 0
@@ -672,16 +684,17 @@ class _Adjoint:
             _gather_gradient(self.grad_sparse, self.sparse, self.key, self.lam.reshape(-1), pre, base, None, None)
 
     def sample(self, lam: np.ndarray, u: np.ndarray, threshold: np.ndarray) -> None:
-        """Add ``Σ_{t,b} S[t]_{b,pre} λU[t+d]_{b,post}`` for every sparse synapse, ``t ≥ 0``.
+        """Add ``Σ_{t,b} S[t]_{b,pre} λU[t+d]_{b,post}`` for every sparse synapse, ``t`` in the
+        chunks of :attr:`sampled`.
 
         ``lam`` is λU relaid out as ``[T + D, B, N]``.  Per delay ``d`` and time chunk one
         sampled product ``(Sᵀ Λ_d)[pre, post]`` on the synapses' pattern only, accumulated in the
         pattern's values, with ``Sᵀ`` ``[N, K·B]`` recomputed from ``u`` and ``Λ_d`` = the rows
         ``t + d`` as ``[K·B, N]``, in place.  Cost ``nnz × T·B`` multiply-adds, whatever the spikes.
         """
-        steps, batch, n = u.shape
+        n = u.shape[2]
         sums = [(pattern, pattern.matrix(lam.dtype)) for pattern in self.patterns]  # values: running sums
-        for t0, t1 in _chunks(steps, _chunk_size(steps, n * batch)):
+        for t0, t1 in self.sampled:
             spikes = np.greater(u[t0:t1], threshold).transpose(2, 0, 1).astype(lam.dtype, order="C")
             spikes_t = torch.from_numpy(spikes.reshape(n, -1))
             for pattern, total in sums:
@@ -803,17 +816,6 @@ def _chunk(
     return _Chunk(u_nb, spikes, keep, gain, drive, carry, reset, gain_grad_s)
 
 
-def _samples(plan: LayerPlan, u: np.ndarray, neurons: _Neurons, needs: LayerInputs, sampled_rate: float) -> bool:
-    """Whether the sparse recurrent weight gradient takes sampled products (:data:`SAMPLED_RATE`):
-    (spike event, synapse) pairs against ``nnz·T·B``."""
-    sparse = plan.recurrent.sparse
-    if not (needs.w_rec and sparse.synapses.size):
-        return False
-    spikes_per_neuron = np.greater(u, neurons.threshold).sum(axis=(0, 1))
-    pairs = float(spikes_per_neuron @ sparse.fanout)
-    return pairs >= sampled_rate * (u.itemsize / 4) * sparse.synapses.size * u.shape[0] * u.shape[1]
-
-
 def backward(
     layer: Layer,
     inputs: LayerInputs,
@@ -833,7 +835,7 @@ def backward(
     alpha_col, alpha_nb = col(alpha), _per_value(alpha, batch)
     lam = np.empty((steps + depth, n, batch), dtype)
     lam[steps:] = 0
-    adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, _samples(plan, u, neurons, needs, sampled_rate))
+    adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, sampled_rate)
     grad_alpha = np.zeros(n)
     theta_surrogate = np.zeros(n)  # Σ_{t,b} m σ'(U[t] − θ) λS[t]
     theta_reset = np.zeros(n)  # Σ_{t,b} λU[t+1] S[t], t = −1 … T−2
