@@ -60,13 +60,14 @@ import torch
 
 from snngraph.backends.base import Layer, LayerInputs
 
-EVENT_FRACTION = 0.04
-"""A step with fewer than ``EVENT_FRACTION·N·B`` spikes walks its events; a busier one multiplies.
+EVENT_FRACTION = 0.015
+"""A step with fewer than ``EVENT_FRACTION·N·B`` spikes walks its events; a busier one multiplies
+(the fraction doubles for float64, whose products cost twice).
 
-Measured (forward pass, both ways forced): equal times at a firing rate of 4% for N = 512, 1024,
-2048 and 4096, B = 8 … 32, fan-out 40 … 100 — an (event, synapse) pair costs about 7 ns through
-``np.add.at``, a multiply-add of SciPy's sparse × dense product 0.3–0.5 ns (``B`` of them per
-synapse)."""
+Measured (forward pass, both ways forced, float32): equal times at firing rates of 1–2% for
+N = 1024 … 4096, B = 8 … 32, fan-out 40 and 100 — an (event, synapse) pair costs about 8 ns
+through ``np.add.at``, a multiply-add of torch's sparse CSR × dense product about 0.12 ns
+(``B`` of them per synapse)."""
 
 DENSE_DENSITY = 0.1
 """A delay block whose bounding box is at least this full runs as a dense BLAS product.
@@ -484,7 +485,7 @@ class _Propagator:
             self.matrix = _torch_product_matrix(sparse.by_pre(w, plan.forward_columns, self.n_slots * n).T.tocsr())
         self.weight = w[sparse.synapses]
         self.key = sparse.delay * (n * batch) + sparse.post * batch  # flat offset into V of a pair
-        self.max_events = event_fraction * batch * n
+        self.max_events = event_fraction * (v.itemsize / 4) * batch * n
 
     def __call__(self, spikes: np.ndarray, t: int) -> None:
         """Add ``Σ_{rec k: j→i, d} w_k S[t]_j`` to ``V[t + d]_i`` for all ``0 ≤ t + d < T``.
