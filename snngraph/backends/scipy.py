@@ -4,17 +4,19 @@ Notation of DESIGN §1–2 and :mod:`snngraph.backends.base`: ``T`` steps, ``B``
 neurons, ``C`` input channels, ``D`` = ``layer.max_delay``, ``Din`` = ``layer.max_input_delay``;
 ``s``, ``z``, ``m`` the per-neuron flags ``reset_subtract``, ``reset_zero``, ``spiking``.
 
-Forward.  The output ``U`` ``[T, B, N]`` doubles as the buffer of future input currents:
+Forward.  The membranes are computed neuron-major, ``V`` ``[T, N, B]`` (returned as the
+``[T, B, N]`` view ``U``), and ``V`` doubles as the buffer of future input currents:
 
-1. before the time loop, ``U[t] ← Σ_d X[t − d] W_in,dᵀ`` — one product per input delay ``d``
-   (a BLAS product for a dense delay block, a SciPy product otherwise);
+1. before the time loop, ``V[t] ← (Σ_d X[t − d] W_in,dᵀ)ᵀ`` — per time chunk one product per
+   input delay ``d`` (a BLAS product for a dense delay block, a SciPy product otherwise);
 2. the spikes of the incoming history ``S[−D … −1]`` are added into the rows they reach;
-3. per step: ``U[t] += α U[t−1] (1 − z S[t−1]) − s θ S[t−1]``, ``S[t] = m·H(U[t] − θ)``, and
-   ``S[t]`` is sent along its outgoing synapses into ``U[t + d]``.  Only steps that spiked do
+3. per step: ``V[t] += α V[t−1] (1 − z S[t−1]) − s θ S[t−1]``, ``S[t] = m·H(V[t] − θ)``, and
+   ``S[t]`` is sent along its outgoing synapses into ``V[t + d]``.  Only steps that spiked do
    any recurrent work, and a step with few spikes walks the outgoing synapses of its spike events
    (``np.add.at`` over ``events × fan-out``, :data:`EVENT_FRACTION`); a busier step multiplies
    ``S[t]`` by the sparse matrix of all synapses (cost ``nnz × B``), which is cheaper per synapse
-   (a torch sparse CSR product, see :func:`_torch_product_matrix`).
+   (a torch sparse CSR product, see :func:`_torch_product_matrix`), accumulated in place into
+   the rows ``V[t + d]``.
 
 Backward (DESIGN §2 with the flags), λU ``[T + D, N, B]`` (batch innermost, ``D`` zero rows at the
 end), in chunks of steps backwards in time:
@@ -28,7 +30,8 @@ sparse CSR) ``λS_rec[t] = M_b · vec(λU[t+1 … t+D])`` with ``M_b`` of shape 
 rows is contiguous, so no copy), plus one BLAS product per dense delay block; everything that
 does not depend on the recursion is vectorised over the chunk.  Afterwards
 
-    ∂w_k (rec)  = Σ_{t,b} λU[t+d]_post S[t]_pre       gathered per spike event (t, b, pre)
+    ∂w_k (rec)  = Σ_{t,b} λU[t+d]_post S[t]_pre       gathered per spike event (t, b, pre),
+                                                       or sampled products (:data:`SAMPLED_RATE`)
     ∂w_k (in)   = Σ_{t,b} λU[t]_post X[t−d]_pre        gathered per non-zero input
     ∂X[t]_c     = Σ_{in k from c} w_k λU[t+d]_post     one product per input delay
     ∂α = Σ_t λU[t] U[t−1] (1 − z S[t−1]),   ∂θ = −Σ_t m σ'(U[t] − θ) λS[t] − s Σ_t λU[t+1] S[t]
