@@ -27,18 +27,20 @@ from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 DTYPES = {"f64": torch.float64, "f32": torch.float32}
 SURROGATES = {"Sigmoid": Sigmoid(5.0), "FastSigmoid": FastSigmoid(3.0), "ATan": ATan(2.0), "Triangle": Triangle(0.7)}
 MODES = {
-    # name: (event_fraction, sampled_rate, dense_density, min_dense_area, backward time chunks)
-    "events": (1.0, np.inf, 2.0, 0, 1),
-    "products": (0.0, 0.0, 2.0, 0, 1),
-    "dense-blocks": (0.0, 0.0, 0.0, 0, 1),
-    "one-step-chunks": (0.5, 0.5, 0.5, 0, 1000),
+    # name: (event_fraction, sampled_rate, dense_density, min_dense_area, backward time chunks,
+    #        sparse spike products for the dense blocks' weight gradient)
+    "events": (1.0, np.inf, 2.0, 0, 1, False),
+    "products": (0.0, 0.0, 2.0, 0, 1, False),
+    "dense-blocks": (0.0, 0.0, 0.0, 0, 1, False),
+    "dense-blocks-spike-products": (0.0, 0.0, 0.0, 0, 1, True),
+    "one-step-chunks": (0.5, 0.5, 0.5, 0, 1000, True),
 }
 
 
 @pytest.fixture(params=MODES, ids=list(MODES))
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Force one way of propagating spikes (and of chunking the backward pass)."""
-    event_fraction, sampled_rate, dense_density, min_dense_area, chunks = MODES[request.param]
+    event_fraction, sampled_rate, dense_density, min_dense_area, chunks, spike_products = MODES[request.param]
     backend = BACKENDS["scipy"]
     monkeypatch.setattr(backend, "event_fraction", event_fraction)
     monkeypatch.setattr(backend, "sampled_rate", sampled_rate)
@@ -46,6 +48,8 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     monkeypatch.setattr(backend, "min_dense_area", min_dense_area)
     monkeypatch.setattr(scipy_backend, "WORKSPACE", 1)
     monkeypatch.setattr(scipy_backend, "CHUNKS", chunks)
+    monkeypatch.setattr(scipy_backend, "SPIKE_PRODUCT_MIN_AREA", 0)
+    monkeypatch.setattr(scipy_backend, "SPIKE_PRODUCT_FRACTION", 1.01 if spike_products else 0.0)
     return request.param
 
 
