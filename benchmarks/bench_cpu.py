@@ -24,8 +24,11 @@ against an snngraph twin with ``reset="zero"``.
 
 Equivalence: hidden spikes and readout membranes of every contender against snngraph, in
 float64.  Timing: float32, one warm-up, then ``--repeats`` rounds that run every contender in
-turn (so that all see the same load), medians reported (a contender whose run takes more than
-60 s / repeats joins fewer rounds); "forward" runs
+turn (so that all see the same load), each for at least a second (a fast contender runs several
+times, the round keeps the median); times are medians over rounds and ratios are medians over
+rounds of the ratio within the round, so that a stretch of heavy load on the shared host hits
+both sides of a ratio (a contender whose run takes more than 60 s / repeats joins fewer rounds,
+paired with the first rounds); "forward" runs
 under ``torch.no_grad()``, "fwd+bwd" is forward, loss = mean squared readout membrane, backward.
 Memory: the increase of the peak resident set size during a forward+backward (after a
 warm-up; the least of 3), measured in a fresh subprocess per contender, so that torch's CPU
@@ -333,12 +336,14 @@ def _timed(run: Callable[[], Any]) -> float:
 
 
 def time_models(
-    models: dict[str, nn.Module], x: torch.Tensor, repeats: int, budget_s: float = 60.0
+    models: dict[str, nn.Module], x: torch.Tensor, repeats: int, budget_s: float = 60.0, round_s: float = 1.0
 ) -> dict[str, dict[str, Any]]:
-    """Forward and forward+backward times (ms) of every model, medians over rounds.
+    """Forward and forward+backward times (ms) of every model, per round and their medians.
 
     One warm-up each (plans, caches, allocator), then ``repeats`` rounds that time every model
-    in turn, so that all contenders see the same load of the machine; a model whose warm-up
+    in turn, so that all contenders see the same load of the machine: within a round a model
+    runs again until ``round_s`` has passed (a fast model is timed over about the same stretch
+    of time as a slow one) and the round keeps the median of its runs.  A model whose warm-up
     forward+backward takes longer than ``budget_s / repeats`` joins fewer rounds.
     """
 
@@ -359,7 +364,10 @@ def time_models(
         for name, run in runs.items():
             if r < rounds[name]:
                 for kind in ("forward", "train"):
-                    samples[name][kind].append(1e3 * _timed(run[kind]))
+                    times, start = [], time.perf_counter()
+                    while not times or time.perf_counter() - start < round_s:
+                        times.append(1e3 * _timed(run[kind]))
+                    samples[name][kind].append(statistics.median(times))
     return {
         name: {
             "forward_ms": statistics.median(times["forward"]),
@@ -369,6 +377,12 @@ def time_models(
         }
         for name, times in samples.items()
     }
+
+
+def paired_ratio(row: dict[str, Any], base: dict[str, Any], kind: str) -> float:
+    """The median over rounds of ``row``'s time ÷ ``base``'s time in the same round."""
+    pairs = zip(row["samples_ms"][kind], base["samples_ms"][kind], strict=False)
+    return statistics.median(mine / theirs for mine, theirs in pairs)
 
 
 def _status_kib(field: str) -> int:
@@ -456,13 +470,14 @@ def describe(case: Case) -> str:
     )
 
 
-def run_case(case: Case, repeats: int) -> dict[str, Any]:
+def run_case(case: Case, repeats: int, round_s: float) -> dict[str, Any]:
     weights = make_weights(case)
     x = make_input(case, torch.float32)
     rate = hidden_rate(case)
     print(f"\n{case.name}: {describe(case)}, hidden firing rate {100 * rate:.1f}%")
     builders = contenders(case)
-    timings = time_models({name: build(case, weights, torch.float32) for name, build in builders.items()}, x, repeats)
+    models = {name: build(case, weights, torch.float32) for name, build in builders.items()}
+    timings = time_models(models, x, repeats, round_s=round_s)
     rows = []
     for name, build in builders.items():
         row: dict[str, Any] = {"contender": name}
@@ -474,8 +489,8 @@ def run_case(case: Case, repeats: int) -> dict[str, Any]:
         rows.append(row)
     base = rows[0]
     for row in rows:
-        row["forward_ratio"] = row["forward_ms"] / base["forward_ms"]
-        row["train_ratio"] = row["train_ms"] / base["train_ms"]
+        row["forward_ratio"] = paired_ratio(row, base, "forward")
+        row["train_ratio"] = paired_ratio(row, base, "train")
     print_rows(rows)
     net = SnnGraphModel(case, weights, torch.float32, "scipy").net
     predicted = net.memory_bytes(case.steps, case.batch)
@@ -556,7 +571,7 @@ def scaling_row(case: Case, sweep: str, repeats: int) -> dict[str, Any]:
     weights = make_weights(case)
     model = SnnGraphModel(case, weights, torch.float32, "scipy")
     x = make_input(case, torch.float32)
-    timing = time_models({SCIPY: model}, x, repeats)[SCIPY]
+    timing = time_models({SCIPY: model}, x, repeats, round_s=0.0)[SCIPY]  # one contender: nothing to pair
     with torch.no_grad():
         spikes, _ = model(x)
     events = float(spikes.sum())
@@ -625,7 +640,8 @@ def main() -> None:
     info = machine()
     print(f"{info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, {info['versions']}")
     print(f"load average at start {info['load_average_at_start']} (a shared machine: other jobs may run)")
-    results: dict[str, Any] = {case.name: run_case(case, repeats) for case in cases}
+    round_s = 0.0 if args.quick else 1.0
+    results: dict[str, Any] = {case.name: run_case(case, repeats, round_s) for case in cases}
     results["scaling"] = run_scaling(scaling, rates, sizes, repeats)
     targets = check_targets(results)
     print("\ntargets:")
@@ -636,7 +652,7 @@ def main() -> None:
     info["load_average_at_end"] = os.getloadavg()
     info["note"] = (
         f"the {info['cores']} cores were shared with other jobs during the run (see the load averages); "
-        "the ratios come from one run, contenders measured side by side, round by round"
+        "the ratios come from one run: per round, contenders measured side by side, median of the per-round ratios"
     )
     if args.threads == 1:
         info["note"] += (
