@@ -464,7 +464,7 @@ def _gather_gradient(
 class _Neurons:
     """Per-neuron vectors of one call (``None`` for a reset that no neuron uses)."""
 
-    def __init__(self, plan: LayerPlan, alpha: np.ndarray, theta: np.ndarray) -> None:
+    def __init__(self, plan: LayerPlan, alpha: np.ndarray, theta: np.ndarray, batch: int) -> None:
         dtype = alpha.dtype
         self.alpha, self.theta = alpha, theta
         self.threshold = np.where(plan.spiking, theta, np.inf).astype(dtype)  # θ, ∞ for readouts
@@ -473,6 +473,11 @@ class _Neurons:
         self.subtract = plan.subtract.astype(dtype) if plan.subtract.any() else None  # s
         self.subtract_theta = None if self.subtract is None else self.subtract * theta  # s θ
         self.zero_alpha = None if self.zero is None else self.zero * alpha  # z α
+        # the same as contiguous [N, B] arrays, for the operations on [N, B] or [K, N, B] values
+        self.alpha_nb, self.theta_nb = _per_value(alpha, batch), _per_value(theta, batch)
+        self.threshold_nb = _per_value(self.threshold, batch)
+        self.spiking_nb = None if plan.spiking.all() else _per_value(self.spiking, batch)  # None: all spike
+        self.zero_nb, self.subtract_theta_nb = _per_value(self.zero, batch), _per_value(self.subtract_theta, batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,9 +569,9 @@ def forward(layer: Layer, inputs: LayerInputs, plan: LayerPlan, event_fraction: 
     steps = x.shape[0] - layer.max_input_delay
     batch, n = u0.shape
     v = input_current(x, w_in, plan.inputs, steps, n)
-    neurons = _Neurons(plan, alpha, theta)
-    alpha_nb, threshold_nb = _per_value(neurons.alpha, batch), _per_value(neurons.threshold, batch)
-    zero_nb, subtract_theta_nb = _per_value(neurons.zero, batch), _per_value(neurons.subtract_theta, batch)
+    neurons = _Neurons(plan, alpha, theta, batch)
+    alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
+    zero_nb, subtract_theta_nb = neurons.zero_nb, neurons.subtract_theta_nb
     propagate = _Propagator(plan, w_rec, v, event_fraction)
     for k in range(layer.max_delay, 0, -1):  # S[−k] reaches U[−k + d] for d ≥ k
         propagate(s_hist[layer.max_delay - k].T, -k)
@@ -837,17 +842,19 @@ def _chunk(
     gradients ``None`` when zero)."""
     col = _column
     u_nb = _neuron_major(u)
-    spikes = u_nb > col(neurons.threshold)
+    spikes = np.greater(u_nb, neurons.threshold_nb)
     with np.errstate(over="ignore", under="ignore"):
-        gain = layer.surrogate.grad(u_nb - col(neurons.theta))
-    gain *= col(neurons.spiking)
+        gain = layer.surrogate.grad(np.subtract(u_nb, neurons.theta_nb))
+    if neurons.spiking_nb is not None:
+        gain *= neurons.spiking_nb
     if grad_s is None:
-        drive, gain_grad_s = np.zeros_like(gain), (np.zeros(gain.shape[1]) if needs_theta else None)
+        gain_grad_s = np.zeros(gain.shape[1]) if needs_theta else None
+        drive = np.zeros_like(gain) if grad_u is None else _neuron_major(grad_u)
     else:
         drive = np.multiply(gain, grad_s.transpose(0, 2, 1), out=np.empty_like(gain))
         gain_grad_s = drive.sum(axis=(0, 2), dtype=np.float64) if needs_theta else None
-    if grad_u is not None:
-        drive += grad_u.transpose(0, 2, 1)
+        if grad_u is not None:
+            drive += grad_u.transpose(0, 2, 1)
     keep = None if neurons.zero is None else 1 - col(neurons.zero) * spikes
     carry = None if keep is None else col(neurons.alpha) * keep
     reset = None
@@ -876,8 +883,8 @@ def backward(
     u, grad_u, grad_s = (None if t is None else _numpy(t) for t in (u, grad_u, grad_s))
     steps, batch, n = u.shape
     depth, dtype = layer.max_delay, u.dtype
-    neurons, col = _Neurons(plan, alpha, theta), _column
-    alpha_col, alpha_nb = col(alpha), _per_value(alpha, batch)
+    neurons, col = _Neurons(plan, alpha, theta, batch), _column
+    alpha_col, alpha_nb = col(alpha), neurons.alpha_nb
     lam = np.empty((steps + depth, n, batch), dtype)
     lam[steps:] = 0
     adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, sampled_rate)
