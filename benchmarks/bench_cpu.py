@@ -277,8 +277,9 @@ class NorseModel(nn.Module):
             p=p,
             dt=dt,
             autapses=True,
-            input_weights=torch.tensor(weights.w_in * scale, dtype=dtype),
-            recurrent_weights=torch.tensor(w_rec[0] * scale, dtype=dtype),
+            # as Parameters: Norse keeps a plain tensor that is passed in as a constant
+            input_weights=nn.Parameter(torch.tensor(weights.w_in * scale, dtype=dtype)),
+            recurrent_weights=nn.Parameter(torch.tensor(w_rec[0] * scale, dtype=dtype)),
         )
         self.fc_out = nn.Linear(case.hidden, case.outputs, bias=False)
         with torch.no_grad():
@@ -434,13 +435,20 @@ def compare(got: tuple[torch.Tensor, torch.Tensor], want: tuple[torch.Tensor, to
 
 
 def equivalence(case: Case, weights: Weights, name: str, build: Builder) -> dict[str, Any]:
-    """Spikes and readout of ``name`` against snngraph (its zero-reset twin for Norse), float64."""
+    """Spikes and readout of ``name`` against snngraph (its zero-reset twin for Norse), float64,
+    and the weights a training step reaches: a peer must train its input, recurrent and readout
+    weights, as snngraph does, or its backward pass would skip work."""
     x = make_input(case, torch.float64)
     reset = "zero" if name.startswith("Norse") else "subtract"
+    model = build(case, weights, torch.float64)
     with torch.no_grad():
         want = SnnGraphModel(case, weights, torch.float64, "scipy", reset)(x)
-        got = build(case, weights, torch.float64)(x)
-    return {"checked_against": f"snngraph scipy, reset={reset!r}, float64", **compare(got, want)}
+        got = model(x)
+    train_step(model, x)
+    trained = [param for param, value in model.named_parameters() if value.grad is not None]
+    if not name.startswith("snngraph") and len(trained) < 3:
+        raise RuntimeError(f"{name}: a training step reaches only {trained}; expected input, recurrent and readout")
+    return {"checked_against": f"snngraph scipy, reset={reset!r}, float64", "trained": trained, **compare(got, want)}
 
 
 def hidden_rate(case: Case) -> float:
