@@ -127,7 +127,7 @@ def _quiet_and_busy_graph(reset: str) -> Graph:
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_silent_and_saturated_populations(reset: str) -> None:
+def test_silent_and_saturated_populations(reset: str, mode: str) -> None:
     net = snngraph.compile(_quiet_and_busy_graph(reset))
     got = assert_matches_reference(net, "scipy", steps=19, batch=2, input_rate=1.0)
     busy, quiet = net.population("busy"), net.population("quiet")
