@@ -193,7 +193,7 @@ class DenseBlock:
         return torch.from_numpy(dense)
 
     def transposed(self, w: np.ndarray) -> torch.Tensor:
-        """A contiguous ``Wᵀ[pre, post]``, for the per-step products ``S Wᵀ`` and ``Wᵀ λU``
+        """A contiguous ``Wᵀ[pre, post]``, for the backward per-step products ``Wᵀ λU``
         (measured 1.2–2× faster than through the transposed view of ``W``)."""
         return self.matrix(w).T.contiguous()
 
