@@ -18,9 +18,13 @@ from layer_checks import assert_matches_reference, relative_error
 from random_graphs import random_graph
 
 import snngraph
-import snngraph.backends.scipy as scipy_backend
+import snngraph.backends.scipy.arrays as scipy_arrays
+import snngraph.backends.scipy.backward as scipy_backward
+import snngraph.backends.scipy.forward as scipy_forward
+import snngraph.backends.scipy.plan as scipy_plan
 from snngraph import SNN, Graph
 from snngraph.backends import BACKENDS
+from snngraph.backends.base import LayerInputs
 from snngraph.graph import RESETS
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
@@ -46,10 +50,10 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     monkeypatch.setattr(backend, "sampled_rate", sampled_rate)
     monkeypatch.setattr(backend, "dense_density", dense_density)
     monkeypatch.setattr(backend, "min_dense_area", min_dense_area)
-    monkeypatch.setattr(scipy_backend, "WORKSPACE", 1)
-    monkeypatch.setattr(scipy_backend, "CHUNKS", chunks)
-    monkeypatch.setattr(scipy_backend, "SPIKE_PRODUCT_MIN_AREA", 0)
-    monkeypatch.setattr(scipy_backend, "SPIKE_PRODUCT_FRACTION", 1.01 if spike_products else 0.0)
+    monkeypatch.setattr(scipy_arrays, "WORKSPACE", 1)
+    monkeypatch.setattr(scipy_arrays, "CHUNKS", chunks)
+    monkeypatch.setattr(scipy_backward, "SPIKE_PRODUCT_MIN_AREA", 0)
+    monkeypatch.setattr(scipy_backward, "SPIKE_PRODUCT_FRACTION", 1.01 if spike_products else 0.0)
     return request.param
 
 
@@ -82,13 +86,13 @@ def test_every_path_matches_reference(mode: str, seed: int) -> None:
 def test_loss_on_one_output(mode: str, loss_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The output that no loss reaches gets no upstream gradient at all (``None``)."""
     received = []
-    original = scipy_backend.backward
+    original = scipy_backward.backward
 
-    def recording(*args: object) -> scipy_backend.LayerInputs:
+    def recording(*args: object) -> LayerInputs:
         received.append(tuple(g is None for g in args[3:5]))  # grad_u, grad_s
         return original(*args)
 
-    monkeypatch.setattr(scipy_backend, "backward", recording)
+    monkeypatch.setattr(scipy_backward, "backward", recording)
     net = snngraph.compile(random_graph(4, max_size=9))
     assert_matches_reference(net, "scipy", steps=19, batch=3, seed=4, loss_on=loss_on)
     assert received == [(loss_on == "spikes", loss_on == "membranes")]
@@ -212,17 +216,17 @@ def test_forward_work_follows_activity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backend, "dense_density", 2.0)  # no dense blocks
     pairs = []
     products = []
-    original_pairs = scipy_backend.SparseSynapses.pairs
+    original_pairs = scipy_plan.SparseSynapses.pairs
 
     def counting_pairs(
-        self: scipy_backend.SparseSynapses, pre: np.ndarray, base: np.ndarray, key: np.ndarray
+        self: scipy_plan.SparseSynapses, pre: np.ndarray, base: np.ndarray, key: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         result = original_pairs(self, pre, base, key)
         pairs.append(result[0].size)
         return result
 
-    monkeypatch.setattr(scipy_backend.SparseSynapses, "pairs", counting_pairs)
-    monkeypatch.setattr(scipy_backend._Propagator, "_product", lambda *args: products.append(args))
+    monkeypatch.setattr(scipy_plan.SparseSynapses, "pairs", counting_pairs)
+    monkeypatch.setattr(scipy_forward._Propagator, "_product", lambda *args: products.append(args))
     net = snngraph.compile(random_graph(3, max_size=9))
     fanout = np.bincount(net.rec_pre, minlength=net.n_neurons)
     model = SNN(net, backend="scipy", dtype=torch.float64)

@@ -1,7 +1,9 @@
-"""The top-level kernels/ folder ships inside the package as snngraph.kernels."""
+"""The top-level kernels/ folder ships inside the package as snngraph.kernels, and a regular
+install carries every module of the source tree."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,11 @@ def test_editable_install_maps_kernels_to_the_source_folder() -> None:
     assert Path(snngraph.kernels.__file__).resolve().parent == ROOT / "kernels"
 
 
-def test_regular_install_ships_every_kernel_module(tmp_path: Path) -> None:
+def test_regular_install_ships_every_module(tmp_path: Path) -> None:
+    # a copy without build outputs: pip builds in the source tree, and a build/ folder left by an
+    # earlier build would put modules in the wheel that the package list leaves out
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__"))
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -29,13 +35,16 @@ def test_regular_install_ships_every_kernel_module(tmp_path: Path) -> None:
             "--no-build-isolation",
             "--target",
             str(target),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
     )
     installed = sorted(p.stem for p in (target / "snngraph" / "kernels").glob("*.py") if p.stem != "__init__")
     assert installed == KERNEL_MODULES
+    modules = [p.relative_to(ROOT) for p in (ROOT / "snngraph").rglob("*.py")]
+    missing = [str(module) for module in modules if not (target / module).exists()]
+    assert not missing, f"modules left out of a regular install (pyproject's package list): {missing}"
     code = "import snngraph.kernels, snngraph.backends.triton; print(snngraph.kernels.__file__)"
     result = subprocess.run(
         [sys.executable, "-c", code],

@@ -1,0 +1,77 @@
+"""Per-call helpers of the CPU backend: time chunks, array layouts and per-neuron constants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from snngraph.backends.scipy.plan import LayerPlan
+
+WORKSPACE = 1 << 16
+"""Values per temporary array below which a time chunk is never cut (tiny layers: one chunk)."""
+
+CHUNKS = 16
+"""The backward pass runs in at most this many time chunks: the about 8 temporary arrays of a
+chunk then take about half the memory of λU, whatever ``T``."""
+
+
+def time_chunks(length: int, size: int) -> Iterator[tuple[int, int]]:
+    """The spans ``[start, stop)`` of at most ``size`` items that cover ``0 … length``."""
+    for start in range(0, length, size):
+        yield start, min(length, start + size)
+
+
+def chunk_size(length: int, values_per_item: int) -> int:
+    """Items (steps or rows) per chunk: at least ``length / CHUNKS`` and :data:`WORKSPACE` values."""
+    return max(1, -(-length // CHUNKS), WORKSPACE // max(1, values_per_item))
+
+
+def column(vector: np.ndarray) -> np.ndarray:
+    """A per-neuron vector ``[N]`` as ``[N, 1]``, for the ``[N, B]`` layout."""
+    return vector[:, None]
+
+
+def per_value(vector: np.ndarray | None, batch: int) -> np.ndarray | None:
+    """A per-neuron vector ``[N]`` as a contiguous ``[N, B]``, for the per-step operations
+    (measured 2× faster than broadcasting the ``[N, 1]`` column over a short ``B``)."""
+    return None if vector is None else np.repeat(column(vector), batch, axis=1)
+
+
+def delayed_rows(a: np.ndarray, d: int, steps: int) -> np.ndarray:
+    """The rows ``X[t − d]``, ``t = 0 … T−1``, of ``a`` ``[Din + T, B, C]`` as ``[T·B, C]``."""
+    first = a.shape[0] - steps - d
+    return a[first : first + steps].reshape(steps * a.shape[1], a.shape[2])
+
+
+def neuron_major(a: np.ndarray) -> np.ndarray:
+    """``[K, B, N]`` → a contiguous ``[K, N, B]`` (a copy, or a view when the memory already is)."""
+    return np.ascontiguousarray(a.transpose(0, 2, 1))
+
+
+def batch_major(lam: np.ndarray, steps: int) -> np.ndarray:
+    """Rewrite rows ``0 … T−1`` of λU ``[T + D, N, B]`` in place as ``[T + D, B, N]``."""
+    rows, n, batch = lam.shape
+    flat = lam.reshape(-1)
+    for lo, hi in time_chunks(steps, chunk_size(steps, n * batch)):
+        flat[lo * n * batch : hi * n * batch] = lam[lo:hi].transpose(0, 2, 1).reshape(-1)
+    return flat.reshape(rows, batch, n)
+
+
+class Neurons:
+    """Per-neuron vectors of one call (``None`` for a reset that no neuron uses)."""
+
+    def __init__(self, plan: LayerPlan, alpha: np.ndarray, theta: np.ndarray, batch: int) -> None:
+        dtype = alpha.dtype
+        self.alpha, self.theta = alpha, theta
+        self.threshold = np.where(plan.spiking, theta, np.inf).astype(dtype)  # θ, ∞ for readouts
+        self.spiking = plan.spiking.astype(dtype)
+        self.zero = plan.zero.astype(dtype) if plan.zero.any() else None  # z
+        self.subtract = plan.subtract.astype(dtype) if plan.subtract.any() else None  # s
+        self.subtract_theta = None if self.subtract is None else self.subtract * theta  # s θ
+        self.zero_alpha = None if self.zero is None else self.zero * alpha  # z α
+        # the same as contiguous [N, B] arrays, for the operations on [N, B] or [K, N, B] values
+        self.alpha_nb, self.theta_nb = per_value(alpha, batch), per_value(theta, batch)
+        self.threshold_nb = per_value(self.threshold, batch)
+        self.spiking_nb = None if plan.spiking.all() else per_value(self.spiking, batch)  # None: all spike
+        self.zero_nb, self.subtract_theta_nb = per_value(self.zero, batch), per_value(self.subtract_theta, batch)

@@ -1,0 +1,446 @@
+"""Backward pass (BPTT) of the CPU backend (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snngraph.backends.base import Layer, LayerInputs
+from snngraph.backends.scipy import arrays
+from snngraph.backends.scipy.arrays import (
+    Neurons,
+    batch_major,
+    chunk_size,
+    column,
+    delayed_rows,
+    neuron_major,
+    time_chunks,
+)
+from snngraph.backends.scipy.plan import (
+    DenseBlock,
+    LayerPlan,
+    SparseSynapses,
+    SynapsePlan,
+    as_numpy,
+    sparse_input_matrices,
+    torch_csr,
+    torch_product_matrix,
+)
+
+SAMPLED_RATE = 0.04
+"""Above this ratio of (spike event, synapse) pairs to ``nnz·T·B`` (the firing rate weighted by
+fan-out), the weight gradient of the sparse recurrent synapses comes from sampled products
+instead of the per-event gather; the ratio doubles for float64, whose products cost twice.
+
+Measured (both forced, N = 1024 … 4096, B = 16 and 32, fan-out 40, rates 2 … 10%): the gather
+costs 7–13 ns per pair (NumPy take and add.at), a sampled product 0.31–0.38 ns per multiply-add
+in float32 and 0.55–0.69 ns in float64, whatever the spikes; equal times at ratios of
+0.03–0.05 (float32) and 0.04–0.09 (float64)."""
+
+SPIKE_PRODUCT_FRACTION = 0.08
+"""The weight gradient of a dense block, ``Σ_t λU[t+d] S[t]ᵀ`` per time chunk, multiplies the
+chunk's spikes as a sparse matrix when fewer than this fraction of them are 1 (and the block has
+at least :data:`SPIKE_PRODUCT_MIN_AREA` cells), else densely with BLAS.
+
+Measured (one chunk of 7 steps, both ways, conversions included): the sparse product is 1.3–4×
+faster below 5% spikes for blocks of 1024² and 2048² cells (B = 8 … 32), equal at about 10% for
+512², and never faster for 256²."""
+
+SPIKE_PRODUCT_MIN_AREA = 1 << 18
+
+
+def _gather_gradient(
+    grad: np.ndarray,
+    sparse: SparseSynapses,
+    key: np.ndarray,
+    lam: np.ndarray,
+    pre: np.ndarray,
+    base: np.ndarray,
+    value: np.ndarray | None,
+    bounds: tuple[int, int] | None,
+) -> None:
+    """``grad_k += Σ_{events e with pre_e = pre_k} value_e · lam[key_k + base_e]``.
+
+    ``grad`` (float64) is in ``sparse`` order.  With the events sorted by fan-out, those whose
+    presynaptic index has more than ``p`` synapses form a prefix; position ``p`` of their
+    fan-out is read for all of them at once.  Work ``O(events × fan-out)``, memory ``O(events)``.
+    Pairs whose index falls outside ``bounds`` read zero (steps before 0 or after the end).
+    """
+    fanout = sparse.fanout[pre]
+    order = np.argsort(-fanout)
+    fanout = fanout[order]
+    syn, base = sparse.indptr[pre][order], base[order]
+    value = None if value is None else value[order]
+    active = np.searchsorted(-fanout, -np.arange(fanout[0] if fanout.size else 0), side="left")
+    for count in active.tolist():  # events with fan-out > p, for p = 0, 1, …
+        positions = syn[:count]
+        target = np.take(key, positions)
+        target += base[:count]
+        values = np.take(lam, target, mode="clip").astype(np.float64)
+        if value is not None:
+            values *= value[:count]
+        if bounds is not None:
+            values[(target < bounds[0]) | (target >= bounds[1])] = 0
+        np.add.at(grad, positions, values)
+        positions += 1  # position p + 1 of each fan-out
+
+
+def _scatter_gradient(
+    size: int, plan: SynapsePlan, sparse: np.ndarray, blocks: list[np.ndarray], dtype: np.dtype
+) -> np.ndarray:
+    """The gradient of the weight vector from the sparse part and the dense blocks."""
+    grad = np.zeros(size, dtype)
+    grad[plan.sparse.synapses] = sparse
+    for block, block_grad in zip(plan.dense, blocks, strict=True):
+        grad[block.synapses] = np.take(block_grad, block.cell)  # block gradients are ∂W[post, pre]
+    return grad
+
+
+def _add_spike_product(grad_t: torch.Tensor, spikes: np.ndarray, lam: np.ndarray) -> None:
+    """``∂Wᵀ[q, p] += Σ_{k,b} S[k, q, b] λU[k, p, b]`` with the binary ``spikes`` ``[K, Q, B]`` as
+    a sparse CSR matrix ``[Q, K·B]`` and ``lam`` ``[K, P, B]`` copied as ``[K·B, P]``: work
+    ``spikes × P`` instead of ``Q × K·B × P``."""
+    k, q, batch = spikes.shape
+    pre, step, b = np.nonzero(spikes.transpose(1, 0, 2))  # sorted by pre, then step and b
+    indptr = np.zeros(q + 1, np.int64)
+    np.cumsum(np.bincount(pre, minlength=q), out=indptr[1:])
+    matrix = torch_csr(indptr, step * batch + b, np.ones(pre.size, lam.dtype), (q, k * batch))
+    rows = torch.from_numpy(np.ascontiguousarray(lam.transpose(0, 2, 1)).reshape(k * batch, -1))
+    torch.addmm(grad_t, matrix, rows, out=grad_t)
+
+
+class _Adjoint:
+    """The recurrent synapses in the backward pass; λU is ``lam`` ``[T + D, N, B]``."""
+
+    def __init__(
+        self, plan: LayerPlan, w: np.ndarray, lam: np.ndarray, steps: int, needs_grad: bool, sampled_rate: float
+    ) -> None:
+        rows, n, batch = lam.shape
+        self.plan, self.sparse = plan.recurrent, plan.recurrent.sparse
+        self.patterns = plan.patterns
+        # time chunks whose sparse weight gradient comes from sampled products (:meth:`sample`)
+        self.sampled: list[tuple[int, int]] = []
+        self.sampled_rate = sampled_rate * lam.itemsize / 4  # float64 products cost twice
+        self.fanout = np.repeat(self.sparse.fanout.astype(np.float32), batch)  # [N·B], the layout of S[t]
+        self.lam, self.steps, self.n, self.batch = lam, steps, n, batch
+        self.blocks = [(block, block.transposed(w)) for block in self.plan.dense]
+        self.has_synapses = bool(self.blocks) or bool(self.sparse.synapses.size)
+        # CSR (N, D·N): row pre, column (d − 1)·N + post — reads the window λU[t+1 … t+D].
+        if self.sparse.synapses.size:
+            self.matrix = torch_product_matrix(self.sparse.by_pre(w, plan.backward_columns, (rows - steps) * n))
+        self.key = self.sparse.delay * (n * batch) + self.sparse.post * batch  # λU offset
+        self.grad_sparse = np.zeros(self.sparse.synapses.size) if needs_grad else None
+        blocks = self.plan.dense if needs_grad else ()
+        self.grad_blocks = [torch.from_numpy(np.zeros(block.shape, w.dtype)) for block in blocks]
+        # ∂Wᵀ[pre, post] of the chunks multiplied as sparse spikes (allocated on first use)
+        self.grad_blocks_t: list[torch.Tensor | None] = [None for _ in blocks]
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # spike events (pre, λU offset)
+        self.pending_size = 0
+
+    def backprop(self, window: np.ndarray, t: int) -> np.ndarray:
+        """``Σ_{rec k: j→i, d} w_k λU[t+d]_i`` as ``[N, B]`` from ``window`` = λU[t+1 … t+D]."""
+        if self.sparse.synapses.size:
+            result = (self.matrix @ torch.from_numpy(window.reshape(-1, self.batch))).numpy()
+        else:
+            result = np.zeros((self.n, self.batch), window.dtype)
+        result_t = torch.from_numpy(result)
+        for block, weight_t in self.blocks:
+            if 0 <= t + block.delay < self.steps:
+                source = torch.from_numpy(window[block.delay - 1])[block.post]
+                result_t[block.pre].addmm_(weight_t, source)
+        return result
+
+    def accumulate(self, spikes: np.ndarray, t0: int) -> None:
+        """Add ``Σ λU[t+d]_post S[t]_pre`` of ``spikes`` = S[t0 …] ``[K, N, B]`` to the gradient.
+
+        Values other than 0/1 (the incoming history, ``t0 < 0``) multiply.  The spike events
+        of the time loop (``t0 ≥ 0``, bool) wait in :attr:`pending`, to be gathered in few
+        calls by :meth:`gather`, once λU is known for every step they read — or, for a busy
+        chunk (:data:`SAMPLED_RATE`), the chunk waits in :attr:`sampled` for :meth:`sample`.
+        """
+        n, batch = self.n, self.batch
+        binary = spikes.dtype == bool
+        if binary and self.sparse.synapses.size and self._busy(spikes):
+            self.sampled.append((t0, t0 + spikes.shape[0]))
+        elif self.sparse.synapses.size:
+            events = np.flatnonzero(spikes)
+            pre = (events // batch) % n
+            base = t0 * n * batch + events - pre * batch  # λU offset of (t, b) = t·N·B + b
+            if binary:
+                self.pending.append((pre, base))
+                self.pending_size += events.size
+                if self.pending_size > max(arrays.WORKSPACE, self.lam.size // arrays.CHUNKS):  # a bounded queue
+                    self.gather()
+            else:
+                value, bounds = spikes.reshape(-1)[events], (0, self.lam.size)
+                _gather_gradient(
+                    self.grad_sparse, self.sparse, self.key, self.lam.reshape(-1), pre, base, value, bounds
+                )
+        for i, ((block, _), grad) in enumerate(zip(self.blocks, self.grad_blocks, strict=True)):
+            skip = max(0, -(t0 + block.delay))  # steps whose t + d < 0
+            if skip < spikes.shape[0]:
+                first = t0 + block.delay + skip
+                lam_rows = self.lam[first : first + spikes.shape[0] - skip, block.post]  # [K, P, B]
+                source = spikes[skip:, block.pre]  # [K, Q, B]
+                if binary and self._sparse_spikes(source, block):
+                    if self.grad_blocks_t[i] is None:
+                        self.grad_blocks_t[i] = grad.new_zeros(grad.shape[::-1])
+                    _add_spike_product(self.grad_blocks_t[i], source, lam_rows)
+                else:
+                    source_t = torch.from_numpy(source.astype(self.lam.dtype))
+                    grad += torch.tensordot(torch.from_numpy(lam_rows), source_t, dims=([0, 2], [0, 2]))
+
+    @staticmethod
+    def _sparse_spikes(spikes: np.ndarray, block: DenseBlock) -> bool:
+        """Whether a dense block's weight gradient multiplies ``spikes`` as a sparse matrix."""
+        area = block.shape[0] * block.shape[1]
+        return area >= SPIKE_PRODUCT_MIN_AREA and np.count_nonzero(spikes) < SPIKE_PRODUCT_FRACTION * spikes.size
+
+    def _busy(self, spikes: np.ndarray) -> bool:
+        """Whether the (event, synapse) pairs of ``spikes`` ``[K, N, B]`` reach
+        ``sampled_rate × nnz × K·B``, the work of the sampled products."""
+        pairs = float((spikes.reshape(spikes.shape[0], -1).view(np.uint8) @ self.fanout).sum())
+        return pairs >= self.sampled_rate * self.sparse.synapses.size * spikes.shape[0] * self.batch
+
+    def gather(self) -> None:
+        """Gather the gradient of the pending spike events of the time loop."""
+        pending, self.pending, self.pending_size = self.pending, [], 0
+        if pending:
+            pre, base = (np.concatenate(parts) for parts in zip(*pending, strict=True))
+            del pending  # the queue's arrays, now copied
+            _gather_gradient(self.grad_sparse, self.sparse, self.key, self.lam.reshape(-1), pre, base, None, None)
+
+    def sample(self, lam: np.ndarray, u: np.ndarray, threshold: np.ndarray) -> None:
+        """Add ``Σ_{t,b} S[t]_{b,pre} λU[t+d]_{b,post}`` for every sparse synapse, ``t`` in the
+        chunks of :attr:`sampled`.
+
+        ``lam`` is λU relaid out as ``[T + D, B, N]``.  Per delay ``d`` and time chunk one
+        sampled product ``(Sᵀ Λ_d)[pre, post]`` on the synapses' pattern only, accumulated in the
+        pattern's values, with ``Sᵀ`` ``[N, K·B]`` recomputed from ``u`` and ``Λ_d`` = the rows
+        ``t + d`` as ``[K·B, N]``, in place.  Cost ``nnz × T·B`` multiply-adds, whatever the spikes.
+        """
+        n = u.shape[2]
+        sums = [(pattern, pattern.matrix(lam.dtype)) for pattern in self.patterns]  # values: running sums
+        for t0, t1 in self.sampled:
+            spikes = np.greater(u[t0:t1], threshold).transpose(2, 0, 1).astype(lam.dtype, order="C")
+            spikes_t = torch.from_numpy(spikes.reshape(n, -1))
+            for pattern, total in sums:
+                rows = torch.from_numpy(lam[t0 + pattern.delay : t1 + pattern.delay].reshape(-1, n))
+                torch.sparse.sampled_addmm(total, spikes_t, rows, out=total)
+        for pattern, total in sums:
+            self.grad_sparse[pattern.positions] += total.values().numpy()
+
+    def gradient(self, size: int, dtype: np.dtype) -> np.ndarray:
+        self.gather()
+        blocks = [
+            (grad if grad_t is None else grad + grad_t.T).numpy()
+            for grad, grad_t in zip(self.grad_blocks, self.grad_blocks_t, strict=True)
+        ]
+        return _scatter_gradient(size, self.plan, self.grad_sparse, blocks, dtype)
+
+
+def _input_gradients(
+    lam: np.ndarray, x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, needs: LayerInputs
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """∂x ``[Din + T, B, C]`` and ∂w_in from λU ``[T + D, B, N]``, one product per input delay.
+
+    ∂X[t − d] += λU[t] W_d for all ``t``; ∂w_k = Σ_{t,b} λU[t]_post X[t − d]_pre, gathered per
+    non-zero input (sparse delays) or from one product λU[·]ᵀ X[· − d] (dense blocks).
+    """
+    d_in, batch, c = x.shape[0] - steps, x.shape[1], x.shape[2]
+    n = lam.shape[2]
+    rows = lam[:steps].reshape(steps * batch, n)
+    rows_t = torch.from_numpy(rows)
+    grad_x = np.zeros_like(x) if needs.x else None
+    block_grads = []
+    for block in plan.dense:
+        if grad_x is not None:
+            target = torch.from_numpy(delayed_rows(grad_x, block.delay, steps))[:, block.pre]
+            target.addmm_(rows_t[:, block.post], block.matrix(w))
+        if needs.w_in:
+            source = torch.from_numpy(delayed_rows(x, block.delay, steps))[:, block.pre]
+            block_grads.append((rows_t[:, block.post].T @ source).numpy())
+    if grad_x is not None:
+        chunk = chunk_size(steps * batch, n + c)
+        for d, matrix in sparse_input_matrices(plan, w):
+            target = delayed_rows(grad_x, d, steps)
+            for lo, hi in time_chunks(steps * batch, chunk):
+                target[lo:hi] += (matrix.T @ rows[lo:hi].T).T
+    if not needs.w_in:
+        return grad_x, None
+    sparse = plan.sparse
+    grad_sparse = np.zeros(sparse.synapses.size)
+    if sparse.synapses.size:
+        key = sparse.delay * (batch * n) + sparse.post  # λU offset of (t + d, post)
+        lam_flat = lam.reshape(-1)
+        for lo, hi in time_chunks(x.shape[0], chunk_size(x.shape[0], batch * c)):
+            values = x[lo:hi].reshape(-1)
+            events = np.flatnonzero(values)
+            pre = events % c
+            base = (events // c + (lo - d_in) * batch) * n  # λU offset of (τ − Din, b)
+            bounds = (0, steps * batch * n)
+            _gather_gradient(grad_sparse, sparse, key, lam_flat, pre, base, values[events], bounds)
+    return grad_x, _scatter_gradient(w.size, plan, grad_sparse, block_grads, w.dtype)
+
+
+@dataclass
+class _Chunk:
+    """What the backward recursion needs of steps ``t0 … t1−1``, ``[K, N, B]`` each.
+
+    ``gain`` = m σ'(U − θ); ``drive`` = ∂L/∂U + gain ∂L/∂S; ``carry`` = α (1 − z S) (``None``
+    for ``α``); ``reset`` = gain (s θ + z α U) (``None`` when detached or no neuron resets).
+    """
+
+    u: np.ndarray
+    spikes: np.ndarray  # bool
+    keep: np.ndarray | None  # 1 − z S
+    gain: np.ndarray
+    drive: np.ndarray
+    carry: np.ndarray | None
+    reset: np.ndarray | None
+    gain_grad_s: np.ndarray | None  # Σ_{t,b} gain ∂L/∂S, [N] (for ∂θ only)
+
+
+def _chunk(
+    layer: Layer,
+    neurons: Neurons,
+    u: np.ndarray,
+    grad_u: np.ndarray | None,
+    grad_s: np.ndarray | None,
+    needs_theta: bool,
+) -> _Chunk:
+    """The per-step coefficients of a chunk (``u``, ``grad_u``, ``grad_s`` ``[K, B, N]``, the
+    gradients ``None`` when zero)."""
+    col = column
+    u_nb = neuron_major(u)
+    spikes = np.greater(u_nb, neurons.threshold_nb)
+    with np.errstate(over="ignore", under="ignore"):
+        gain = layer.surrogate.grad(np.subtract(u_nb, neurons.theta_nb))
+    if neurons.spiking_nb is not None:
+        gain *= neurons.spiking_nb
+    if grad_s is None:
+        gain_grad_s = np.zeros(gain.shape[1]) if needs_theta else None
+        drive = np.zeros_like(gain) if grad_u is None else neuron_major(grad_u)
+    else:
+        drive = np.multiply(gain, grad_s.transpose(0, 2, 1), out=np.empty_like(gain))
+        gain_grad_s = drive.sum(axis=(0, 2), dtype=np.float64) if needs_theta else None
+        if grad_u is not None:
+            drive += grad_u.transpose(0, 2, 1)
+    keep = None if neurons.zero is None else 1 - col(neurons.zero) * spikes
+    carry = None if keep is None else col(neurons.alpha) * keep
+    reset = None
+    if not layer.detach_reset and (neurons.zero is not None or neurons.subtract is not None):
+        reset = np.zeros_like(u_nb)
+        if neurons.zero_alpha is not None:
+            reset += col(neurons.zero_alpha) * u_nb
+        if neurons.subtract_theta is not None:
+            reset += col(neurons.subtract_theta)
+        reset *= gain
+    return _Chunk(u_nb, spikes, keep, gain, drive, carry, reset, gain_grad_s)
+
+
+def backward(
+    layer: Layer,
+    inputs: LayerInputs,
+    u: torch.Tensor,
+    grad_u: torch.Tensor | None,
+    grad_s: torch.Tensor | None,
+    needs: LayerInputs,
+    plan: LayerPlan,
+    sampled_rate: float,
+) -> LayerInputs:
+    """Gradients of every input by the reverse-time recursion of DESIGN §2 (package docstring)."""
+    x, w_in, w_rec, alpha, theta, u0, s_hist = (as_numpy(t) for t in inputs)
+    u, grad_u, grad_s = (None if t is None else as_numpy(t) for t in (u, grad_u, grad_s))
+    steps, batch, n = u.shape
+    depth, dtype = layer.max_delay, u.dtype
+    neurons, col = Neurons(plan, alpha, theta, batch), column
+    alpha_col, alpha_nb = col(alpha), neurons.alpha_nb
+    lam = np.empty((steps + depth, n, batch), dtype)
+    lam[steps:] = 0
+    adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, sampled_rate)
+    grad_alpha = np.zeros(n)
+    theta_surrogate = np.zeros(n)  # Σ_{t,b} m σ'(U[t] − θ) λS[t]
+    theta_reset = np.zeros(n)  # Σ_{t,b} λU[t+1] S[t], t = −1 … T−2
+    gain_lam_s = np.zeros((n, batch), dtype) if needs.theta else None
+
+    for t0, t1 in reversed(list(time_chunks(steps, chunk_size(steps, n * batch)))):
+        chunk = _chunk(
+            layer, neurons, u[t0:t1], *(None if g is None else g[t0:t1] for g in (grad_u, grad_s)), needs.theta
+        )
+        for i in range(t1 - t0 - 1, -1, -1):
+            t = t0 + i
+            following, current = lam[t + 1], lam[t]
+            np.multiply(alpha_nb if chunk.carry is None else chunk.carry[i], following, out=current)
+            current += chunk.drive[i]
+            part = None  # m σ' (λS − ∂L/∂S): the recurrent and reset terms of λS, times σ'
+            if adjoint.has_synapses:
+                part = adjoint.backprop(lam[t + 1 : t + 1 + depth], t)
+                part *= chunk.gain[i]
+            if chunk.reset is not None:
+                reset = np.multiply(chunk.reset[i], following)
+                part = np.negative(reset, out=reset) if part is None else np.subtract(part, reset, out=part)
+            if part is not None:
+                current += part
+                if gain_lam_s is not None:
+                    gain_lam_s += part
+        following = lam[t0 + 1 : t1 + 1]  # λU[t + 1] for the chunk's t
+        if needs.alpha:
+            leak = chunk.u if chunk.keep is None else chunk.u * chunk.keep
+            grad_alpha += (following * leak).sum(axis=(0, 2), dtype=np.float64)
+        if needs.theta:
+            theta_surrogate += chunk.gain_grad_s
+            if neurons.subtract is not None:
+                theta_reset += (following * chunk.spikes).sum(axis=(0, 2), dtype=np.float64)
+        if needs.w_rec:
+            adjoint.accumulate(chunk.spikes, t0)
+
+    # The step before the chunk: U[−1] = u0 and S[−1] = s_hist[D − 1] meet λU[0].
+    lam0, u_last, s_last = lam[0], u0.T, s_hist[-1].T
+    keep0 = 1 if neurons.zero is None else 1 - col(neurons.zero) * s_last
+    grad_alpha += (lam0 * u_last * keep0).sum(axis=1, dtype=np.float64)
+    theta_reset += (lam0 * s_last).sum(axis=1, dtype=np.float64)
+    grad_u0 = np.ascontiguousarray((alpha_col * keep0 * lam0).T) if needs.u0 else None
+    grad_s_hist = None
+    if needs.s_hist:
+        grad_s_hist = np.empty_like(s_hist)
+        window = np.zeros((2 * depth - 1, n, batch), dtype)  # λU[−D+1 … D−1]
+        window[depth - 1 :] = lam[:depth]
+        for k in range(1, depth + 1):
+            lam_s = adjoint.backprop(window[depth - k : 2 * depth - k], -k)
+            if k == 1 and not layer.detach_reset:
+                if neurons.subtract_theta is not None:
+                    lam_s -= col(neurons.subtract_theta) * lam0
+                if neurons.zero_alpha is not None:
+                    lam_s -= col(neurons.zero_alpha) * u_last * lam0
+            grad_s_hist[depth - k] = lam_s.T
+    if needs.w_rec:
+        adjoint.accumulate(neuron_major(s_hist), -depth)
+
+    grad_theta = None
+    if needs.theta:
+        theta_surrogate += gain_lam_s.sum(axis=1, dtype=np.float64)
+        subtract = 0 if neurons.subtract is None else neurons.subtract
+        grad_theta = (-theta_surrogate - subtract * theta_reset).astype(dtype)
+    grad_w_rec = None
+    if needs.w_rec:
+        adjoint.gather()  # the queued spike events read λU: before the relayout
+    lam_batch_major = batch_major(lam, steps) if adjoint.sampled or needs.x or needs.w_in else None
+    if needs.w_rec:
+        if adjoint.sampled:
+            adjoint.sample(lam_batch_major, u, neurons.threshold)
+        grad_w_rec = adjoint.gradient(w_rec.size, dtype)
+    grad_x = grad_w_in = None
+    if needs.x or needs.w_in:
+        grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, plan.inputs, steps, needs)
+    return LayerInputs(
+        x=grad_x,
+        w_in=grad_w_in,
+        w_rec=grad_w_rec,
+        alpha=grad_alpha.astype(dtype) if needs.alpha else None,
+        theta=grad_theta,
+        u0=grad_u0,
+        s_hist=grad_s_hist,
+    )
