@@ -8,9 +8,10 @@ contiguous values.  The two views in use:
 * over postsynaptic rows (CSR), ``shift = −d``: ``Σ_k w_k S[t − d_k]_{pre_k}`` (input current);
 * over presynaptic rows (CSC), ``shift = +d``: ``Σ_k w_k λU[t + d_k]_{post_k}`` (the ``Wᵀ`` term).
 
-Helpers (:func:`row_entries`, :func:`gather_entries`, :func:`gather_rows`) serve the time-loop
-kernels; :func:`gather_kernel` gathers every step at once, :func:`gather_chunks_kernel` one step
-split into equal chunks.
+Helpers (:func:`synapse_rows` before the loop, :func:`gather_synapses` at each step, built on
+:func:`row_entries`, :func:`gather_entries`, :func:`gather_rows`) serve the time-loop kernels;
+:func:`gather_kernel` gathers every step at once, :func:`gather_chunks_kernel` one step split
+into equal chunks.
 """
 
 import triton
@@ -97,6 +98,81 @@ def row_extent(ptr_ptr, rows, mask):
     start = tl.load(ptr_ptr + rows, mask=mask, other=0)
     length = tl.load(ptr_ptr + rows + 1, mask=mask, other=0) - start
     return start, length, tl.max(length, axis=0)
+
+
+@triton.jit
+def synapse_rows(
+    ptr_ptr,
+    rows,
+    mask,
+    index_ptr,
+    shift_ptr,
+    weight_ptr,
+    stride_src_t,
+    stride_src_n,
+    RESIDENT: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+):
+    """The synapse rows of ``rows`` for a time loop, read before it: ``(start, length, max length,
+    mask, offset, weight)``.
+
+    ``RESIDENT`` (every row fits in one ``BLOCK_J`` tile): the entries themselves
+    (:func:`row_entries`, int32 offsets), read once and kept in registers across steps; otherwise
+    only the extent, and :func:`gather_synapses` reads the entries at every step.
+    """
+    start, length, max_length = row_extent(ptr_ptr, rows, mask)
+    if RESIDENT:
+        entry_mask, offset, weight = row_entries(
+            start, length, 0, index_ptr, shift_ptr, weight_ptr, stride_src_t, stride_src_n, BLOCK_J, tl.int32
+        )
+    else:
+        entry_mask, offset, weight = 0, 0, 0  # unused: gather_rows reads the entries
+    return start, length, max_length, entry_mask, offset, weight
+
+
+@triton.jit
+def gather_synapses(
+    acc,
+    start,
+    length,
+    max_length,
+    entry_mask,
+    offset,
+    weight,
+    index_ptr,
+    shift_ptr,
+    weight_ptr,
+    src_ptr,
+    src_t,
+    stride_src_t,
+    stride_src_n,
+    offs_b,
+    mask_b,
+    RESIDENT: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+):
+    """One step of a time loop: ``acc[r, b] + Σ_{k ∈ row r} w_k · src[src_t + shift_k, index_k, b]``
+    over the rows that :func:`synapse_rows` read (from registers when ``RESIDENT``)."""
+    if RESIDENT:
+        acc = gather_entries(acc, entry_mask, offset, weight, src_ptr, src_t, stride_src_t, offs_b, mask_b)
+    else:
+        acc = gather_rows(
+            acc,
+            start,
+            length,
+            max_length,
+            index_ptr,
+            shift_ptr,
+            weight_ptr,
+            src_ptr,
+            src_t,
+            stride_src_t,
+            stride_src_n,
+            offs_b,
+            mask_b,
+            BLOCK_J,
+        )
+    return acc
 
 
 @triton.jit

@@ -3,7 +3,7 @@
 import triton
 import triton.language as tl
 
-from .gather import gather_entries, gather_rows, row_entries, row_extent
+from .gather import gather_synapses, synapse_rows
 from .neurons import load_neurons
 from .surrogates import surrogate_grad
 
@@ -73,11 +73,9 @@ def lif_backward_kernel(
     dtype = alpha.dtype
     slope = tl.load(slope_ptr)
     if HAS_REC:
-        start, length, max_length = row_extent(cols_ptr, rows, mask_n)
-        if RESIDENT:  # every row fits in one tile: read the synapses once, not at every step
-            syn_mask, syn_offset, syn_weight = row_entries(
-                start, length, 0, index_ptr, shift_ptr, weight_ptr, step, n_batch, BLOCK_J, tl.int32
-            )
+        start, length, max_length, syn_mask, syn_offset, syn_weight = synapse_rows(
+            cols_ptr, rows, mask_n, index_ptr, shift_ptr, weight_ptr, step, n_batch, RESIDENT, BLOCK_J
+        )
     u_offset = tl.cast(t_first, tl.int64) * step
     u = tl.load(u_ptr + u_offset + batch_major, mask=mask, other=0.0).to(dtype)
     lam_row = tl.cast(pad + t_first + 1, tl.int64) * step
@@ -92,27 +90,26 @@ def lif_backward_kernel(
             lam_s += tl.load(lam_rec_ptr + batch_major, mask=mask, other=0.0)
             tl.store(lam_rec_ptr + batch_major, tl.zeros_like(lam_s), mask=mask)
         if HAS_REC:
-            if RESIDENT:
-                lam_s = gather_entries(
-                    lam_s, syn_mask, syn_offset, syn_weight, lam_u_ptr, pad + t, step, offs_b, mask_b
-                )
-            else:
-                lam_s = gather_rows(
-                    lam_s,
-                    start,
-                    length,
-                    max_length,
-                    index_ptr,
-                    shift_ptr,
-                    weight_ptr,
-                    lam_u_ptr,
-                    pad + t,
-                    step,
-                    n_batch,
-                    offs_b,
-                    mask_b,
-                    BLOCK_J,
-                )
+            lam_s = gather_synapses(
+                lam_s,
+                start,
+                length,
+                max_length,
+                syn_mask,
+                syn_offset,
+                syn_weight,
+                index_ptr,
+                shift_ptr,
+                weight_ptr,
+                lam_u_ptr,
+                pad + t,
+                step,
+                n_batch,
+                offs_b,
+                mask_b,
+                RESIDENT,
+                BLOCK_J,
+            )
         if not DETACH_RESET:
             lam_s -= (subtract * theta + zero * alpha * u) * lam_next
         s = tl.where(u > theta, spiking, 0.0)

@@ -3,7 +3,7 @@
 import triton
 import triton.language as tl
 
-from .gather import gather_entries, gather_rows, row_entries, row_extent
+from .gather import gather_synapses, synapse_rows
 from .neurons import load_neurons
 
 
@@ -57,11 +57,9 @@ def lif_forward_kernel(
     step = n_neurons * n_batch
     alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
     if HAS_REC:
-        start, length, max_length = row_extent(rows_ptr, rows, mask_n)
-        if RESIDENT:  # every row fits in one tile: read the synapses once, not at every step
-            syn_mask, syn_offset, syn_weight = row_entries(
-                start, length, 0, index_ptr, shift_ptr, weight_ptr, step, n_batch, BLOCK_J, tl.int32
-            )
+        start, length, max_length, syn_mask, syn_offset, syn_weight = synapse_rows(
+            rows_ptr, rows, mask_n, index_ptr, shift_ptr, weight_ptr, step, n_batch, RESIDENT, BLOCK_J
+        )
     u = tl.load(u_prev_ptr + batch_major, mask=mask, other=0.0)
     s_row = tl.cast(max_delay + t_start - 1, tl.int64) * step
     s = tl.load(hist_ptr + s_row + batch_minor, mask=mask, other=0).to(u.dtype)
@@ -69,27 +67,26 @@ def lif_forward_kernel(
         t_offset = tl.cast(t, tl.int64) * step
         current = tl.load(current_ptr + t_offset + batch_major, mask=mask, other=0.0)
         if HAS_REC:
-            if RESIDENT:
-                current = gather_entries(
-                    current, syn_mask, syn_offset, syn_weight, hist_ptr, max_delay + t, step, offs_b, mask_b
-                )
-            else:
-                current = gather_rows(
-                    current,
-                    start,
-                    length,
-                    max_length,
-                    index_ptr,
-                    shift_ptr,
-                    weight_ptr,
-                    hist_ptr,
-                    max_delay + t,
-                    step,
-                    n_batch,
-                    offs_b,
-                    mask_b,
-                    BLOCK_J,
-                )
+            current = gather_synapses(
+                current,
+                start,
+                length,
+                max_length,
+                syn_mask,
+                syn_offset,
+                syn_weight,
+                index_ptr,
+                shift_ptr,
+                weight_ptr,
+                hist_ptr,
+                max_delay + t,
+                step,
+                n_batch,
+                offs_b,
+                mask_b,
+                RESIDENT,
+                BLOCK_J,
+            )
         u = alpha * u * (1.0 - zero * s) + current - subtract * theta * s
         s = tl.where(u > theta, spiking, 0.0)
         tl.store(u_ptr + t_offset + batch_major, u, mask=mask)
