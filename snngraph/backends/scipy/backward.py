@@ -120,8 +120,9 @@ class _Adjoint:
         rows, n, batch = lam.shape
         self.plan, self.sparse = plan.recurrent, plan.recurrent.sparse
         self.patterns = plan.patterns
-        # time chunks whose sparse weight gradient comes from sampled products (:meth:`sample`)
-        self.sampled: list[tuple[int, int]] = []
+        # (t0, S[t0 …] [K, N, B] bool) of the chunks whose sparse weight gradient comes from
+        # sampled products (:meth:`sample`)
+        self.sampled: list[tuple[int, np.ndarray]] = []
         self.sampled_rate = sampled_rate * lam.itemsize / 4  # float64 products cost twice
         self.fanout = np.repeat(self.sparse.fanout.astype(np.float32), batch)  # [N·B], the layout of S[t]
         self.lam, self.steps, self.n, self.batch = lam, steps, n, batch
@@ -163,7 +164,7 @@ class _Adjoint:
         n, batch = self.n, self.batch
         binary = spikes.dtype == bool
         if binary and self.sparse.synapses.size and self._busy(spikes):
-            self.sampled.append((t0, t0 + spikes.shape[0]))
+            self.sampled.append((t0, spikes))
         elif self.sparse.synapses.size:
             events = np.flatnonzero(spikes)
             pre = (events // batch) % n
@@ -212,20 +213,20 @@ class _Adjoint:
             del pending  # the queue's arrays, now copied
             _gather_gradient(self.grad_sparse, self.sparse, self.key, self.lam.reshape(-1), pre, base, None, None)
 
-    def sample(self, lam: np.ndarray, u: np.ndarray, threshold: np.ndarray) -> None:
+    def sample(self, lam: np.ndarray) -> None:
         """Add ``Σ_{t,b} S[t]_{b,pre} λU[t+d]_{b,post}`` for every sparse synapse, ``t`` in the
         chunks of :attr:`sampled`.
 
         ``lam`` is λU relaid out as ``[T + D, B, N]``.  Per delay ``d`` and time chunk one
         sampled product ``(Sᵀ Λ_d)[pre, post]`` on the synapses' pattern only, accumulated in the
-        pattern's values, with ``Sᵀ`` ``[N, K·B]`` recomputed from ``u`` and ``Λ_d`` = the rows
+        pattern's values, with ``Sᵀ`` ``[N, K·B]`` from the chunk's kept spikes and ``Λ_d`` = the rows
         ``t + d`` as ``[K·B, N]``, in place.  Cost ``nnz × T·B`` multiply-adds, whatever the spikes.
         """
-        n = u.shape[2]
+        n = self.n
         sums = [(pattern, pattern.matrix(lam.dtype)) for pattern in self.patterns]  # values: running sums
-        for t0, t1 in self.sampled:
-            spikes = np.greater(u[t0:t1], threshold).transpose(2, 0, 1).astype(lam.dtype, order="C")
-            spikes_t = torch.from_numpy(spikes.reshape(n, -1))
+        for t0, spikes in self.sampled:
+            t1 = t0 + spikes.shape[0]
+            spikes_t = torch.from_numpy(spikes.transpose(1, 0, 2).astype(lam.dtype, order="C").reshape(n, -1))
             for pattern, total in sums:
                 rows = torch.from_numpy(lam[t0 + pattern.delay : t1 + pattern.delay].reshape(-1, n))
                 torch.sparse.sampled_addmm(total, spikes_t, rows, out=total)
@@ -430,7 +431,7 @@ def backward(
     lam_batch_major = batch_major(lam, steps) if adjoint.sampled or needs.x or needs.w_in else None
     if needs.w_rec:
         if adjoint.sampled:
-            adjoint.sample(lam_batch_major, u, neurons.threshold)
+            adjoint.sample(lam_batch_major)
         grad_w_rec = adjoint.gradient(w_rec.size, dtype)
     grad_x = grad_w_in = None
     if needs.x or needs.w_in:
