@@ -1,19 +1,19 @@
-"""CPU benchmark: the scipy backend against dense PyTorch loops, snnTorch and Norse.
+"""CPU benchmark: the cpu backend against dense PyTorch loops, snnTorch and Norse.
 
 Usage: ``python benchmarks/bench_cpu.py [--quick] [--out PATH] [--repeats N]``
 
 Every contender runs the same network (same weights, same input spikes):
 
 * ``sparse``: 128 inputs → 2048 LIF (2% recurrent density, per-synapse delays 1…4) → 10 li
-  readouts, batch 16, T = 100.  Contenders: snngraph (scipy backend) and the dense loop a
+  readouts, batch 16, T = 100.  Contenders: snngraph (cpu backend) and the dense loop a
   user writes today: masked ``[D, N, N]`` recurrent weights, a Python time loop, autograd and a
-  surrogate spike function.  Target: scipy ≥ 30× faster forward+backward.
+  surrogate spike function.  Target: cpu ≥ 30× faster forward+backward.
 * ``dense``: 700 → 1024 LIF (all-to-all recurrent, delay 1) → 20 li, batch 32, T = 100.
-  Contenders: scipy, the reference backend, the best dense PyTorch loop (input and readout
+  Contenders: cpu, the reference backend, the best dense PyTorch loop (input and readout
   projections as one product each, one product per step), snnTorch ``RLeaky`` and Norse
-  ``LIFRecurrent`` when installed.  Targets: scipy ≥ 2× faster than snnTorch and within 1.5×
+  ``LIFRecurrent`` when installed.  Targets: cpu ≥ 2× faster than snnTorch and within 1.5×
   of the dense loop.
-* ``scaling``: scipy forward+backward against the firing rate (input drive) and against N at
+* ``scaling``: cpu forward+backward against the firing rate (input drive) and against N at
   a fixed fan-out of 40.
 
 The neuron model is DESIGN §1: LIF with α = 0.9, θ = 1, reset by subtraction detached from the
@@ -302,12 +302,12 @@ def _installed(module: str) -> bool:
 
 
 Builder = Callable[[Case, Weights, torch.dtype], nn.Module]
-SCIPY = "snngraph scipy"
+CPU = "snngraph cpu"
 
 
 def contenders(case: Case) -> dict[str, Builder]:
     """The contenders of a case (the first is the baseline of the ratios)."""
-    table: dict[str, Builder] = {SCIPY: lambda c, w, dt: SnnGraphModel(c, w, dt, "scipy")}
+    table: dict[str, Builder] = {CPU: lambda c, w, dt: SnnGraphModel(c, w, dt, "cpu")}
     if case.name == "sparse":
         table["dense torch loop, masked [D,N,N]"] = lambda c, w, dt: DenseLoop(c, w, dt, masked=True)
     if case.name == "dense":
@@ -442,17 +442,17 @@ def equivalence(case: Case, weights: Weights, name: str, build: Builder) -> dict
     reset = "zero" if name.startswith("Norse") else "subtract"
     model = build(case, weights, torch.float64)
     with torch.no_grad():
-        want = SnnGraphModel(case, weights, torch.float64, "scipy", reset)(x)
+        want = SnnGraphModel(case, weights, torch.float64, "cpu", reset)(x)
         got = model(x)
     train_step(model, x)
     trained = [param for param, value in model.named_parameters() if value.grad is not None]
     if not name.startswith("snngraph") and len(trained) < 3:
         raise RuntimeError(f"{name}: a training step reaches only {trained}; expected input, recurrent and readout")
-    return {"checked_against": f"snngraph scipy, reset={reset!r}, float64", "trained": trained, **compare(got, want)}
+    return {"checked_against": f"snngraph cpu, reset={reset!r}, float64", "trained": trained, **compare(got, want)}
 
 
 def hidden_rate(case: Case) -> float:
-    model = SnnGraphModel(case, make_weights(case), torch.float32, "scipy")
+    model = SnnGraphModel(case, make_weights(case), torch.float32, "cpu")
     with torch.no_grad():
         spikes, _ = model(make_input(case, torch.float32))
     return float(spikes.mean())
@@ -489,7 +489,7 @@ def run_case(case: Case, repeats: int, round_s: float) -> dict[str, Any]:
     rows = []
     for name, build in builders.items():
         row: dict[str, Any] = {"contender": name}
-        if name != SCIPY:
+        if name != CPU:
             row.update(equivalence(case, weights, name, build))
         row.update(timings[name])
         memory = measure_memory(case, name)
@@ -500,7 +500,7 @@ def run_case(case: Case, repeats: int, round_s: float) -> dict[str, Any]:
         row["forward_ratio"] = paired_ratio(row, base, "forward")
         row["train_ratio"] = paired_ratio(row, base, "train")
     print_rows(rows)
-    net = SnnGraphModel(case, weights, torch.float32, "scipy").net
+    net = SnnGraphModel(case, weights, torch.float32, "cpu").net
     predicted = net.memory_bytes(case.steps, case.batch)
     print(f"  CompiledNetwork.memory_bytes (float32): { {k: f'{v / 2**20:.1f} MiB' for k, v in predicted.items()} }")
     return {
@@ -513,7 +513,7 @@ def run_case(case: Case, repeats: int, round_s: float) -> dict[str, Any]:
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    header = ("contender", "forward ms", "fwd+bwd ms", "peak RSS MiB", "÷ scipy (fwd, fwd+bwd)")
+    header = ("contender", "forward ms", "fwd+bwd ms", "peak RSS MiB", "÷ cpu (fwd, fwd+bwd)")
     print("  {:34s} {:>11s} {:>11s} {:>13s}  {:>23s}  spikes".format(*header))
     for row in rows:
         memory = "n/a" if row["peak_rss_mib"] is None else f"{max(0.0, row['peak_rss_mib']):.0f}"
@@ -530,26 +530,26 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets on forward+backward time, each with the measured ratio it bounds."""
-    wanted = [  # (case, contender, the ratio is contender/scipy (True) or scipy/contender, bound)
+    wanted = [  # (case, contender, the ratio is contender/cpu (True) or cpu/contender, bound)
         ("sparse", "dense torch loop, masked [D,N,N]", True, ">=", 30.0),
         ("dense", "snnTorch RLeaky", True, ">=", 2.0),
         ("dense", "best dense torch loop", False, "<=", 1.5),
     ]
     targets = []
-    for case, contender, over_scipy, relation, bound in wanted:
+    for case, contender, over_cpu, relation, bound in wanted:
         rows = [row for row in results[case]["rows"] if row["contender"] == contender]
         value = None
         if rows:
-            value = rows[0]["train_ratio"] if over_scipy else 1 / rows[0]["train_ratio"]
-        name = f"{contender} / scipy" if over_scipy else f"scipy / {contender}"
+            value = rows[0]["train_ratio"] if over_cpu else 1 / rows[0]["train_ratio"]
+        name = f"{contender} / cpu" if over_cpu else f"cpu / {contender}"
         met = None if value is None else bool(value >= bound if relation == ">=" else value <= bound)
         targets.append({"case": case, "ratio": name, "value": value, "target": f"{relation} {bound:g}", "met": met})
     return targets
 
 
 def run_scaling(base: Case, rates: list[float], sizes: list[int], repeats: int) -> dict[str, Any]:
-    """scipy forward+backward time against the firing rate and against N at fan-out 40."""
-    print(f"\nscaling: scipy forward+backward, fan-out 40, B={base.batch}, T={base.steps}")
+    """cpu-backend forward+backward time against the firing rate and against N at fan-out 40."""
+    print(f"\nscaling: cpu backend forward+backward, fan-out 40, B={base.batch}, T={base.steps}")
     rows = []
     for rate in rates:
         case = calibrate(base, rate)
@@ -577,9 +577,9 @@ def run_scaling(base: Case, rates: list[float], sizes: list[int], repeats: int) 
 
 def scaling_row(case: Case, sweep: str, repeats: int) -> dict[str, Any]:
     weights = make_weights(case)
-    model = SnnGraphModel(case, weights, torch.float32, "scipy")
+    model = SnnGraphModel(case, weights, torch.float32, "cpu")
     x = make_input(case, torch.float32)
-    timing = time_models({SCIPY: model}, x, repeats, round_s=0.0)[SCIPY]  # one contender: nothing to pair
+    timing = time_models({CPU: model}, x, repeats, round_s=0.0)[CPU]  # one contender: nothing to pair
     with torch.no_grad():
         spikes, _ = model(x)
     events = float(spikes.sum())

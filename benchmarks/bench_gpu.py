@@ -55,8 +55,8 @@ import torch
 
 import snngraph
 from snngraph import SNN, CompiledNetwork, Graph, random_weight
-from snngraph.backends import BACKENDS
-from snngraph.network import RESET_CODES
+from snngraph.backends.triton import TritonBackend
+from snngraph.neurons import SUBTRACT, ZERO
 from snngraph.surrogates import Sigmoid
 
 SURROGATE = Sigmoid(5.0)
@@ -150,8 +150,7 @@ class HandBPTT:
         n, c, d = net.n_neurons, net.n_inputs, net.max_delay
         self.n, self.d, self.d_in, self.weights = n, d, net.max_input_delay, weights
         self.alpha, self.theta = tensor(net.alpha), tensor(net.theta)
-        self.subtract = tensor(net.reset == RESET_CODES["subtract"])
-        self.zero = tensor(net.reset == RESET_CODES["zero"])
+        self.subtract, self.zero = tensor(net.neurons[SUBTRACT]), tensor(net.neurons[ZERO])
         self.spiking = tensor(net.spiking)
         self.in_flat = tensor(net.in_post * (self.d_in + 1) * c + net.in_delay * c + net.in_pre, torch.int64)
         w_in = torch.zeros(n * (self.d_in + 1) * c, device=device)
@@ -353,7 +352,7 @@ def run_case(case: Case, device: torch.device, repeats: int) -> dict[str, Any]:
         "neurons": net.n_neurons,
         "input_synapses": int(net.in_weight.size),
         "recurrent_synapses": int(net.rec_weight.size),
-        "time_loop": BACKENDS["triton"].time_loop_of(ours.model._layer("triton")),
+        "time_loop": ours.model.plan.backend.time_loop_of(ours.model.plan),
         "build_s": time.perf_counter() - build_start,
     }
     reference = ours.run(data, backward=True)
@@ -498,7 +497,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu" and not args.quick:
         sys.exit("no CUDA device: run with --quick (and TRITON_INTERPRET=1) for a smoke check on CPU")
-    reason = BACKENDS["triton"].unavailable_reason(device)
+    reason = TritonBackend().unavailable_reason(device)
     if reason is not None:
         sys.exit(f"the triton backend cannot run on {device}: {reason}")
     results = {"machine": machine(device), "quick": args.quick, "cases": []}

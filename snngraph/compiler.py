@@ -29,7 +29,8 @@ from snngraph.graph import (
     population_spec,
     projection_spec,
 )
-from snngraph.network import RESET_CODES, CompiledNetwork, EdgeInfo, PopulationInfo
+from snngraph.network import CompiledNetwork, EdgeInfo, PopulationInfo
+from snngraph.neurons import population_table
 
 ZERO_DELAY_MODES = ("retime", "promote", "error")
 
@@ -150,10 +151,9 @@ def emit(
         populations=tuple(neuron_pops),
         inputs=tuple(input_pops),
         edges=tuple(in_edges + rec_edges),
-        alpha=np.concatenate([p.alpha for p in per_neuron]),
-        theta=np.concatenate([p.theta for p in per_neuron]),
-        reset=np.concatenate([np.full(p.size, RESET_CODES[p.reset], np.int8) for p in per_neuron]),
-        spiking=np.concatenate([np.full(p.size, p.kind == "lif") for p in per_neuron]),
+        neurons=np.concatenate(
+            [population_table(p.alpha, p.theta, p.reset, p.kind == "lif") for p in per_neuron], axis=1
+        ),
         **in_arrays,
         **rec_arrays,
     )

@@ -23,8 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from snngraph.neurons import RESETS
+
 KINDS = ("input", "lif", "li")
-RESETS = ("subtract", "zero", "none")
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,8 +1,9 @@
-"""``SNN``: the compiled layer as a ``torch.nn.Module``.
+"""``SNN``: the compiled layer as a ``torch.nn.Module`` over the layer op (:mod:`snngraph.functional`).
 
 Parameters are the flat synapse weights ``w_in``/``w_rec`` (edge order, see
 :class:`~snngraph.network.CompiledNetwork`) and, when learnable, ``alpha``/``theta`` per neuron.
-Indices, delays and reset flags are buffers, so ``.to(device)``/``.double()`` work as usual.
+Indices, delays and the reset/spiking flags are buffers, so ``.to(device)``/``.double()`` work as
+usual; the module owns the plan of its layer and rebuilds it when they move.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from snngraph.autograd import run_layer
-from snngraph.backends import AUTO, BACKENDS, Layer, LayerInputs, get_backend
+from snngraph.backends import BackendChoice, Plan, check_choice
+from snngraph.functional import INDICES, SAVED_MEMBRANES, layer_spec, lif_layer, prepare_layer
 from snngraph.graph import Graph
-from snngraph.network import RESET_CODES, CompiledNetwork
+from snngraph.network import CompiledNetwork
+from snngraph.neurons import ALPHA, FLAGS, SUBTRACT, THETA, ZERO, NeuronParams, reset_name
 from snngraph.surrogates import Sigmoid, Surrogate
-
-RESET_NAMES = {code: name for name, code in RESET_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,11 @@ class SNN(nn.Module):
     order they were added) or a dict ``{input name: [T, B, size]}``.  The layer runs
     ``T + max_lag`` steps, so that every population has its ``T`` graph steps.
 
+    ``backend``: ``"auto"`` (``cpu`` for CPU tensors, ``triton`` for CUDA ones), ``"cpu"``,
+    ``"triton"``, ``"reference"``, or an options object (:class:`~snngraph.backends.CpuOptions`,
+    :class:`~snngraph.backends.TritonOptions`) that chooses and configures one.  The module owns
+    its :attr:`plan` (built on the first call, again after ``.to()`` or ``load_state_dict``).
+
     ``dtype`` (default: torch's default dtype) is the dtype of weights, alpha and theta; build
     with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit of
     the compiled float64 values.
@@ -113,7 +118,7 @@ class SNN(nn.Module):
         *,
         surrogate: Surrogate | None = None,
         detach_reset: bool = False,
-        backend: str = "auto",
+        backend: BackendChoice = "auto",
         learn_alpha: bool = False,
         learn_theta: bool = False,
         dtype: torch.dtype | None = None,
@@ -125,57 +130,57 @@ class SNN(nn.Module):
         surrogate = Sigmoid(25.0) if surrogate is None else surrogate
         if not isinstance(surrogate, Surrogate):
             raise TypeError(f"surrogate must be a snngraph.surrogates.Surrogate, got {type(surrogate).__name__}")
-        if backend != "auto" and backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {['auto', *BACKENDS]}")
-        self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-        if saved_membranes not in (None, torch.bfloat16, torch.float16):
+        check_choice(backend)
+        if saved_membranes not in SAVED_MEMBRANES:
             raise ValueError(f"saved_membranes must be None, torch.bfloat16 or torch.float16, got {saved_membranes}")
         if saved_membranes is not None and backend == "reference":
-            raise ValueError("saved_membranes applies to the fused backends (scipy, triton), not to 'reference'")
+            raise ValueError("saved_membranes applies to the fused backends (cpu, triton), not to 'reference'")
+        self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
         self.saved_membranes = saved_membranes
+        dtype = torch.get_default_dtype() if dtype is None else dtype
         self.w_in = nn.Parameter(_floats(net.in_weight, dtype))
         self.w_rec = nn.Parameter(_floats(net.rec_weight, dtype))
-        for name, learn in (("alpha", learn_alpha), ("theta", learn_theta)):
-            value = _floats(getattr(net, name), dtype)
+        for name, row, learn in (("alpha", ALPHA, learn_alpha), ("theta", THETA, learn_theta)):
+            value = _floats(net.neurons[row], dtype)
             if learn:
                 self.register_parameter(name, nn.Parameter(value))
             else:
                 self.register_buffer(name, value)
-        for name in ("in_post", "in_pre", "in_delay", "rec_post", "rec_pre", "rec_delay"):
+        self.register_buffer("flags", _floats(net.neurons[FLAGS], dtype))  # s, z, m [3, N]
+        for name in INDICES:
             self.register_buffer(name, torch.as_tensor(getattr(net, name), dtype=torch.long))
-        self.register_buffer("reset_subtract", _floats(net.reset == RESET_CODES["subtract"], dtype))
-        self.register_buffer("reset_zero", _floats(net.reset == RESET_CODES["zero"], dtype))
-        self.register_buffer("spiking", _floats(net.spiking, dtype))
-        self._backend_cache: dict[tuple[str, torch.device, torch.dtype], dict[str, Any]] = {}
+        self._plan: Plan | None = None
+        self.register_load_state_dict_post_hook(_drop_plan)
+
+    @property
+    def plan(self) -> Plan:
+        """The layer's :class:`~snngraph.backends.Plan` on the module's device and dtype.
+
+        Built on first use and kept while the index buffers are the same tensors in the same
+        dtype: ``.to()``/``.cuda()``/``.double()`` that move or cast them make a new plan, and
+        ``load_state_dict`` (which may load other indices into them) drops it.
+        """
+        plan = self._plan
+        if plan is None or plan.layer.rec_post is not self.rec_post or plan.dtype != self.w_rec.dtype:
+            layer = layer_spec(
+                self.net,
+                [getattr(self, name) for name in INDICES],
+                surrogate=self.surrogate,
+                detach_reset=self.detach_reset,
+                saved_membranes=self.saved_membranes,
+            )
+            self._plan = prepare_layer(layer, self.backend, self.w_rec.dtype)
+        return self._plan
+
+    def neuron_params(self) -> NeuronParams:
+        """The neuron table of this call: α and θ (Parameters when learnable) and the flags."""
+        return NeuronParams.of(self.alpha, self.theta, self.flags)
 
     def extra_repr(self) -> str:
         return (
             f"neurons={self.net.n_neurons}, inputs={self.net.n_inputs}, "
             f"synapses={self.w_in.numel()}+{self.w_rec.numel()}, surrogate={self.surrogate}, "
             f"detach_reset={self.detach_reset}, backend={self.backend!r}"
-        )
-
-    def _layer(self, backend_name: str) -> Layer:
-        key = (backend_name, self.w_rec.device, self.w_rec.dtype)
-        return Layer(
-            n_neurons=self.net.n_neurons,
-            n_inputs=self.net.n_inputs,
-            max_delay=self.net.max_delay,
-            max_input_delay=self.net.max_input_delay,
-            in_post=self.in_post,
-            in_pre=self.in_pre,
-            in_delay=self.in_delay,
-            rec_post=self.rec_post,
-            rec_pre=self.rec_pre,
-            rec_delay=self.rec_delay,
-            reset_subtract=self.reset_subtract,
-            reset_zero=self.reset_zero,
-            spiking=self.spiking,
-            surrogate=self.surrogate,
-            detach_reset=self.detach_reset,
-            saved_membranes=self.saved_membranes,
-            cache=self._backend_cache.setdefault(key, {}),
         )
 
     def _input_tensor(self, x: torch.Tensor | Mapping[Any, torch.Tensor]) -> torch.Tensor:
@@ -229,13 +234,10 @@ class SNN(nn.Module):
         if state is None:
             state = self.initial_state(batch)
         self._check_state(state, batch)
-        backend = get_backend(self.backend, x.device)
         padding = x.new_zeros(self.net.max_lag, batch, self.net.n_inputs)
         inputs_seen = torch.cat([state.inputs, x])
-        layer_inputs = LayerInputs(
-            torch.cat([inputs_seen, padding]), self.w_in, self.w_rec, self.alpha, self.theta, state.u, state.spikes
-        )
-        u, s = run_layer(backend, self._layer(backend.name), layer_inputs)
+        layer_x = torch.cat([inputs_seen, padding])
+        u, s = lif_layer(layer_x, self.w_in, self.w_rec, self.neuron_params(), state.u, state.spikes, self.plan)
         depth = self.net.max_delay  # the state keeps S[steps − D … steps − 1]
         spikes = s[steps - depth : steps] if steps >= depth else torch.cat([state.spikes[steps:], s[:steps]])
         new_state = SNNState(
@@ -245,27 +247,26 @@ class SNN(nn.Module):
         )
         return SNNOutput(self.net, steps, s, u, new_state)
 
+    def _weights(self, target: str) -> nn.Parameter:
+        """The flat weights of the ``"input"`` or ``"recurrent"`` synapses."""
+        return self.w_in if target == "input" else self.w_rec
+
     def _edge_dense(self, pre: Any, post: Any, values: torch.Tensor) -> torch.Tensor:
         edge = self.net.edge(pre, post)
-        key = "in" if edge.target == "input" else "rec"
-        pre_start = self.net.population(pre).start
-        post_start = self.net.population(post).start
-        sl = slice(edge.start, edge.stop)
-        rows = getattr(self, f"{key}_post")[sl] - post_start
-        cols = getattr(self, f"{key}_pre")[sl] - pre_start
+        synapses, sl = self.net.synapses(edge.target), slice(edge.start, edge.stop)
+        rows = torch.as_tensor(synapses.post[sl] - self.net.population(post).start, device=values.device)
+        cols = torch.as_tensor(synapses.pre[sl] - self.net.population(pre).start, device=values.device)
         dense = values.new_zeros(edge.shape)
         return dense.index_put_((rows, cols), values[sl].detach(), accumulate=True)
 
     def weight(self, pre: Any, post: Any) -> torch.Tensor:
         """A dense ``(post, pre)`` copy of edge ``pre → post``'s weights (zero where no synapse)."""
-        edge = self.net.edge(pre, post)
-        return self._edge_dense(pre, post, self.w_in if edge.target == "input" else self.w_rec)
+        return self._edge_dense(pre, post, self._weights(self.net.edge(pre, post).target))
 
     def weight_grad(self, pre: Any, post: Any) -> torch.Tensor | None:
         """A dense ``(post, pre)`` copy of the accumulated gradient of edge ``pre → post``."""
-        edge = self.net.edge(pre, post)
-        param = self.w_in if edge.target == "input" else self.w_rec
-        return None if param.grad is None else self._edge_dense(pre, post, param.grad)
+        grad = self._weights(self.net.edge(pre, post).target).grad
+        return None if grad is None else self._edge_dense(pre, post, grad)
 
     def to_graph(self) -> Graph:
         """A :class:`Graph` of the network with the current (trained) weights, alpha and theta.
@@ -281,18 +282,17 @@ class SNN(nn.Module):
         for p in net.populations:
             sl = slice(p.start, p.stop)
             if p.kind == "lif":
-                reset = RESET_NAMES[int(net.reset[p.start])]
+                reset = reset_name(net.neurons[SUBTRACT, p.start], net.neurons[ZERO, p.start])
                 graph.add_lif(p.name, p.size, alpha=alpha[sl], theta=theta[sl], reset=reset)
             else:
                 graph.add_li(p.name, p.size, alpha=alpha[sl])
         for edge in net.edges:
-            key = "in" if edge.target == "input" else "rec"
-            sl = slice(edge.start, edge.stop)
+            synapses, sl = net.synapses(edge.target), slice(edge.start, edge.stop)
             pre, post = net.population(edge.pre), net.population(edge.post)
-            rows = getattr(net, f"{key}_post")[sl] - post.start
-            cols = getattr(net, f"{key}_pre")[sl] - pre.start
-            delay = getattr(net, f"{key}_delay")[sl] - post.lag + pre.lag
-            values = getattr(self, f"w_{key}")[sl].detach().cpu().double().numpy()
+            rows = synapses.post[sl] - post.start
+            cols = synapses.pre[sl] - pre.start
+            delay = synapses.delay[sl] - post.lag + pre.lag
+            values = self._weights(edge.target)[sl].detach().cpu().double().numpy()
             if edge.dense:
                 weight = np.zeros(edge.shape)
                 weight[rows, cols] = values
@@ -305,4 +305,9 @@ class SNN(nn.Module):
         return graph
 
 
-__all__ = ["AUTO", "SNN", "SNNOutput", "SNNState"]
+def _drop_plan(module: nn.Module, incompatible_keys: Any) -> None:
+    """After ``load_state_dict``: the loaded indices may differ, so the plan is rebuilt."""
+    module._plan = None
+
+
+__all__ = ["SNN", "SNNOutput", "SNNState"]

@@ -1,4 +1,5 @@
-"""The compiled single layer: plain arrays plus the maps back to the graph (DESIGN §3.4).
+"""The compiled single layer: plain arrays plus the maps back to the graph (docs/design.md,
+"Compile and retiming").
 
 A :class:`CompiledNetwork` is what :func:`snngraph.compile` returns.  Neurons of all ``lif`` and
 ``li`` populations form one layer of ``N`` neurons; inputs form one vector of ``n_inputs``
@@ -17,11 +18,11 @@ import json
 from dataclasses import dataclass, fields
 from functools import cached_property
 from os import PathLike
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
+from snngraph.neurons import ALPHA, SPIKING, THETA
 
 
 @dataclass(frozen=True)
@@ -53,29 +54,35 @@ class EdgeInfo:
 
 
 _ARRAYS = (
-    "alpha", "theta", "reset", "spiking",
+    "neurons",
     "in_post", "in_pre", "in_delay", "in_weight",
     "rec_post", "rec_pre", "rec_delay", "rec_weight",
 )  # fmt: skip
+
+
+class Synapses(NamedTuple):
+    """One synapse population (input or recurrent) as flat arrays in edge order."""
+
+    post: np.ndarray
+    pre: np.ndarray
+    delay: np.ndarray
+    weight: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
 class CompiledNetwork:
     """The single layer view of a graph.
 
-    Per neuron (``[N]``): ``alpha``, ``theta`` (float64), ``reset`` (int8, :data:`RESET_CODES`),
-    ``spiking`` (bool; False for ``li`` readouts).  Per synapse: ``in_*`` for input synapses
-    (delay ≥ 0) and ``rec_*`` for recurrent ones (delay ≥ 1): ``post``/``pre`` indices (int64),
-    ``delay`` (int64), ``weight`` (float64).
+    Per neuron: ``neurons``, the neuron table ``[P, N]`` (float64, rows
+    :data:`snngraph.neurons.ROWS`: α, θ and the reset and spiking flags).  Per synapse: ``in_*``
+    for input synapses (delay ≥ 0) and ``rec_*`` for recurrent ones (delay ≥ 1): ``post``/``pre``
+    indices (int64), ``delay`` (int64), ``weight`` (float64).
     """
 
     populations: tuple[PopulationInfo, ...]
     inputs: tuple[PopulationInfo, ...]
     edges: tuple[EdgeInfo, ...]
-    alpha: np.ndarray
-    theta: np.ndarray
-    reset: np.ndarray
-    spiking: np.ndarray
+    neurons: np.ndarray
     in_post: np.ndarray
     in_pre: np.ndarray
     in_delay: np.ndarray
@@ -87,7 +94,30 @@ class CompiledNetwork:
 
     @property
     def n_neurons(self) -> int:
-        return int(self.alpha.size)
+        return int(self.neurons.shape[1])
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """α ``[N]``, a view of the neuron table."""
+        return self.neurons[ALPHA]
+
+    @property
+    def theta(self) -> np.ndarray:
+        """θ ``[N]``, a view of the neuron table."""
+        return self.neurons[THETA]
+
+    @property
+    def spiking(self) -> np.ndarray:
+        """Whether each neuron spikes (False for ``li`` readouts), ``[N]`` bool."""
+        return self.neurons[SPIKING] > 0
+
+    def synapses(self, target: str) -> Synapses:
+        """The ``"input"`` or ``"recurrent"`` synapses."""
+        if target == "input":
+            return Synapses(self.in_post, self.in_pre, self.in_delay, self.in_weight)
+        if target == "recurrent":
+            return Synapses(self.rec_post, self.rec_pre, self.rec_delay, self.rec_weight)
+        raise ValueError(f"unknown synapse target {target!r}; choose 'input' or 'recurrent'")
 
     @property
     def n_inputs(self) -> int:
@@ -126,7 +156,7 @@ class CompiledNetwork:
         return self._by_edge[(pre, post)]
 
     def synapses_per_delay(self, target: str = "recurrent") -> dict[int, int]:
-        delays = self.rec_delay if target == "recurrent" else self.in_delay
+        delays = self.synapses(target).delay
         values, counts = np.unique(delays, return_counts=True)
         return {int(d): int(c) for d, c in zip(values, counts, strict=True)}
 

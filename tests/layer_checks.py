@@ -35,9 +35,10 @@ class RunResult:
 def random_state(model: SNN, batch: int, generator: torch.Generator) -> SNNState:
     """A state as a previous chunk would leave it: random membranes, some spikes, past input."""
     zero = model.initial_state(batch)
+    spiking = torch.as_tensor(model.net.spiking, dtype=zero.u.dtype)
     return SNNState(
         u=torch.randn(zero.u.shape, generator=generator, dtype=zero.u.dtype) * 0.5,
-        spikes=(torch.rand(zero.spikes.shape, generator=generator) < 0.3).to(zero.u.dtype) * model.spiking.cpu(),
+        spikes=(torch.rand(zero.spikes.shape, generator=generator) < 0.3).to(zero.u.dtype) * spiking,
         inputs=(torch.rand(zero.inputs.shape, generator=generator) < 0.4).to(zero.u.dtype),
     )
 

@@ -175,10 +175,7 @@ def test_save_load_round_trip_is_lossless(tmp_path) -> None:
     assert loaded.inputs == net.inputs
     assert loaded.edges == net.edges
     for name in (
-        "alpha",
-        "theta",
-        "reset",
-        "spiking",
+        "neurons",
         "in_post",
         "in_pre",
         "in_delay",

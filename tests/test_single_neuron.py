@@ -13,7 +13,7 @@ import snngraph
 from snngraph import SNN, Graph
 from snngraph.surrogates import Sigmoid
 
-BACKENDS = ["reference", "scipy"]
+BACKENDS = ["reference", "cpu"]
 
 
 def _neuron(

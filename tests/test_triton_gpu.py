@@ -23,9 +23,8 @@ from layer_checks import assert_matches_reference, random_state, relative_error,
 
 import snngraph
 from snngraph import SNN, CompiledNetwork, Graph, random_weight
-from snngraph.backends import BACKENDS
+from snngraph.backends import TritonOptions
 from snngraph.backends.base import round_membranes
-from snngraph.backends.triton import TritonBackend
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -76,31 +75,20 @@ def network(
     return snngraph.compile(g)
 
 
-@pytest.fixture
-def use_backend(monkeypatch: pytest.MonkeyPatch):
-    def use(**options: object) -> TritonBackend:
-        backend = TritonBackend(**options)  # type: ignore[arg-type]
-        monkeypatch.setitem(BACKENDS, "triton", backend)
-        return backend
-
-    return use
-
-
 def _check_rate(spikes: torch.Tensor) -> None:
     """The comparison means something only if neurons spike, and not all the time."""
     assert 0.005 < spikes.mean().item() < 0.5, f"firing rate {spikes.mean().item():.4f}"
 
 
 @pytest.mark.parametrize("time_loop", ["auto", "persistent"])
-def test_float64(time_loop: str, use_backend) -> None:
+def test_float64(time_loop: str) -> None:
     """2010 neurons, T = 200: per-step launches as a CUDA graph (auto) or one persistent launch."""
-    use_backend(time_loop=time_loop)
-    got = assert_matches_reference(network(2000), "triton", device="cuda", steps=200, batch=4, seed=1)
+    backend = TritonOptions(time_loop=time_loop)
+    got = assert_matches_reference(network(2000), backend, device="cuda", steps=200, batch=4, seed=1)
     _check_rate(got.spikes)
 
 
-def test_float32_exact(use_backend) -> None:
-    use_backend()
+def test_float32_exact() -> None:
     net = network(3000, exact=True, seed=2)
     got = assert_matches_reference(net, "triton", device="cuda", dtype=torch.float32, steps=500, batch=8, seed=2)
     _check_rate(got.spikes)
@@ -110,8 +98,7 @@ def test_float32_exact(use_backend) -> None:
     ("surrogate", "detach_reset"),
     [(Sigmoid(10.0), True), (FastSigmoid(5.0), False), (ATan(2.0), True), (Triangle(0.5), False)],
 )
-def test_surrogates_float64(surrogate, detach_reset: bool, use_backend) -> None:
-    use_backend()
+def test_surrogates_float64(surrogate, detach_reset: bool) -> None:
     net = network(1200, max_delay=5, seed=3)
     assert_matches_reference(
         net, "triton", device="cuda", surrogate=surrogate, detach_reset=detach_reset, steps=100, batch=3, seed=3
@@ -119,17 +106,15 @@ def test_surrogates_float64(surrogate, detach_reset: bool, use_backend) -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_small_persistent(dtype: torch.dtype, use_backend) -> None:
+def test_small_persistent(dtype: torch.dtype) -> None:
     """256 neurons: the persistent loop with the synapses kept in registers."""
-    use_backend()
     net = network(256, density=0.05, max_delay=4, readout=0, exact=True, seed=4)
     got = assert_matches_reference(net, "triton", device="cuda", dtype=dtype, steps=300, batch=8, seed=4)
     _check_rate(got.spikes)
 
 
-def test_dense_input_float32(use_backend) -> None:
+def test_dense_input_float32() -> None:
     """4096 inputs → 4096 LIF, no recurrence: the input as one matrix product, independent neurons."""
-    use_backend()
     rng = np.random.default_rng(5)
     g = Graph()
     g.add_input("in", 4096)
@@ -140,13 +125,14 @@ def test_dense_input_float32(use_backend) -> None:
     _check_rate(got.spikes)
 
 
-def test_graph_replay(use_backend) -> None:
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_graph_replay(deterministic: bool) -> None:
     """The CUDA graph recorded on the first call, replayed with new inputs, state and weights."""
-    use_backend(time_loop="per_step")
     net = network(1500, seed=6)
     kwargs = {"learn_alpha": True, "learn_theta": True}
     reference = SNN(net, backend="reference", **kwargs).double()
-    candidate = SNN(net, backend="triton", **kwargs).double()
+    options = TritonOptions(time_loop="per_step", deterministic=deterministic)
+    candidate = SNN(net, backend=options, **kwargs).double()
     generator = torch.Generator().manual_seed(6)
     for call in range(3):
         with torch.no_grad():

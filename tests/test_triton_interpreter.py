@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from snngraph.backends import TritonOptions
 from snngraph.backends.base import round_membranes
 from snngraph.backends.triton import TritonBackend
 
@@ -134,7 +135,9 @@ def test_unavailable_reason(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="time_loop"):
-        TritonBackend(time_loop="sometimes")
+        TritonOptions(time_loop="sometimes")
     with pytest.raises(ValueError, match="dense_input"):
-        TritonBackend(dense_input=-1.0)
-    assert TritonBackend(dense_input=math.inf).dense_input == math.inf
+        TritonOptions(dense_input=-1.0)
+    with pytest.raises(ValueError, match="persistent_max_neurons"):
+        TritonOptions(persistent_max_neurons=-1)
+    assert TritonOptions(dense_input=math.inf).dense_input == math.inf

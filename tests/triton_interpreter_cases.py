@@ -20,10 +20,8 @@ from random_graphs import random_graph
 
 import snngraph
 from snngraph import SNN, Graph, random_delays, random_weight
-from snngraph.backends import BACKENDS
-from snngraph.backends import triton as triton_backend
-from snngraph.backends.base import round_membranes
-from snngraph.backends.triton import TritonBackend
+from snngraph.backends import TritonOptions
+from snngraph.backends.triton import geometry, launch
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
 pytestmark = pytest.mark.skipif(
@@ -31,30 +29,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 SURROGATES = [Sigmoid(5.0), FastSigmoid(3.0), ATan(2.3), Triangle(0.7)]
-PERSISTENT = TritonBackend(time_loop="persistent")
-PER_STEP_GATHERED = TritonBackend(time_loop="per_step", dense_input=math.inf)
-PERSISTENT_DENSE = TritonBackend(time_loop="persistent", dense_input=0.0)
-
-
-@pytest.fixture
-def use_backend(monkeypatch: pytest.MonkeyPatch):
-    """Register a configured :class:`TritonBackend` as ``"triton"`` for one test."""
-
-    def use(backend: TritonBackend) -> None:
-        monkeypatch.setitem(BACKENDS, "triton", backend)
-
-    return use
+PERSISTENT = TritonOptions(time_loop="persistent")
+PER_STEP_GATHERED = TritonOptions(time_loop="per_step", dense_input=math.inf)
+PER_STEP_DETERMINISTIC = TritonOptions(time_loop="per_step", deterministic=True)
+PERSISTENT_DENSE = TritonOptions(time_loop="persistent", dense_input=0.0)
+LOOPS = {"persistent": PERSISTENT, "per_step-gathered_input": PER_STEP_GATHERED}
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("backend", [PERSISTENT, PER_STEP_GATHERED], ids=["persistent", "per_step-gathered_input"])
-def test_random_graphs(seed: int, backend: TritonBackend, use_backend) -> None:
+@pytest.mark.parametrize("backend", LOOPS.values(), ids=list(LOOPS))
+def test_random_graphs(seed: int, backend: TritonOptions) -> None:
     """Random graphs: delays, zero-delay hops, resets, readouts; dtype, surrogate, detach vary."""
-    use_backend(backend)
     variant = seed + (backend is PER_STEP_GATHERED)
     assert_matches_reference(
         snngraph.compile(random_graph(seed)),
-        "triton",
+        backend,
         dtype=(torch.float64, torch.float32)[variant % 2],
         surrogate=SURROGATES[variant % 4],
         detach_reset=bool(seed // 2 % 2),
@@ -64,34 +53,30 @@ def test_random_graphs(seed: int, backend: TritonBackend, use_backend) -> None:
 
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
 @pytest.mark.parametrize("detach_reset", [False, True])
-def test_each_reset(reset: str, detach_reset: bool, use_backend) -> None:
-    use_backend(PERSISTENT_DENSE)
+def test_each_reset(reset: str, detach_reset: bool) -> None:
     net = snngraph.compile(random_graph(11, resets=(reset,)))
-    assert_matches_reference(net, "triton", detach_reset=detach_reset, seed=3)
+    assert_matches_reference(net, PERSISTENT_DENSE, detach_reset=detach_reset, seed=3)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_auto_choice(dtype: torch.dtype, use_backend) -> None:
+def test_auto_choice(dtype: torch.dtype) -> None:
     """The default backend (auto choice, default dense-input threshold)."""
-    use_backend(TritonBackend())
     net = snngraph.compile(random_graph(21))
     assert_matches_reference(net, "triton", dtype=dtype, surrogate=ATan(2.0), seed=21)
 
 
 @pytest.mark.parametrize("loss_on", ["spikes", "membranes"])
-def test_loss_on_one_output(loss_on: str, use_backend) -> None:
+def test_loss_on_one_output(loss_on: str) -> None:
     """The output that no loss reaches gets no upstream gradient (``None``, zeros inside)."""
-    use_backend(PERSISTENT)
     net = snngraph.compile(random_graph(4))
-    assert_matches_reference(net, "triton", steps=9, seed=4, loss_on=loss_on)
+    assert_matches_reference(net, PERSISTENT, steps=9, seed=4, loss_on=loss_on)
 
 
 @pytest.mark.parametrize(("learn_alpha", "learn_theta"), [(False, False), (True, False), (False, True)])
-def test_fixed_parameters(learn_alpha: bool, learn_theta: bool, use_backend) -> None:
+def test_fixed_parameters(learn_alpha: bool, learn_theta: bool) -> None:
     """Gradients that are not needed are not returned; the others still match."""
-    use_backend(PERSISTENT)
     net = snngraph.compile(random_graph(5))
-    assert_matches_reference(net, "triton", learn_alpha=learn_alpha, learn_theta=learn_theta, seed=5)
+    assert_matches_reference(net, PERSISTENT, learn_alpha=learn_alpha, learn_theta=learn_theta, seed=5)
 
 
 def _fan_graph(seed: int) -> Graph:
@@ -109,24 +94,34 @@ def _fan_graph(seed: int) -> Graph:
     return g
 
 
-@pytest.mark.parametrize("backend", [PERSISTENT, PER_STEP_GATHERED], ids=["persistent", "per_step-gathered_input"])
-def test_long_rows(backend: TritonBackend, use_backend) -> None:
-    """Rows longer than a gather block and than a weight-gradient chunk; several row blocks."""
-    use_backend(backend)
-    assert_matches_reference(snngraph.compile(_fan_graph(0)), "triton", steps=8, seed=1, input_scale=2.0)
+LONG_ROWS = {**LOOPS, "per_step-deterministic": PER_STEP_DETERMINISTIC}
 
 
-def test_small_blocks(use_backend, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", LONG_ROWS.values(), ids=list(LONG_ROWS))
+def test_long_rows(backend: TritonOptions) -> None:
+    """Rows longer than a gather block and than a weight-gradient chunk (summed atomically over
+    chunks, or in one program per row when deterministic); several row blocks."""
+    assert_matches_reference(snngraph.compile(_fan_graph(0)), backend, steps=8, seed=1, input_scale=2.0)
+
+
+def test_deterministic_runs_repeat_bit_for_bit() -> None:
+    """``deterministic=True``: two runs give the same bits, and the reference's numbers."""
+    net = snngraph.compile(_fan_graph(2))
+    runs = [assert_matches_reference(net, PER_STEP_DETERMINISTIC, steps=8, seed=2) for _ in range(2)]
+    assert torch.equal(runs[0].membranes, runs[1].membranes)
+    for name, grad in runs[0].grads.items():
+        assert torch.equal(grad, runs[1].grads[name]), name
+
+
+def test_small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Persistent loop re-reading the synapses at every step; weight gradient in many time blocks."""
-    monkeypatch.setattr(triton_backend, "RESIDENT_TILE_BYTES", 0)
-    monkeypatch.setattr(triton_backend, "TIME_BLOCK", 3)
-    use_backend(PERSISTENT)
-    assert_matches_reference(snngraph.compile(random_graph(6)), "triton", dtype=torch.float32, seed=6)
+    monkeypatch.setattr(geometry, "RESIDENT_TILE_BYTES", 0)
+    monkeypatch.setattr(launch, "TIME_BLOCK", 3)
+    assert_matches_reference(snngraph.compile(random_graph(6)), PERSISTENT, dtype=torch.float32, seed=6)
 
 
-def test_no_recurrent_synapses(use_backend) -> None:
+def test_no_recurrent_synapses() -> None:
     """Input → LIF only: neurons are independent; the persistent loop spans several blocks."""
-    use_backend(TritonBackend())
     g = Graph()
     g.add_input("in", 9)
     g.add_lif("lif", 70, alpha=0.8, theta=0.6, reset="subtract")
@@ -137,23 +132,17 @@ def test_no_recurrent_synapses(use_backend) -> None:
 
 
 @pytest.mark.parametrize("saved_dtype", [torch.bfloat16, torch.float16])
-def test_saved_membranes_rounded(saved_dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Backward from membranes saved by :func:`round_membranes`: same spikes, gradients close."""
-
-    class RoundedTriton(TritonBackend):
-        def backward(self, layer, inputs, u, grad_u, grad_s, needs):  # type: ignore[no-untyped-def]
-            rounded = round_membranes(u, inputs.theta, saved_dtype)
-            return super().backward(layer, inputs, rounded, grad_u, grad_s, needs)
-
+def test_saved_membranes_rounded(saved_dtype: torch.dtype) -> None:
+    """Backward from membranes saved in 16 bits (``saved_membranes``): same spikes, gradients close."""
     net = snngraph.compile(random_graph(4))
-    model = SNN(net, backend="triton", surrogate=Sigmoid(5.0), learn_alpha=True, learn_theta=True).float()
+    options = {"backend": "triton", "surrogate": Sigmoid(5.0), "learn_alpha": True, "learn_theta": True}
+    model = SNN(net, **options, dtype=torch.float32)
+    low = SNN(net, **options, dtype=torch.float32, saved_membranes=saved_dtype)
     generator = torch.Generator().manual_seed(4)
     x = (torch.rand(10, 3, net.n_inputs, generator=generator) < 0.4).float()
     state = model.initial_state(3)
-    monkeypatch.setitem(BACKENDS, "triton", TritonBackend())
     full = run_with_grads(model, x, state, seed=4)
-    monkeypatch.setitem(BACKENDS, "triton", RoundedTriton())
-    rounded = run_with_grads(model, x, state, seed=4)
+    rounded = run_with_grads(low, x, state, seed=4)
     assert torch.equal(full.spikes, rounded.spikes)
     for name, grad in full.grads.items():
         assert relative_error(rounded.grads[name], grad) < 0.02, name

@@ -1,24 +1,28 @@
-"""What every backend receives and returns: the compiled layer on a device and its tensors.
+"""What every backend receives and returns: the layer's structure, its plan and its tensors.
 
-Notation of DESIGN §1–2.  ``N`` neurons, ``C`` input channels, ``B`` batch, ``T`` layer steps,
-``D = layer.max_delay`` steps of spike history, ``Din = layer.max_input_delay``.
+Notation of docs/design.md ("The model", "BPTT").  ``N`` neurons, ``C`` input channels, ``B``
+batch, ``T`` layer steps, ``D = layer.max_delay`` steps of spike history,
+``Din = layer.max_input_delay``.
 
 Inputs (:class:`LayerInputs`):
 
-* ``x``      ``[Din + T, B, C]`` — the input, with ``Din`` steps of history in front, so that
+* ``x``       ``[Din + T, B, C]`` — the input, with ``Din`` steps of history in front, so that
   ``X[t] = x[Din + t]`` and ``X[t − d]`` is defined for every input delay ``d``;
-* ``w_in``   ``[n_in]``, ``w_rec`` ``[n_rec]`` — synaptic weights in the compiled edge order;
-* ``alpha``, ``theta`` ``[N]``;
-* ``u0``     ``[B, N]`` — U[−1];  ``s_hist`` ``[D, B, N]`` — S[−D], …, S[−1].
+* ``w_in``    ``[n_in]``, ``w_rec`` ``[n_rec]`` — synaptic weights in the compiled edge order;
+* ``neurons`` ``[P, N]`` — the neuron table (:mod:`snngraph.neurons`: α, θ, s, z, m);
+* ``u0``      ``[B, N]`` — U[−1];  ``s_hist`` ``[D, B, N]`` — S[−D], …, S[−1].
 
-A backend returns the membranes ``U`` ``[T, B, N]``; spikes are ``S = H(U − θ)·m`` (``m`` = 0 for
-readouts), recomputed wherever needed, never stored separately.
+Every backend has the same interface (:class:`Backend`): ``prepare`` derives, once per network,
+device, dtype and options, what it needs from the synapse indices (an immutable :class:`Plan`);
+``forward`` returns the membranes ``U`` ``[T, B, N]``; ``backward`` returns the gradient of every
+input.  Spikes are ``S = m·H(U − θ)``, recomputed wherever needed, never stored separately.
+:mod:`snngraph.autograd` wraps the pair in the one ``torch.autograd.Function``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -27,15 +31,12 @@ from snngraph.surrogates import Surrogate
 
 
 @dataclass(frozen=True, eq=False)
-class Layer:
-    """The compiled layer on one device: synapse indices, per-neuron reset flags, options.
+class LayerSpec:
+    """The compiled layer on one device: sizes, synapse indices and the options of the op.
 
-    ``reset_subtract`` (``s``), ``reset_zero`` (``z``) and ``spiking`` (``m``) are 0/1 float
-    tensors ``[N]`` so that one update covers every reset:
-    ``U[t] = α U[t−1] (1 − z S[t−1]) + I[t] − s θ S[t−1]``.
-    ``saved_membranes`` (bfloat16/float16, or None for the layer's dtype) is the storage of the
-    membranes saved for backward (:func:`round_membranes`).
-    ``cache`` holds what a backend derives from the indices once (CSR views, plans).
+    Synapse indices are int64 tensors on the device (``in_*`` from inputs, ``rec_*`` between
+    neurons).  ``saved_membranes`` (bfloat16/float16, or None for the compute dtype) is the
+    storage of the membranes saved for backward (:func:`round_membranes`).
     """
 
     n_neurons: int
@@ -48,18 +49,50 @@ class Layer:
     rec_post: torch.Tensor
     rec_pre: torch.Tensor
     rec_delay: torch.Tensor
-    reset_subtract: torch.Tensor
-    reset_zero: torch.Tensor
-    spiking: torch.Tensor
     surrogate: Surrogate
     detach_reset: bool
     saved_membranes: torch.dtype | None = None
-    cache: dict[str, Any] = field(default_factory=dict)
 
-    def spikes(self, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """S = H(U − θ)·m, as a 0/1 tensor of ``u``'s dtype (one comparison with θ, ∞ where m = 0)."""
-        threshold = torch.where(self.spiking > 0, theta, math.inf)
-        return (u > threshold).to(u.dtype)
+    @property
+    def device(self) -> torch.device:
+        return self.rec_post.device
+
+
+class LayerInputs(NamedTuple):
+    """The tensors of one call (or, returned by ``backward``, their gradients, ``None`` where not needed)."""
+
+    x: torch.Tensor
+    w_in: torch.Tensor
+    w_rec: torch.Tensor
+    neurons: torch.Tensor
+    u0: torch.Tensor
+    s_hist: torch.Tensor
+
+
+class Needs(NamedTuple):
+    """Which gradients ``backward`` computes; ``neurons``: the trainable rows of the table wanted."""
+
+    x: bool
+    w_in: bool
+    w_rec: bool
+    neurons: frozenset[str]
+    u0: bool
+    s_hist: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Everything a call needs besides its tensors, built once per network, device, dtype and options.
+
+    ``structures`` is what ``backend.prepare`` derived from the indices (CSR/CSC views, dense
+    blocks, launch geometry).  A plan is immutable; the Triton backend's CUDA-graph buffers,
+    which replay recorded launches, live in its structures' explicit launch cache.
+    """
+
+    backend: Backend
+    layer: LayerSpec
+    dtype: torch.dtype
+    structures: Any
 
 
 def round_membranes(u: torch.Tensor, theta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -77,28 +110,28 @@ def round_membranes(u: torch.Tensor, theta: torch.Tensor, dtype: torch.dtype) ->
     return torch.where(crossed, torch.nextafter(low, towards), low)
 
 
-class LayerInputs(NamedTuple):
-    x: torch.Tensor
-    w_in: torch.Tensor
-    w_rec: torch.Tensor
-    alpha: torch.Tensor
-    theta: torch.Tensor
-    u0: torch.Tensor
-    s_hist: torch.Tensor
-
-
 class Backend(Protocol):
-    """A way to run the layer.
-
-    ``traced = True``: :meth:`run` is plain differentiable torch and autograd traces it (the
-    reference).  ``traced = False``: the backend provides ``forward(layer, inputs) -> U`` and
-    ``backward(layer, inputs, u, grad_u, grad_s) -> LayerInputs`` of gradients (``None`` where
-    not needed), wrapped by :class:`snngraph.autograd.LayerFunction`; ``grad_u`` or ``grad_s``
-    is ``None`` when no loss reaches that output (never both).
-    """
+    """A way to run the layer (see the module docstring)."""
 
     name: str
-    traced: bool
 
     def unavailable_reason(self, device: torch.device) -> str | None:
         """``None`` when the backend runs on ``device``, else a message saying what to do."""
+
+    def prepare(self, layer: LayerSpec, dtype: torch.dtype) -> Plan:
+        """The plan of ``layer`` for calls in ``dtype``."""
+
+    def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
+        """U ``[T, B, N]``."""
+
+    def backward(
+        self,
+        plan: Plan,
+        inputs: LayerInputs,
+        u: torch.Tensor,
+        grad_u: torch.Tensor | None,
+        grad_s: torch.Tensor | None,
+        needs: Needs,
+    ) -> LayerInputs:
+        """Gradients of ``inputs`` (``None`` where ``needs`` says no); ``grad_u`` or ``grad_s`` is
+        ``None`` when no loss reaches that output (never both); ``u`` may be saved in 16 bits."""

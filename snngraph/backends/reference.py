@@ -1,15 +1,18 @@
-"""The reference backend: the compiled layer in plain, dense PyTorch autograd.
+"""The reference backend: the compiled layer in plain, dense PyTorch, differentiated by autograd.
 
-Slow (dense ``[D, N, N]`` weights, one Python step per timestep) and clear: it is the oracle
-the fused backends are tested against.  Autograd differentiates it, with the surrogate
-derivative in :class:`HeavisideSurrogate`.
+Slow (dense ``[D, N, N]`` weights, one Python step per timestep) and clear: :func:`reference_layer`
+is the oracle that the fused backends are tested against, with the surrogate derivative in
+:class:`HeavisideSurrogate`.  Behind the one interface of :mod:`snngraph.backends.base`,
+``forward`` runs it without a graph and ``backward`` runs it again under autograd and
+differentiates that run.
 """
 
 from __future__ import annotations
 
 import torch
 
-from snngraph.backends.base import Layer, LayerInputs
+from snngraph.backends.base import LayerInputs, LayerSpec, Needs, Plan
+from snngraph.neurons import ALPHA, SPIKING, SUBTRACT, THETA, TRAINABLE, ZERO
 from snngraph.surrogates import Surrogate
 
 
@@ -36,33 +39,70 @@ def dense_weights(
     return weight.index_put((delay, post, pre), values, accumulate=True)
 
 
+def reference_layer(layer: LayerSpec, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """U and S ``[T, B, N]`` by the recursion of docs/design.md ("The model"), step by step,
+    differentiable by autograd in every input."""
+    x, w_in, w_rec, neurons, u0, s_hist = inputs
+    alpha, theta = neurons[ALPHA], neurons[THETA]
+    n, d_in, d_rec = layer.n_neurons, layer.max_input_delay, layer.max_delay
+    steps = x.shape[0] - d_in
+    w_in_d = dense_weights(w_in, layer.in_post, layer.in_pre, layer.in_delay, (d_in + 1, n, layer.n_inputs))
+    w_rec_d = dense_weights(w_rec, layer.rec_post, layer.rec_pre, layer.rec_delay, (d_rec + 1, n, n))
+    # I_in[t] = Σ_d W_in[d] X[t − d], with X[t − d] = x[Din + t − d]
+    current_in = sum(torch.einsum("tbc,nc->tbn", x[d_in - d : d_in - d + steps], w_in_d[d]) for d in range(d_in + 1))
+    history = list(s_hist.unbind(0))  # S[t − D], …, S[t − 1]
+    u_prev, us, ss = u0, [], []
+    for t in range(steps):
+        current = current_in[t] + sum(history[-d] @ w_rec_d[d].T for d in range(1, d_rec + 1))
+        s_prev = history[-1].detach() if layer.detach_reset else history[-1]
+        u = alpha * u_prev * (1 - neurons[ZERO] * s_prev) + current - neurons[SUBTRACT] * theta * s_prev
+        s = HeavisideSurrogate.apply(u - theta, layer.surrogate) * neurons[SPIKING]
+        history = [*history[1:], s]
+        u_prev = u
+        us.append(u)
+        ss.append(s)
+    return torch.stack(us), torch.stack(ss)
+
+
 class ReferenceBackend:
+    """:func:`reference_layer` behind the backend interface (any device, any float dtype)."""
+
     name = "reference"
-    traced = True
 
     def unavailable_reason(self, device: torch.device) -> None:
         return None
 
-    def run(self, layer: Layer, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """U and S ``[T, B, N]`` by the recursion of DESIGN §1, step by step."""
-        x, w_in, w_rec, alpha, theta, u0, s_hist = inputs
-        n, d_in, d_rec = layer.n_neurons, layer.max_input_delay, layer.max_delay
-        steps = x.shape[0] - d_in
-        w_in_d = dense_weights(w_in, layer.in_post, layer.in_pre, layer.in_delay, (d_in + 1, n, layer.n_inputs))
-        w_rec_d = dense_weights(w_rec, layer.rec_post, layer.rec_pre, layer.rec_delay, (d_rec + 1, n, n))
-        # I_in[t] = Σ_d W_in[d] X[t − d], with X[t − d] = x[Din + t − d]
-        current_in = sum(
-            torch.einsum("tbc,nc->tbn", x[d_in - d : d_in - d + steps], w_in_d[d]) for d in range(d_in + 1)
-        )
-        history = list(s_hist.unbind(0))  # S[t − D], …, S[t − 1]
-        u_prev, us, ss = u0, [], []
-        for t in range(steps):
-            current = current_in[t] + sum(history[-d] @ w_rec_d[d].T for d in range(1, d_rec + 1))
-            s_prev = history[-1].detach() if layer.detach_reset else history[-1]
-            u = alpha * u_prev * (1 - layer.reset_zero * s_prev) + current - layer.reset_subtract * theta * s_prev
-            s = HeavisideSurrogate.apply(u - theta, layer.surrogate) * layer.spiking
-            history = [*history[1:], s]
-            u_prev = u
-            us.append(u)
-            ss.append(s)
-        return torch.stack(us), torch.stack(ss)
+    def prepare(self, layer: LayerSpec, dtype: torch.dtype) -> Plan:
+        return Plan(self, layer, dtype, None)
+
+    def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
+        return reference_layer(plan.layer, inputs)[0]
+
+    def backward(
+        self,
+        plan: Plan,
+        inputs: LayerInputs,
+        u: torch.Tensor,
+        grad_u: torch.Tensor | None,
+        grad_s: torch.Tensor | None,
+        needs: Needs,
+    ) -> LayerInputs:
+        """Autograd through a second run of :func:`reference_layer`; the table's gradient keeps
+        only the rows in ``needs.neurons``."""
+        wants = [bool(need) for need in needs]
+        with torch.enable_grad():
+            leaves = LayerInputs(*(t.detach().requires_grad_(want) for t, want in zip(inputs, wants, strict=True)))
+            outputs = reference_layer(plan.layer, leaves)
+            pairs = [(out, g) for out, g in zip(outputs, (grad_u, grad_s), strict=True) if g is not None]
+            wanted = [leaf for leaf, want in zip(leaves, wants, strict=True) if want]
+            found = torch.autograd.grad(
+                [out for out, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True, materialize_grads=True
+            )
+        grads = iter(found)
+        result = [next(grads) if want else None for want in wants]
+        if result[3] is not None:
+            for row, name in ((ALPHA, TRAINABLE[0]), (THETA, TRAINABLE[1])):
+                if name not in needs.neurons:
+                    result[3][row] = 0
+            result[3][SUBTRACT:] = 0
+        return LayerInputs(*result)

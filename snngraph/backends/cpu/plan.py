@@ -1,5 +1,5 @@
-"""Synapse plans: the index structures the CPU backend derives once per model (cached in
-``layer.cache``), and the torch sparse CSR tensors built from them per call."""
+"""Synapse plans: the index structures the CPU backend derives once per model (its
+:class:`~snngraph.backends.base.Plan`), and the torch sparse CSR tensors built from them per call."""
 
 from __future__ import annotations
 
@@ -10,18 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from snngraph.backends.base import Layer
-
-DENSE_DENSITY = 0.1
-"""A delay block whose bounding box is at least this full runs as a dense BLAS product.
-
-Measured (the backward product ``Wᵀ λU[t+d]``, SciPy CSR against torch with a contiguous ``Wᵀ``,
-N = 1024 … 2048, B = 8 … 32): equal times at 5% density, dense 1.6–2.4× faster at 10%.  Between
-5 and 10% the sparse side keeps its event walk in the forward pass, hence 10%."""
-
-MIN_DENSE_AREA = 4096
-"""Smaller blocks stay in the shared sparse matrix: the per-call overhead of an extra product
-(about 10 µs) outweighs its work."""
+from snngraph.backends.base import LayerSpec
+from snngraph.backends.cpu.options import CpuOptions
 
 
 def as_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -235,43 +225,27 @@ class LayerPlan:
     forward_columns: np.ndarray  # slot·N + post of the sparse recurrent synapses
     backward_columns: np.ndarray  # (delay − 1)·N + post
     patterns: tuple[DelayPattern, ...]  # the sparse recurrent synapses per delay
-    subtract: np.ndarray  # s, bool [N]
-    zero: np.ndarray  # z, bool [N]
-    spiking: np.ndarray  # m, bool [N]
 
 
-def layer_plan(layer: Layer, dense_density: float, min_dense_area: int) -> LayerPlan:
-    """The cached :class:`LayerPlan` of ``layer`` for these thresholds."""
-    key = ("scipy-plan", dense_density, min_dense_area)
-    if key not in layer.cache:
-        n, c = layer.n_neurons, layer.n_inputs
-        inputs = plan_synapses(
-            *(as_numpy(t) for t in (layer.in_post, layer.in_pre, layer.in_delay)),
-            (n, c),
-            dense_density,
-            min_dense_area,
-            by_delay=True,
-        )
-        recurrent = plan_synapses(
-            *(as_numpy(t) for t in (layer.rec_post, layer.rec_pre, layer.rec_delay)),
-            (n, n),
-            dense_density,
-            min_dense_area,
-            by_delay=False,
-        )
-        rec = recurrent.sparse
-        slot = np.searchsorted(rec.delays, rec.delay)  # index of each synapse's delay in rec.delays
-        layer.cache[key] = LayerPlan(
-            inputs=inputs,
-            recurrent=recurrent,
-            forward_columns=_index_array(slot * n + rec.post, max(1, rec.delays.size) * n),
-            backward_columns=_index_array((rec.delay - 1) * n + rec.post, layer.max_delay * n),
-            patterns=DelayPattern.of(rec),
-            subtract=as_numpy(layer.reset_subtract) > 0,
-            zero=as_numpy(layer.reset_zero) > 0,
-            spiking=as_numpy(layer.spiking) > 0,
-        )
-    return layer.cache[key]
+def layer_plan(layer: LayerSpec, options: CpuOptions) -> LayerPlan:
+    """The :class:`LayerPlan` of ``layer`` with the dense-block thresholds of ``options``."""
+    n, c = layer.n_neurons, layer.n_inputs
+    thresholds = (options.dense_density, options.min_dense_area)
+    inputs = plan_synapses(
+        *(as_numpy(t) for t in (layer.in_post, layer.in_pre, layer.in_delay)), (n, c), *thresholds, by_delay=True
+    )
+    recurrent = plan_synapses(
+        *(as_numpy(t) for t in (layer.rec_post, layer.rec_pre, layer.rec_delay)), (n, n), *thresholds, by_delay=False
+    )
+    rec = recurrent.sparse
+    slot = np.searchsorted(rec.delays, rec.delay)  # index of each synapse's delay in rec.delays
+    return LayerPlan(
+        inputs=inputs,
+        recurrent=recurrent,
+        forward_columns=_index_array(slot * n + rec.post, max(1, rec.delays.size) * n),
+        backward_columns=_index_array((rec.delay - 1) * n + rec.post, layer.max_delay * n),
+        patterns=DelayPattern.of(rec),
+    )
 
 
 def sparse_input_matrices(plan: SynapsePlan, w: np.ndarray) -> list[tuple[int, sp.csr_array]]:

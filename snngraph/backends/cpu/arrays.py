@@ -6,14 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from snngraph.backends.scipy.plan import LayerPlan
-
-WORKSPACE = 1 << 16
-"""Values per temporary array below which a time chunk is never cut (tiny layers: one chunk)."""
-
-CHUNKS = 16
-"""The backward pass runs in at most this many time chunks: the about 8 temporary arrays of a
-chunk then take about half the memory of λU, whatever ``T``."""
+from snngraph.backends.cpu.options import CpuOptions
+from snngraph.neurons import ALPHA, SPIKING, SUBTRACT, THETA, ZERO
 
 
 def time_chunks(length: int, size: int) -> Iterator[tuple[int, int]]:
@@ -22,9 +16,9 @@ def time_chunks(length: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(length, start + size)
 
 
-def chunk_size(length: int, values_per_item: int) -> int:
-    """Items (steps or rows) per chunk: at least ``length / CHUNKS`` and :data:`WORKSPACE` values."""
-    return max(1, -(-length // CHUNKS), WORKSPACE // max(1, values_per_item))
+def chunk_size(length: int, values_per_item: int, options: CpuOptions) -> int:
+    """Items (steps or rows) per chunk: at least ``length / chunks`` and ``workspace`` values."""
+    return max(1, -(-length // options.chunks), options.workspace // max(1, values_per_item))
 
 
 def column(vector: np.ndarray) -> np.ndarray:
@@ -49,29 +43,32 @@ def neuron_major(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(0, 2, 1))
 
 
-def batch_major(lam: np.ndarray, steps: int) -> np.ndarray:
+def batch_major(lam: np.ndarray, steps: int, options: CpuOptions) -> np.ndarray:
     """Rewrite rows ``0 … T−1`` of λU ``[T + D, N, B]`` in place as ``[T + D, B, N]``."""
     rows, n, batch = lam.shape
     flat = lam.reshape(-1)
-    for lo, hi in time_chunks(steps, chunk_size(steps, n * batch)):
+    for lo, hi in time_chunks(steps, chunk_size(steps, n * batch, options)):
         flat[lo * n * batch : hi * n * batch] = lam[lo:hi].transpose(0, 2, 1).reshape(-1)
     return flat.reshape(rows, batch, n)
 
 
 class Neurons:
-    """Per-neuron vectors of one call (``None`` for a reset that no neuron uses)."""
+    """Per-neuron vectors of one call, from the neuron table ``[P, N]`` (``None`` for a reset
+    that no neuron uses)."""
 
-    def __init__(self, plan: LayerPlan, alpha: np.ndarray, theta: np.ndarray, batch: int) -> None:
+    def __init__(self, table: np.ndarray, batch: int) -> None:
+        alpha, theta, spiking = table[ALPHA], table[THETA], table[SPIKING] > 0
+        zero, subtract = table[ZERO] > 0, table[SUBTRACT] > 0
         dtype = alpha.dtype
         self.alpha, self.theta = alpha, theta
-        self.threshold = np.where(plan.spiking, theta, np.inf).astype(dtype)  # θ, ∞ for readouts
-        self.spiking = plan.spiking.astype(dtype)
-        self.zero = plan.zero.astype(dtype) if plan.zero.any() else None  # z
-        self.subtract = plan.subtract.astype(dtype) if plan.subtract.any() else None  # s
+        self.threshold = np.where(spiking, theta, np.inf).astype(dtype)  # θ, ∞ for readouts
+        self.spiking = spiking.astype(dtype)
+        self.zero = zero.astype(dtype) if zero.any() else None  # z
+        self.subtract = subtract.astype(dtype) if subtract.any() else None  # s
         self.subtract_theta = None if self.subtract is None else self.subtract * theta  # s θ
         self.zero_alpha = None if self.zero is None else self.zero * alpha  # z α
         # the same as contiguous [N, B] arrays, for the operations on [N, B] or [K, N, B] values
         self.alpha_nb, self.theta_nb = per_value(alpha, batch), per_value(theta, batch)
         self.threshold_nb = per_value(self.threshold, batch)
-        self.spiking_nb = None if plan.spiking.all() else per_value(self.spiking, batch)  # None: all spike
+        self.spiking_nb = None if spiking.all() else per_value(self.spiking, batch)  # None: all spike
         self.zero_nb, self.subtract_theta_nb = per_value(self.zero, batch), per_value(self.subtract_theta, batch)

@@ -1,11 +1,13 @@
-"""CPU backend: the compiled layer in NumPy/SciPy, event-driven where the layer is quiet.
+"""CPU backend: the compiled layer with torch sparse CSR and BLAS products and NumPy, event-driven
+where the layer is quiet.
 
-Modules: :mod:`~snngraph.backends.scipy.plan` (the index structures derived once per model),
-:mod:`~snngraph.backends.scipy.forward`, :mod:`~snngraph.backends.scipy.backward` and
-:mod:`~snngraph.backends.scipy.arrays` (time chunks, layouts, per-neuron constants); this
-module holds :class:`ScipyBackend`, which wires them to :mod:`snngraph.autograd`.
+Modules: :mod:`~snngraph.backends.cpu.plan` (the index structures derived once per model),
+:mod:`~snngraph.backends.cpu.forward`, :mod:`~snngraph.backends.cpu.backward` and
+:mod:`~snngraph.backends.cpu.arrays` (time chunks, layouts, per-neuron constants); this
+module holds :class:`CpuBackend`; :mod:`~snngraph.backends.cpu.options` holds the measured
+thresholds that choose between its paths (:class:`CpuOptions`).
 
-Notation of DESIGN §1–2 and :mod:`snngraph.backends.base`: ``T`` steps, ``B`` batch, ``N``
+Notation of docs/design.md ("The model", "BPTT") and :mod:`snngraph.backends.base`: ``T`` steps, ``B`` batch, ``N``
 neurons, ``C`` input channels, ``D`` = ``layer.max_delay``, ``Din`` = ``layer.max_input_delay``;
 ``s``, ``z``, ``m`` the per-neuron flags ``reset_subtract``, ``reset_zero``, ``spiking``.
 
@@ -18,12 +20,12 @@ Forward.  The membranes are computed neuron-major, ``V`` ``[T, N, B]`` (returned
 3. per step: ``V[t] += α V[t−1] (1 − z S[t−1]) − s θ S[t−1]``, ``S[t] = m·H(V[t] − θ)``, and
    ``S[t]`` is sent along its outgoing synapses into ``V[t + d]``.  Only steps that spiked do
    any recurrent work, and a step with few spikes walks the outgoing synapses of its spike events
-   (``np.add.at`` over ``events × fan-out``, :data:`EVENT_FRACTION`); a busier step multiplies
+   (``np.add.at`` over ``events × fan-out``, ``CpuOptions.event_fraction``); a busier step multiplies
    ``S[t]`` by the sparse matrix of all synapses (cost ``nnz × B``), which is cheaper per synapse
    (a torch sparse CSR product, see :func:`torch_product_matrix`), accumulated in place into
    the rows ``V[t + d]``.
 
-Backward (DESIGN §2 with the flags), λU ``[T + D, N, B]`` (batch innermost, ``D`` zero rows at the
+Backward (docs/design.md, "BPTT", with the flags), λU ``[T + D, N, B]`` (batch innermost, ``D`` zero rows at the
 end), in chunks of steps backwards in time:
 
     λS[t] = ∂L/∂S[t] + Σ_{rec k: j→i, d} w_k λU[t+d]_i − (s θ + z α U[t]) λU[t+1]
@@ -36,7 +38,7 @@ rows is contiguous, so no copy), plus one BLAS product per dense delay block; ev
 does not depend on the recursion is vectorised over the chunk.  Afterwards
 
     ∂w_k (rec)  = Σ_{t,b} λU[t+d]_post S[t]_pre       gathered per spike event (t, b, pre),
-                                                       or sampled products (:data:`SAMPLED_RATE`)
+                                                       or sampled products (``sampled_rate``)
     ∂w_k (in)   = Σ_{t,b} λU[t]_post X[t−d]_pre        gathered per non-zero input
     ∂X[t]_c     = Σ_{in k from c} w_k λU[t+d]_post     one product per input delay
     ∂α = Σ_t λU[t] U[t−1] (1 − z S[t−1]),   ∂θ = −Σ_t m σ'(U[t] − θ) λS[t] − s Σ_t λU[t+1] S[t]
@@ -45,72 +47,68 @@ does not depend on the recursion is vectorised over the chunk.  Afterwards
 (dense delay blocks take their weight gradient from one BLAS product per time chunk).
 
 Dense or sparse.  The synapses of one delay whose bounding box ``post × pre`` is at least
-:data:`DENSE_DENSITY` full (and not tiny) form a dense block multiplied with BLAS through torch;
-all other synapses share the sparse structures.  Both constants come from timing the products on
-the development machine (2-core Xeon, torch 2.13 CPU, SciPy 1.17); see ``docs/cpu_backend.md``.
+``CpuOptions.dense_density`` full (and not tiny) form a dense block multiplied with BLAS through
+torch; all other synapses share the sparse structures.
 
 Memory.  Saved for backward (by :mod:`snngraph.autograd`): the inputs and ``U``.  Backward
-workspace: λU ``(T + D)·N·B`` values, about 8 arrays of one time chunk (``T/CHUNKS`` steps, see
-:data:`CHUNKS`), ``(2D − 1)·N·B`` for the gradient of the incoming spikes and the queue of spike
-events (two int64 per event, at most ``(T + D)·N·B / CHUNKS`` events).
+workspace: λU ``(T + D)·N·B`` values, about 8 arrays of one time chunk (``T/chunks`` steps,
+``CpuOptions.chunks``), ``(2D − 1)·N·B`` for the gradient of the incoming spikes and the queue of spike
+events (two int64 per event, at most ``(T + D)·N·B / chunks`` events).
 """
 
 from __future__ import annotations
 
 import torch
 
-from snngraph.backends.base import Layer, LayerInputs
-from snngraph.backends.scipy import backward, forward
-from snngraph.backends.scipy.backward import SAMPLED_RATE
-from snngraph.backends.scipy.forward import EVENT_FRACTION
-from snngraph.backends.scipy.plan import DENSE_DENSITY, MIN_DENSE_AREA, LayerPlan, layer_plan
+from snngraph.backends.base import LayerInputs, LayerSpec, Needs, Plan
+from snngraph.backends.cpu import backward, forward
+from snngraph.backends.cpu.options import CpuOptions
+from snngraph.backends.cpu.plan import layer_plan
+from snngraph.neurons import ALPHA, THETA, table_gradient
 
-__all__ = ["DENSE_DENSITY", "EVENT_FRACTION", "MIN_DENSE_AREA", "SAMPLED_RATE", "ScipyBackend"]
+__all__ = ["CpuBackend", "CpuOptions"]
 
 
-class ScipyBackend:
-    """The CPU backend (see the module docstring); thresholds are instance attributes."""
+class CpuBackend:
+    """The CPU backend (see the module docstring), configured by :class:`CpuOptions`."""
 
-    name = "scipy"
-    traced = False
+    name = "cpu"
 
-    def __init__(
-        self,
-        event_fraction: float = EVENT_FRACTION,
-        dense_density: float = DENSE_DENSITY,
-        min_dense_area: int = MIN_DENSE_AREA,
-        sampled_rate: float = SAMPLED_RATE,
-    ) -> None:
-        self.event_fraction = event_fraction
-        self.sampled_rate = sampled_rate
-        self.dense_density = dense_density
-        self.min_dense_area = min_dense_area
+    def __init__(self, options: CpuOptions | None = None) -> None:
+        self.options = CpuOptions() if options is None else options
+
+    def __repr__(self) -> str:
+        return f"CpuBackend({self.options})"
 
     def unavailable_reason(self, device: torch.device) -> str | None:
         if device.type == "cpu":
             return None
         return "it runs on CPU tensors only; use backend='triton' or 'reference' for CUDA tensors"
 
-    def _plan(self, layer: Layer, dtype: torch.dtype) -> LayerPlan:
+    def prepare(self, layer: LayerSpec, dtype: torch.dtype) -> Plan:
+        """The dense blocks and sparse structures of ``layer`` (:func:`~snngraph.backends.cpu.plan.layer_plan`)."""
         if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"the scipy backend runs float32 and float64, got {dtype}; use model.float()")
-        return layer_plan(layer, self.dense_density, self.min_dense_area)
+            raise TypeError(f"the cpu backend runs float32 and float64, got {dtype}; use model.float()")
+        return Plan(self, layer, dtype, layer_plan(layer, self.options))
 
-    def forward(self, layer: Layer, inputs: LayerInputs) -> torch.Tensor:
+    def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
         """U ``[T, B, N]``."""
-        return forward.forward(layer, inputs, self._plan(layer, inputs.x.dtype), self.event_fraction)
+        return forward.forward(plan.layer, inputs, plan.structures, self.options)
 
     def backward(
         self,
-        layer: Layer,
+        plan: Plan,
         inputs: LayerInputs,
         u: torch.Tensor,
         grad_u: torch.Tensor | None,
         grad_s: torch.Tensor | None,
-        needs: LayerInputs,
+        needs: Needs,
     ) -> LayerInputs:
-        """Gradients of ``inputs`` (``None`` where ``needs`` is False)."""
+        """Gradients of ``inputs`` (``None`` where ``needs`` says no)."""
         u = u.to(inputs.w_rec.dtype)  # membranes may have been saved in bfloat16/float16
-        plan = self._plan(layer, u.dtype)
-        grads = backward.backward(layer, inputs, u, grad_u, grad_s, needs, plan, self.sampled_rate)
-        return LayerInputs(*(None if g is None else torch.from_numpy(g) for g in grads))
+        grads = backward.backward(plan.layer, inputs, u, grad_u, grad_s, needs, plan.structures, self.options)
+        x, w_in, w_rec, alpha, theta, u0, s_hist = (None if g is None else torch.from_numpy(g) for g in grads)
+        table = None
+        if needs.neurons:
+            table = table_gradient(inputs.neurons, {ALPHA: alpha, THETA: theta})
+        return LayerInputs(x, w_in, w_rec, table, u0, s_hist)

@@ -7,21 +7,15 @@ from bisect import bisect_right
 import numpy as np
 import torch
 
-from snngraph.backends.base import Layer, LayerInputs
-from snngraph.backends.scipy.arrays import Neurons, chunk_size, delayed_rows, time_chunks
-from snngraph.backends.scipy.plan import LayerPlan, SynapsePlan, as_numpy, sparse_input_matrices, torch_product_matrix
-
-EVENT_FRACTION = 0.015
-"""A step with fewer than ``EVENT_FRACTION·N·B`` spikes walks its events; a busier one multiplies
-(the fraction doubles for float64, whose products cost twice).
-
-Measured (forward pass, both ways forced, float32): equal times at firing rates of 1–2% for
-N = 1024 … 4096, B = 8 … 32, fan-out 40 and 100 — an (event, synapse) pair costs about 8 ns
-through ``np.add.at``, a multiply-add of torch's sparse CSR × dense product about 0.12 ns
-(``B`` of them per synapse)."""
+from snngraph.backends.base import LayerInputs, LayerSpec
+from snngraph.backends.cpu.arrays import Neurons, chunk_size, delayed_rows, time_chunks
+from snngraph.backends.cpu.options import CpuOptions
+from snngraph.backends.cpu.plan import LayerPlan, SynapsePlan, as_numpy, sparse_input_matrices, torch_product_matrix
 
 
-def input_current(x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, n: int) -> np.ndarray:
+def input_current(
+    x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, n: int, options: CpuOptions
+) -> np.ndarray:
     """``V[t] = (Σ_d X[t − d] W_dᵀ)ᵀ`` ``[T, N, B]``, ``x`` ``[Din + T, B, C]`` with
     ``X[t − d] = x[Din + t − d]``: per time chunk one product per input delay (BLAS for a dense
     block, SciPy otherwise) into ``[K·B, N]`` rows, then transposed into place."""
@@ -29,7 +23,7 @@ def input_current(x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, n
     dense = [(block, block.matrix(w).T) for block in plan.dense]
     sparse = sparse_input_matrices(plan, w)
     v = np.empty((steps, n, batch), x.dtype)
-    for lo, hi in time_chunks(steps, chunk_size(steps, n * batch)):
+    for lo, hi in time_chunks(steps, chunk_size(steps, n * batch, options)):
         rows = np.zeros(((hi - lo) * batch, n), x.dtype)
         rows_t, x_chunk = torch.from_numpy(rows), x[lo : d_in + hi]
         for block, weight_t in dense:
@@ -119,17 +113,17 @@ class _Propagator:
         self.v[t + self.delays[lo:hi]] += current
 
 
-def forward(layer: Layer, inputs: LayerInputs, plan: LayerPlan, event_fraction: float) -> torch.Tensor:
-    """U ``[T, B, N]`` by the recursion of DESIGN §1 (see the package docstring), computed
-    neuron-major and returned as a ``[T, B, N]`` view of the ``[T, N, B]`` array."""
-    x, w_in, w_rec, alpha, theta, u0, s_hist = (as_numpy(t) for t in inputs)
+def forward(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: CpuOptions) -> torch.Tensor:
+    """U ``[T, B, N]`` by the recursion of docs/design.md ("The model"; see the package docstring),
+    computed neuron-major and returned as a ``[T, B, N]`` view of the ``[T, N, B]`` array."""
+    x, w_in, w_rec, table, u0, s_hist = (as_numpy(t) for t in inputs)
     steps = x.shape[0] - layer.max_input_delay
     batch, n = u0.shape
-    v = input_current(x, w_in, plan.inputs, steps, n)
-    neurons = Neurons(plan, alpha, theta, batch)
+    v = input_current(x, w_in, plan.inputs, steps, n, options)
+    neurons = Neurons(table, batch)
     alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
     zero_nb, subtract_theta_nb = neurons.zero_nb, neurons.subtract_theta_nb
-    propagate = _Propagator(plan, w_rec, v, event_fraction)
+    propagate = _Propagator(plan, w_rec, v, options.event_fraction)
     for k in range(layer.max_delay, 0, -1):  # S[−k] reaches U[−k + d] for d ≥ k
         propagate(s_hist[layer.max_delay - k].T, -k)
     buffers = [np.empty((n, batch), bool) for _ in range(2)]

@@ -1,4 +1,4 @@
-"""The scipy backend equals the reference backend: spikes, membranes, every gradient.
+"""The cpu backend equals the reference backend: spikes, membranes, every gradient.
 
 Over seeded random graphs (retimed zero-delay hops, feedback, readouts, per-synapse delays up to
 32), every reset × detach_reset × surrogate, both dtypes, each propagation path of the backend
@@ -18,13 +18,12 @@ from layer_checks import assert_matches_reference, relative_error
 from random_graphs import random_graph
 
 import snngraph
-import snngraph.backends.scipy.arrays as scipy_arrays
-import snngraph.backends.scipy.backward as scipy_backward
-import snngraph.backends.scipy.forward as scipy_forward
-import snngraph.backends.scipy.plan as scipy_plan
+import snngraph.backends.cpu.backward as cpu_backward
+import snngraph.backends.cpu.forward as cpu_forward
+import snngraph.backends.cpu.plan as cpu_plan
 from snngraph import SNN, Graph
-from snngraph.backends import BACKENDS
-from snngraph.backends.base import LayerInputs
+from snngraph.backends import CpuOptions
+from snngraph.backends.cpu import CpuBackend
 from snngraph.graph import RESETS
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
@@ -42,19 +41,19 @@ MODES = {
 
 
 @pytest.fixture(params=MODES, ids=list(MODES))
-def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Force one way of propagating spikes (and of chunking the backward pass)."""
+def mode(request: pytest.FixtureRequest) -> CpuOptions:
+    """Options that force one way of propagating spikes (and of chunking the backward pass)."""
     event_fraction, sampled_rate, dense_density, min_dense_area, chunks, spike_products = MODES[request.param]
-    backend = BACKENDS["scipy"]
-    monkeypatch.setattr(backend, "event_fraction", event_fraction)
-    monkeypatch.setattr(backend, "sampled_rate", sampled_rate)
-    monkeypatch.setattr(backend, "dense_density", dense_density)
-    monkeypatch.setattr(backend, "min_dense_area", min_dense_area)
-    monkeypatch.setattr(scipy_arrays, "WORKSPACE", 1)
-    monkeypatch.setattr(scipy_arrays, "CHUNKS", chunks)
-    monkeypatch.setattr(scipy_backward, "SPIKE_PRODUCT_MIN_AREA", 0)
-    monkeypatch.setattr(scipy_backward, "SPIKE_PRODUCT_FRACTION", 1.01 if spike_products else 0.0)
-    return request.param
+    return CpuOptions(
+        event_fraction=event_fraction,
+        sampled_rate=sampled_rate,
+        dense_density=dense_density,
+        min_dense_area=min_dense_area,
+        chunks=chunks,
+        workspace=1,
+        spike_product_min_area=0,
+        spike_product_fraction=1.01 if spike_products else 0.0,
+    )
 
 
 CASES = [  # (seed, reset, detach_reset, surrogate), a new graph for each
@@ -71,30 +70,30 @@ CASES = [  # (seed, reset, detach_reset, surrogate), a new graph for each
 def test_matches_reference(seed: int, reset: str, detach: bool, surrogate: str, dtype: torch.dtype) -> None:
     net = snngraph.compile(random_graph(seed, resets=(reset,)))
     assert_matches_reference(
-        net, "scipy", dtype=dtype, surrogate=SURROGATES[surrogate], detach_reset=detach, steps=17, batch=3, seed=seed
+        net, "cpu", dtype=dtype, surrogate=SURROGATES[surrogate], detach_reset=detach, steps=17, batch=3, seed=seed
     )
 
 
 @pytest.mark.parametrize("seed", [3, 11, 12])
-def test_every_path_matches_reference(mode: str, seed: int) -> None:
+def test_every_path_matches_reference(mode: CpuOptions, seed: int) -> None:
     net = snngraph.compile(random_graph(seed, max_size=9))
     for detach in (False, True):
-        assert_matches_reference(net, "scipy", detach_reset=detach, steps=23, batch=5, seed=seed)
+        assert_matches_reference(net, mode, detach_reset=detach, steps=23, batch=5, seed=seed)
 
 
 @pytest.mark.parametrize("loss_on", ["spikes", "membranes"])
-def test_loss_on_one_output(mode: str, loss_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loss_on_one_output(mode: CpuOptions, loss_on: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The output that no loss reaches gets no upstream gradient at all (``None``)."""
     received = []
-    original = scipy_backward.backward
+    original = cpu_backward.backward
 
-    def recording(*args: object) -> LayerInputs:
+    def recording(*args: object) -> tuple:
         received.append(tuple(g is None for g in args[3:5]))  # grad_u, grad_s
         return original(*args)
 
-    monkeypatch.setattr(scipy_backward, "backward", recording)
+    monkeypatch.setattr(cpu_backward, "backward", recording)
     net = snngraph.compile(random_graph(4, max_size=9))
-    assert_matches_reference(net, "scipy", steps=19, batch=3, seed=4, loss_on=loss_on)
+    assert_matches_reference(net, mode, steps=19, batch=3, seed=4, loss_on=loss_on)
     assert received == [(loss_on == "spikes", loss_on == "membranes")]
 
 
@@ -103,7 +102,7 @@ def test_loss_on_one_output(mode: str, loss_on: str, monkeypatch: pytest.MonkeyP
 def test_delays_up_to_32(seed: int, dtype: torch.dtype) -> None:
     net = snngraph.compile(random_graph(seed, max_delay=32))
     assert net.max_delay > 16
-    assert_matches_reference(net, "scipy", dtype=dtype, steps=41, batch=2, seed=seed)
+    assert_matches_reference(net, "cpu", dtype=dtype, steps=41, batch=2, seed=seed)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +110,7 @@ def test_delays_up_to_32(seed: int, dtype: torch.dtype) -> None:
 )
 def test_learnable_alpha_and_theta(learn_alpha: bool, learn_theta: bool) -> None:
     net = snngraph.compile(random_graph(7))
-    assert_matches_reference(net, "scipy", learn_alpha=learn_alpha, learn_theta=learn_theta, seed=7)
+    assert_matches_reference(net, "cpu", learn_alpha=learn_alpha, learn_theta=learn_theta, seed=7)
 
 
 def _quiet_and_busy_graph(reset: str) -> Graph:
@@ -131,16 +130,16 @@ def _quiet_and_busy_graph(reset: str) -> Graph:
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_silent_and_saturated_populations(reset: str, mode: str) -> None:
+def test_silent_and_saturated_populations(reset: str, mode: CpuOptions) -> None:
     net = snngraph.compile(_quiet_and_busy_graph(reset))
-    got = assert_matches_reference(net, "scipy", steps=19, batch=2, input_rate=1.0)
+    got = assert_matches_reference(net, mode, steps=19, batch=2, input_rate=1.0)
     busy, quiet = net.population("busy"), net.population("quiet")
     # the incoming random state may make a first spike; from then on the pattern is fixed
     assert got.spikes[busy.lag + 1 :, :, busy.start : busy.stop].all()
     assert not got.spikes[quiet.lag + 1 :, :, quiet.start : quiet.stop].any()
 
 
-def test_duplicate_synapses(mode: str) -> None:
+def test_duplicate_synapses(mode: CpuOptions) -> None:
     """A sparse weight may store the same pair twice, with different delays or the same one:
     two synapses, one gradient each."""
     g = Graph()
@@ -149,7 +148,7 @@ def test_duplicate_synapses(mode: str) -> None:
     rows, cols = np.array([0, 0, 1, 2, 3, 3]), np.array([1, 1, 0, 2, 3, 3])
     g.connect("x", "h", weight=sp.coo_array((np.ones(6), (rows % 4, cols % 3)), shape=(4, 3)), delay=[0, 2, 1, 0, 3, 1])
     g.connect("h", "h", weight=sp.coo_array((np.full(6, 0.3), (rows, cols)), shape=(4, 4)), delay=[1, 4, 2, 1, 3, 3])
-    assert_matches_reference(snngraph.compile(g), "scipy", steps=15, batch=2, seed=1)
+    assert_matches_reference(snngraph.compile(g), mode, steps=15, batch=2, seed=1)
 
 
 def _chunked(model: SNN, x: torch.Tensor, sizes: list[int], detach: bool) -> list[snngraph.SNNOutput]:
@@ -166,7 +165,7 @@ def _chunked(model: SNN, x: torch.Tensor, sizes: list[int], detach: bool) -> lis
 def test_chunked_run_equals_whole_run(seed: int, dtype: torch.dtype) -> None:
     """Bit for bit: every step sums the same terms in the same order, chunked or not."""
     net = snngraph.compile(random_graph(seed, max_delay=5))
-    model = SNN(net, backend="scipy", dtype=dtype)
+    model = SNN(net, backend="cpu", dtype=dtype)
     x = (torch.rand(31, 3, net.n_inputs, generator=torch.Generator().manual_seed(seed)) < 0.4).to(dtype)
     whole = model(x)
     chunks = _chunked(model, x, [9, 2, 20], detach=False)
@@ -177,10 +176,8 @@ def test_chunked_run_equals_whole_run(seed: int, dtype: torch.dtype) -> None:
 
 def test_chunked_run_with_dense_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """With BLAS products the rounding may depend on the number of rows: equal to 1e-12."""
-    monkeypatch.setattr(BACKENDS["scipy"], "dense_density", 0.0)
-    monkeypatch.setattr(BACKENDS["scipy"], "min_dense_area", 0)
     net = snngraph.compile(random_graph(15, max_delay=5))
-    model = SNN(net, backend="scipy", dtype=torch.float64)
+    model = SNN(net, backend=CpuOptions(dense_density=0.0, min_dense_area=0), dtype=torch.float64)
     x = (torch.rand(31, 3, net.n_inputs, generator=torch.Generator().manual_seed(15)) < 0.4).double()
     whole = model(x)
     chunks = _chunked(model, x, [9, 2, 20], detach=False)
@@ -198,12 +195,12 @@ def test_truncated_bptt_matches_reference(seed: int) -> None:
     net = snngraph.compile(random_graph(seed))
     x = (torch.rand(24, 2, net.n_inputs, generator=torch.Generator().manual_seed(seed)) < 0.5).double()
     grads = {}
-    for backend in ("reference", "scipy"):
+    for backend in ("reference", "cpu"):
         model = SNN(net, backend=backend, dtype=torch.float64, learn_alpha=True, learn_theta=True)
         for out in _chunked(model, x, [10, 7, 7], detach=True):
             (out.layer_membranes.square().sum() + out.layer_spikes.sum()).backward()
         grads[backend] = {name: p.grad for name, p in model.named_parameters()}
-    for name, grad in grads["scipy"].items():
+    for name, grad in grads["cpu"].items():
         assert torch.isfinite(grad).all()
         torch.testing.assert_close(grad, grads["reference"][name], rtol=1e-9, atol=1e-12)
 
@@ -211,25 +208,23 @@ def test_truncated_bptt_matches_reference(seed: int) -> None:
 def test_forward_work_follows_activity(monkeypatch: pytest.MonkeyPatch) -> None:
     """Counted, not timed: the event walk touches exactly spikes × fan-out synapses, and a
     silent layer does no recurrent work at all."""
-    backend = BACKENDS["scipy"]
-    monkeypatch.setattr(backend, "event_fraction", 2.0)  # always walk the events
-    monkeypatch.setattr(backend, "dense_density", 2.0)  # no dense blocks
+    options = CpuOptions(event_fraction=2.0, dense_density=2.0)  # always walk the events, no dense blocks
     pairs = []
     products = []
-    original_pairs = scipy_plan.SparseSynapses.pairs
+    original_pairs = cpu_plan.SparseSynapses.pairs
 
     def counting_pairs(
-        self: scipy_plan.SparseSynapses, pre: np.ndarray, base: np.ndarray, key: np.ndarray
+        self: cpu_plan.SparseSynapses, pre: np.ndarray, base: np.ndarray, key: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         result = original_pairs(self, pre, base, key)
         pairs.append(result[0].size)
         return result
 
-    monkeypatch.setattr(scipy_plan.SparseSynapses, "pairs", counting_pairs)
-    monkeypatch.setattr(scipy_forward._Propagator, "_product", lambda *args: products.append(args))
+    monkeypatch.setattr(cpu_plan.SparseSynapses, "pairs", counting_pairs)
+    monkeypatch.setattr(cpu_forward._Propagator, "_product", lambda *args: products.append(args))
     net = snngraph.compile(random_graph(3, max_size=9))
     fanout = np.bincount(net.rec_pre, minlength=net.n_neurons)
-    model = SNN(net, backend="scipy", dtype=torch.float64)
+    model = SNN(net, backend=options, dtype=torch.float64)
     steps = 20
     with torch.no_grad():
         silent = model(torch.zeros(steps, 4, net.n_inputs, dtype=torch.float64))
@@ -244,14 +239,14 @@ def test_forward_work_follows_activity(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_runs_on_cpu_only() -> None:
-    backend = BACKENDS["scipy"]
+    backend = CpuBackend()
     assert backend.unavailable_reason(torch.device("cpu")) is None
     assert "triton" in backend.unavailable_reason(torch.device("cuda"))
 
 
 def test_rejects_half_precision() -> None:
     net = snngraph.compile(random_graph(0))
-    model = SNN(net, backend="scipy", dtype=torch.float16)
+    model = SNN(net, backend="cpu", dtype=torch.float16)
     with pytest.raises(TypeError, match="float32 and float64"):
         model(torch.zeros(3, 1, net.n_inputs, dtype=torch.float16))
 
@@ -262,7 +257,7 @@ def test_membranes_saved_in_low_precision_keep_spikes_and_gradients_close(saved:
     x = (torch.rand(20, 3, net.n_inputs, generator=torch.Generator().manual_seed(0)) < 0.4).float()
     runs = []
     for saved_membranes in (None, saved):
-        model = SNN(net, backend="scipy", surrogate=Sigmoid(5.0), saved_membranes=saved_membranes)
+        model = SNN(net, backend="cpu", surrogate=Sigmoid(5.0), saved_membranes=saved_membranes)
         out = model(x)
         (out.layer_membranes.square().sum() + out.layer_spikes.sum()).backward()
         runs.append((out.layer_spikes, model.w_rec.grad, model.w_in.grad))

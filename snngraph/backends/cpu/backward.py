@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from snngraph.backends.base import Layer, LayerInputs
-from snngraph.backends.scipy import arrays
-from snngraph.backends.scipy.arrays import (
+from snngraph.backends.base import LayerInputs, LayerSpec, Needs
+from snngraph.backends.cpu.arrays import (
     Neurons,
     batch_major,
     chunk_size,
@@ -18,7 +17,8 @@ from snngraph.backends.scipy.arrays import (
     neuron_major,
     time_chunks,
 )
-from snngraph.backends.scipy.plan import (
+from snngraph.backends.cpu.options import CpuOptions
+from snngraph.backends.cpu.plan import (
     DenseBlock,
     LayerPlan,
     SparseSynapses,
@@ -28,27 +28,6 @@ from snngraph.backends.scipy.plan import (
     torch_csr,
     torch_product_matrix,
 )
-
-SAMPLED_RATE = 0.04
-"""Above this ratio of (spike event, synapse) pairs to ``nnz·T·B`` (the firing rate weighted by
-fan-out), the weight gradient of the sparse recurrent synapses comes from sampled products
-instead of the per-event gather; the ratio doubles for float64, whose products cost twice.
-
-Measured (both forced, N = 1024 … 4096, B = 16 and 32, fan-out 40, rates 2 … 10%): the gather
-costs 7–13 ns per pair (NumPy take and add.at), a sampled product 0.31–0.38 ns per multiply-add
-in float32 and 0.55–0.69 ns in float64, whatever the spikes; equal times at ratios of
-0.03–0.05 (float32) and 0.04–0.09 (float64)."""
-
-SPIKE_PRODUCT_FRACTION = 0.08
-"""The weight gradient of a dense block, ``Σ_t λU[t+d] S[t]ᵀ`` per time chunk, multiplies the
-chunk's spikes as a sparse matrix when fewer than this fraction of them are 1 (and the block has
-at least :data:`SPIKE_PRODUCT_MIN_AREA` cells), else densely with BLAS.
-
-Measured (one chunk of 7 steps, both ways, conversions included): the sparse product is 1.3–4×
-faster below 5% spikes for blocks of 1024² and 2048² cells (B = 8 … 32), equal at about 10% for
-512², and never faster for 256²."""
-
-SPIKE_PRODUCT_MIN_AREA = 1 << 18
 
 
 def _gather_gradient(
@@ -115,15 +94,16 @@ class _Adjoint:
     """The recurrent synapses in the backward pass; λU is ``lam`` ``[T + D, N, B]``."""
 
     def __init__(
-        self, plan: LayerPlan, w: np.ndarray, lam: np.ndarray, steps: int, needs_grad: bool, sampled_rate: float
+        self, plan: LayerPlan, w: np.ndarray, lam: np.ndarray, steps: int, needs_grad: bool, options: CpuOptions
     ) -> None:
         rows, n, batch = lam.shape
+        self.options = options
         self.plan, self.sparse = plan.recurrent, plan.recurrent.sparse
         self.patterns = plan.patterns
         # (t0, S[t0 …] [K, N, B] bool) of the chunks whose sparse weight gradient comes from
         # sampled products (:meth:`sample`)
         self.sampled: list[tuple[int, np.ndarray]] = []
-        self.sampled_rate = sampled_rate * lam.itemsize / 4  # float64 products cost twice
+        self.sampled_rate = options.sampled_rate * lam.itemsize / 4  # float64 products cost twice
         self.fanout = np.repeat(self.sparse.fanout.astype(np.float32), batch)  # [N·B], the layout of S[t]
         self.lam, self.steps, self.n, self.batch = lam, steps, n, batch
         self.blocks = [(block, block.transposed(w)) for block in self.plan.dense]
@@ -159,7 +139,7 @@ class _Adjoint:
         Values other than 0/1 (the incoming history, ``t0 < 0``) multiply.  The spike events
         of the time loop (``t0 ≥ 0``, bool) wait in :attr:`pending`, to be gathered in few
         calls by :meth:`gather`, once λU is known for every step they read — or, for a busy
-        chunk (:data:`SAMPLED_RATE`), the chunk waits in :attr:`sampled` for :meth:`sample`.
+        chunk (``CpuOptions.sampled_rate``), the chunk waits in :attr:`sampled` for :meth:`sample`.
         """
         n, batch = self.n, self.batch
         binary = spikes.dtype == bool
@@ -172,7 +152,7 @@ class _Adjoint:
             if binary:
                 self.pending.append((pre, base))
                 self.pending_size += events.size
-                if self.pending_size > max(arrays.WORKSPACE, self.lam.size // arrays.CHUNKS):  # a bounded queue
+                if self.pending_size > max(self.options.workspace, self.lam.size // self.options.chunks):  # bounded
                     self.gather()
             else:
                 value, bounds = spikes.reshape(-1)[events], (0, self.lam.size)
@@ -193,11 +173,13 @@ class _Adjoint:
                     source_t = torch.from_numpy(source.astype(self.lam.dtype))
                     grad += torch.tensordot(torch.from_numpy(lam_rows), source_t, dims=([0, 2], [0, 2]))
 
-    @staticmethod
-    def _sparse_spikes(spikes: np.ndarray, block: DenseBlock) -> bool:
+    def _sparse_spikes(self, spikes: np.ndarray, block: DenseBlock) -> bool:
         """Whether a dense block's weight gradient multiplies ``spikes`` as a sparse matrix."""
-        area = block.shape[0] * block.shape[1]
-        return area >= SPIKE_PRODUCT_MIN_AREA and np.count_nonzero(spikes) < SPIKE_PRODUCT_FRACTION * spikes.size
+        area, options = block.shape[0] * block.shape[1], self.options
+        return (
+            area >= options.spike_product_min_area
+            and np.count_nonzero(spikes) < options.spike_product_fraction * spikes.size
+        )
 
     def _busy(self, spikes: np.ndarray) -> bool:
         """Whether the (event, synapse) pairs of ``spikes`` ``[K, N, B]`` reach
@@ -243,7 +225,7 @@ class _Adjoint:
 
 
 def _input_gradients(
-    lam: np.ndarray, x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, needs: LayerInputs
+    lam: np.ndarray, x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, needs: Needs, options: CpuOptions
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """∂x ``[Din + T, B, C]`` and ∂w_in from λU ``[T + D, B, N]``, one product per input delay.
 
@@ -264,7 +246,7 @@ def _input_gradients(
             source = torch.from_numpy(delayed_rows(x, block.delay, steps))[:, block.pre]
             block_grads.append((rows_t[:, block.post].T @ source).numpy())
     if grad_x is not None:
-        chunk = chunk_size(steps * batch, n + c)
+        chunk = chunk_size(steps * batch, n + c, options)
         for d, matrix in sparse_input_matrices(plan, w):
             target = delayed_rows(grad_x, d, steps)
             for lo, hi in time_chunks(steps * batch, chunk):
@@ -276,7 +258,7 @@ def _input_gradients(
     if sparse.synapses.size:
         key = sparse.delay * (batch * n) + sparse.post  # λU offset of (t + d, post)
         lam_flat = lam.reshape(-1)
-        for lo, hi in time_chunks(x.shape[0], chunk_size(x.shape[0], batch * c)):
+        for lo, hi in time_chunks(x.shape[0], chunk_size(x.shape[0], batch * c, options)):
             values = x[lo:hi].reshape(-1)
             events = np.flatnonzero(values)
             pre = events % c
@@ -305,7 +287,7 @@ class _Chunk:
 
 
 def _chunk(
-    layer: Layer,
+    layer: LayerSpec,
     neurons: Neurons,
     u: np.ndarray,
     grad_u: np.ndarray | None,
@@ -343,33 +325,36 @@ def _chunk(
 
 
 def backward(
-    layer: Layer,
+    layer: LayerSpec,
     inputs: LayerInputs,
     u: torch.Tensor,
     grad_u: torch.Tensor | None,
     grad_s: torch.Tensor | None,
-    needs: LayerInputs,
+    needs: Needs,
     plan: LayerPlan,
-    sampled_rate: float,
-) -> LayerInputs:
-    """Gradients of every input by the reverse-time recursion of DESIGN §2 (package docstring)."""
-    x, w_in, w_rec, alpha, theta, u0, s_hist = (as_numpy(t) for t in inputs)
+    options: CpuOptions,
+) -> tuple[np.ndarray | None, ...]:
+    """Gradients ``(x, w_in, w_rec, α, θ, u0, s_hist)`` by the reverse-time recursion of
+    docs/design.md ("BPTT"; package docstring), ``None`` where not needed."""
+    x, w_in, w_rec, table, u0, s_hist = (as_numpy(t) for t in inputs)
     u, grad_u, grad_s = (None if t is None else as_numpy(t) for t in (u, grad_u, grad_s))
     steps, batch, n = u.shape
     depth, dtype = layer.max_delay, u.dtype
-    neurons, col = Neurons(plan, alpha, theta, batch), column
+    neurons, col = Neurons(table, batch), column
+    alpha = neurons.alpha
+    needs_alpha, needs_theta = "alpha" in needs.neurons, "theta" in needs.neurons
     alpha_col, alpha_nb = col(alpha), neurons.alpha_nb
     lam = np.empty((steps + depth, n, batch), dtype)
     lam[steps:] = 0
-    adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, sampled_rate)
+    adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, options)
     grad_alpha = np.zeros(n)
     theta_surrogate = np.zeros(n)  # Σ_{t,b} m σ'(U[t] − θ) λS[t]
     theta_reset = np.zeros(n)  # Σ_{t,b} λU[t+1] S[t], t = −1 … T−2
-    gain_lam_s = np.zeros((n, batch), dtype) if needs.theta else None
+    gain_lam_s = np.zeros((n, batch), dtype) if needs_theta else None
 
-    for t0, t1 in reversed(list(time_chunks(steps, chunk_size(steps, n * batch)))):
+    for t0, t1 in reversed(list(time_chunks(steps, chunk_size(steps, n * batch, options)))):
         chunk = _chunk(
-            layer, neurons, u[t0:t1], *(None if g is None else g[t0:t1] for g in (grad_u, grad_s)), needs.theta
+            layer, neurons, u[t0:t1], *(None if g is None else g[t0:t1] for g in (grad_u, grad_s)), needs_theta
         )
         for i in range(t1 - t0 - 1, -1, -1):
             t = t0 + i
@@ -388,10 +373,10 @@ def backward(
                 if gain_lam_s is not None:
                     gain_lam_s += part
         following = lam[t0 + 1 : t1 + 1]  # λU[t + 1] for the chunk's t
-        if needs.alpha:
+        if needs_alpha:
             leak = chunk.u if chunk.keep is None else chunk.u * chunk.keep
             grad_alpha += (following * leak).sum(axis=(0, 2), dtype=np.float64)
-        if needs.theta:
+        if needs_theta:
             theta_surrogate += chunk.gain_grad_s
             if neurons.subtract is not None:
                 theta_reset += (following * chunk.spikes).sum(axis=(0, 2), dtype=np.float64)
@@ -421,27 +406,20 @@ def backward(
         adjoint.accumulate(neuron_major(s_hist), -depth)
 
     grad_theta = None
-    if needs.theta:
+    if needs_theta:
         theta_surrogate += gain_lam_s.sum(axis=1, dtype=np.float64)
         subtract = 0 if neurons.subtract is None else neurons.subtract
         grad_theta = (-theta_surrogate - subtract * theta_reset).astype(dtype)
     grad_w_rec = None
     if needs.w_rec:
         adjoint.gather()  # the queued spike events read λU: before the relayout
-    lam_batch_major = batch_major(lam, steps) if adjoint.sampled or needs.x or needs.w_in else None
+    lam_batch_major = batch_major(lam, steps, options) if adjoint.sampled or needs.x or needs.w_in else None
     if needs.w_rec:
         if adjoint.sampled:
             adjoint.sample(lam_batch_major)
         grad_w_rec = adjoint.gradient(w_rec.size, dtype)
     grad_x = grad_w_in = None
     if needs.x or needs.w_in:
-        grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, plan.inputs, steps, needs)
-    return LayerInputs(
-        x=grad_x,
-        w_in=grad_w_in,
-        w_rec=grad_w_rec,
-        alpha=grad_alpha.astype(dtype) if needs.alpha else None,
-        theta=grad_theta,
-        u0=grad_u0,
-        s_hist=grad_s_hist,
-    )
+        grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, plan.inputs, steps, needs, options)
+    grad_alpha = grad_alpha.astype(dtype) if needs_alpha else None
+    return grad_x, grad_w_in, grad_w_rec, grad_alpha, grad_theta, grad_u0, grad_s_hist

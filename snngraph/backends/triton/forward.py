@@ -1,0 +1,76 @@
+"""Forward pass of the Triton backend (see the package docstring): U ``[T, B, N]``."""
+
+from __future__ import annotations
+
+import torch
+
+from snngraph.backends.base import LayerInputs, LayerSpec
+from snngraph.backends.triton.geometry import time_loop
+from snngraph.backends.triton.graphs import LaunchBuffers
+from snngraph.backends.triton.launch import batch_minor, gather, gather_step
+from snngraph.backends.triton.options import TritonOptions
+from snngraph.backends.triton.plan import IndexViews
+
+
+def input_current(views: IndexViews, layer: LayerSpec, x: torch.Tensor, w_in: torch.Tensor, out: torch.Tensor) -> None:
+    """``out`` ``[T, B, N]`` ← ``I_in[t] = Σ_{input synapses} w_k X[t − d_k]_{pre_k}``."""
+    steps, batch, n = out.shape
+    d_in, flat = layer.max_input_delay, out.view(steps * batch, n)
+    for i, bucket in enumerate(views.dense):
+        x_d = x[d_in - bucket.delay : d_in - bucket.delay + steps].reshape(steps * batch, -1)
+        weight_t = bucket.matrix(w_in, (n, layer.n_inputs)).t()
+        if i == 0:
+            torch.mm(x_d, weight_t, out=flat)
+        else:
+            flat.addmm_(x_d, weight_t)
+    if views.in_rows is not None:
+        gather(out, views.in_rows, w_in[views.in_rows.order], batch_minor(x), d_in, bool(views.dense))
+    elif not views.dense:
+        out.zero_()
+
+
+def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs: LayerInputs) -> torch.Tensor:
+    """U ``[T, B, N]`` of docs/design.md ("The model")."""
+    from snngraph.kernels.lif_forward import lif_forward_kernel
+
+    x, w_in, w_rec, table, u0, s_hist = inputs
+    rows = views.rec_rows
+    n, d = layer.n_neurons, layer.max_delay
+    steps, batch = x.shape[0] - layer.max_input_delay, x.shape[1]
+    loop = time_loop(views, options, rows, steps, batch, x)
+    buffers = LaunchBuffers.get(views.graphs, "forward", (steps, batch), loop.graphed)
+    current = buffers.tensor("current", lambda: x.new_empty(steps, batch, n))
+    u = buffers.tensor("u", lambda: x.new_empty(steps, batch, n))
+    hist = buffers.tensor("hist", lambda: x.new_empty(d + steps, n, batch, dtype=torch.uint8))
+    input_current(views, layer, x, w_in, current)
+    hist[:d].copy_(s_hist.transpose(1, 2))
+    u0 = buffers.bind("u0", u0)
+    params = buffers.bind("params", table)
+    w_rows = None if rows is None else buffers.bind("w_rows", w_rec[rows.order])
+    fused = (rows.ptr, rows.index, rows.shift, w_rows) if loop.fused else (params,) * 4
+    step = loop.step
+
+    def launch() -> None:
+        for t_start, count in loop.spans:
+            if loop.gather is not None:
+                gather_step(current[t_start], rows, w_rows, hist, d + t_start, loop.gather, loop.chunked)
+            lif_forward_kernel[(step.grid_rows, step.grid_b)](
+                u,
+                current,
+                u0 if t_start == 0 else u[t_start - 1],
+                hist,
+                params,
+                *fused,
+                n,
+                batch,
+                d,
+                t_start,
+                t_start + count,
+                HAS_REC=loop.fused,
+                RESIDENT=step.resident,
+                num_stages=1,  # no software pipelining across the steps' barriers
+                **step.meta(),
+            )
+
+    buffers.run(launch)
+    return u.clone() if loop.graphed else u

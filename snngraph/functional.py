@@ -1,0 +1,131 @@
+"""The layer op: a plan and tensors in, membranes and spikes out.
+
+``plan = prepare(net, backend=..., device=..., dtype=...)`` derives once, per network, device,
+dtype and options, everything the backend needs besides the tensors (index structures, CSR/CSC
+views, launch geometry); ``lif_layer(x, w_in, w_rec, neurons, u0, s_hist, plan)`` runs the
+layer of docs/design.md ("The model") through the one ``torch.autograd.Function``
+(:mod:`snngraph.autograd`), differentiable in every tensor.  :class:`snngraph.SNN` is a module
+over these two functions; they are public for users who hold the parameters themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from snngraph.autograd import LayerFunction
+from snngraph.backends import BackendChoice, make_backend
+from snngraph.backends.base import LayerSpec, Plan
+from snngraph.network import CompiledNetwork
+from snngraph.neurons import ROWS, NeuronParams
+from snngraph.surrogates import Sigmoid, Surrogate
+
+INDICES = ("in_post", "in_pre", "in_delay", "rec_post", "rec_pre", "rec_delay")
+"""The synapse index arrays of a :class:`CompiledNetwork` that a plan holds, in this order."""
+SAVED_MEMBRANES = (None, torch.bfloat16, torch.float16)
+
+
+def layer_spec(
+    net: CompiledNetwork,
+    indices: Sequence[torch.Tensor],
+    *,
+    surrogate: Surrogate,
+    detach_reset: bool,
+    saved_membranes: torch.dtype | None,
+) -> LayerSpec:
+    """The :class:`LayerSpec` of ``net`` with its :data:`INDICES` as the given tensors (on one device)."""
+    if not isinstance(surrogate, Surrogate):
+        raise TypeError(f"surrogate must be a snngraph.surrogates.Surrogate, got {type(surrogate).__name__}")
+    if saved_membranes not in SAVED_MEMBRANES:
+        raise ValueError(f"saved_membranes must be None, torch.bfloat16 or torch.float16, got {saved_membranes}")
+    return LayerSpec(
+        net.n_neurons,
+        net.n_inputs,
+        net.max_delay,
+        net.max_input_delay,
+        *indices,
+        surrogate=surrogate,
+        detach_reset=bool(detach_reset),
+        saved_membranes=saved_membranes,
+    )
+
+
+def prepare_layer(layer: LayerSpec, backend: BackendChoice, dtype: torch.dtype) -> Plan:
+    """The plan of ``layer`` on the backend that ``backend`` names or configures, for ``dtype``."""
+    chosen = make_backend(backend, layer.device)
+    if chosen.name == "reference" and layer.saved_membranes is not None:
+        raise ValueError("saved_membranes applies to the fused backends (cpu, triton), not to 'reference'")
+    return chosen.prepare(layer, dtype)
+
+
+def prepare(
+    net: CompiledNetwork,
+    *,
+    backend: BackendChoice = "auto",
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    surrogate: Surrogate | None = None,
+    detach_reset: bool = False,
+    saved_membranes: torch.dtype | None = None,
+) -> Plan:
+    """The plan of ``net`` for calls on ``device`` in ``dtype`` (default: torch's default dtype).
+
+    ``surrogate`` (default ``Sigmoid(25)``) is the derivative that replaces dS/dU in the
+    backward pass; ``detach_reset`` drops the reset terms from it; ``saved_membranes``
+    (bfloat16/float16) stores the membranes saved for backward in 16 bits.
+    """
+    device = torch.device(device)
+    indices = [torch.as_tensor(getattr(net, name), dtype=torch.long, device=device) for name in INDICES]
+    layer = layer_spec(
+        net,
+        indices,
+        surrogate=Sigmoid(25.0) if surrogate is None else surrogate,
+        detach_reset=detach_reset,
+        saved_membranes=saved_membranes,
+    )
+    return prepare_layer(layer, backend, torch.get_default_dtype() if dtype is None else dtype)
+
+
+def lif_layer(
+    x: torch.Tensor,
+    w_in: torch.Tensor,
+    w_rec: torch.Tensor,
+    neurons: NeuronParams,
+    u0: torch.Tensor,
+    s_hist: torch.Tensor,
+    plan: Plan,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """U and S ``[T, B, N]`` of the layer of ``plan``.
+
+    ``x`` ``[Din + T, B, C]`` (``Din`` steps of input history first), ``w_in`` ``[n_in]`` and
+    ``w_rec`` ``[n_rec]`` in the compiled synapse order, ``neurons`` the neuron table ``[P, N]``
+    (:class:`~snngraph.neurons.NeuronParams`), ``u0`` = U[−1] ``[B, N]``, ``s_hist`` =
+    S[−D … −1] ``[D, B, N]``; every tensor in the plan's dtype and on its device.
+    """
+    layer = plan.layer
+    n, d, d_in = layer.n_neurons, layer.max_delay, layer.max_input_delay
+    if not isinstance(neurons, NeuronParams):
+        raise TypeError(f"neurons must be a snngraph.neurons.NeuronParams, got {type(neurons).__name__}")
+    if x.ndim != 3 or x.shape[0] <= d_in or x.shape[2] != layer.n_inputs:
+        raise ValueError(f"x must be [Din + T, B, C] = [{d_in} + T >= 1, B, {layer.n_inputs}], got {tuple(x.shape)}")
+    batch = x.shape[1]
+    expected = {
+        "w_in": (w_in, (layer.in_post.numel(),)),
+        "w_rec": (w_rec, (layer.rec_post.numel(),)),
+        "neurons.table": (neurons.table, (len(ROWS), n)),
+        "u0": (u0, (batch, n)),
+        "s_hist": (s_hist, (d, batch, n)),
+    }
+    for name, (tensor, shape) in expected.items():
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} must have shape {list(shape)}, got {list(tensor.shape)}")
+    for name, tensor in (("x", x), *((name, t) for name, (t, _) in expected.items())):
+        if tensor.dtype != plan.dtype or tensor.device != layer.device:
+            raise ValueError(
+                f"{name} is {tensor.dtype} on {tensor.device}; the plan runs {plan.dtype} on {layer.device}"
+            )
+    return LayerFunction.apply(plan, neurons.trainable, x, w_in, w_rec, neurons.table, u0, s_hist)
+
+
+__all__ = ["INDICES", "layer_spec", "lif_layer", "prepare", "prepare_layer"]
