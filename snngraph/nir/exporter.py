@@ -3,6 +3,16 @@
 Each population becomes one NIR node, chosen by its kind and α (see :func:`to_nir`), with τ
 from α and R from κ as in :mod:`snngraph.nir.discretisation`.  Each edge becomes one
 ``Linear`` (+ ``Delay``) branch per distinct delay, its weights divided by the target's κ.
+
+No spiking NIR node subtracts θ after a spike or keeps its membrane: ``nir.LIF`` and
+``nir.IF`` set ``v ← v_reset``, and ``nir.Threshold`` (``z = H(x − θ)``) holds no state.  A
+population whose reset NIR cannot say is exported as the nearest NIR model with a
+:class:`NIRExportWarning` (or refused with ``strict=True``):
+
+- 0 < α ≤ 1 with reset ``"subtract"`` or ``"none"``: ``LIF``/``IF`` with reset-to-0;
+- α = 0 with reset ``"subtract"`` (``U[t] = I[t] − θ·S[t−1]``): ``Threshold``, that is
+  ``S[t] = H(I[t] − θ)`` without the subtraction.  With α = 0 the resets ``"zero"`` and
+  ``"none"`` both give ``U[t] = I[t]``, which ``Threshold`` computes exactly.
 """
 
 from __future__ import annotations
@@ -32,11 +42,14 @@ class NIRExportWarning(UserWarning):
     """:func:`to_nir` wrote a model that NIR can say only approximately (``strict=False``)."""
 
 
-def _lossy(message: str, strict: bool) -> None:
+def _inexact(message: str, written: str, strict: bool) -> None:
+    """Refuse (``strict``) or warn that ``message`` has no exact NIR form and ``written`` was
+    exported in its place.  Called from a population exporter, called from :func:`to_nir`: the
+    warning points at the caller of :func:`to_nir`."""
     if strict:
-        raise ValueError(f"{message}; NIR cannot express it exactly (strict=True)")
+        raise ValueError(f"{message}; strict=True refuses an inexact export (use reset 'zero' to export exactly)")
     warnings.warn(
-        f"{message}; exported NIR's reset-to-0 instead, a different model (strict=True makes this an error)",
+        f"{message}; exported {written}, a different model (strict=True makes this an error)",
         NIRExportWarning,
         stacklevel=4,
     )
@@ -75,12 +88,21 @@ def _export_input(spec: PopulationSpec, disc: Discretisation, resistance: str, s
 def _export_lif(spec: PopulationSpec, disc: Discretisation, resistance: str, strict: bool) -> _Exported:
     """``lif`` → ``nir.Threshold`` (α = 0), ``nir.IF`` (α = 1) or ``nir.LIF`` (τ from α)."""
     nir_lib, n = nir_module(), spec.size
-    if np.all(spec.alpha == 0):  # U[t] = I[t]: a threshold unless the reset subtracts
+    if np.all(spec.alpha == 0):  # U[t] = I[t] for reset "zero" and "none": a threshold
         if spec.reset == "subtract":
-            _lossy(f"population {spec.name!r} has alpha = 0 and reset 'subtract' (U[t] = I[t] - theta*S[t-1])", strict)
+            _inexact(
+                f"population {spec.name!r} has alpha = 0 and reset 'subtract' (U[t] = I[t] - theta*S[t-1]), "
+                "while NIR's Threshold holds no state to subtract from",
+                "a nir.Threshold instead, S[t] = H(I[t] - theta) without the subtraction",
+                strict,
+            )
         return _Exported(nir_lib.Threshold(threshold=spec.theta.copy()), np.ones(n))
     if spec.reset != "zero":
-        _lossy(f"population {spec.name!r} uses reset {spec.reset!r} while NIR's LIF and IF reset to v_reset", strict)
+        _inexact(
+            f"population {spec.name!r} uses reset {spec.reset!r} while NIR's LIF and IF reset to v_reset",
+            "NIR's reset-to-0 instead",
+            strict,
+        )
     tau, r, gain = _membrane(spec, disc, resistance)
     zeros = np.zeros(n)
     if tau is None:
@@ -188,8 +210,10 @@ def to_nir(
     R = 1/scale so the weights are exported as they are (snnTorch's convention); ``"unit"``
     writes R = 1 and divides the weights by the scale (Norse's).
 
-    NIR's neurons reset to ``v_reset``: a ``"subtract"`` or ``"none"`` reset is exported as
-    reset-to-0 with a :class:`NIRExportWarning`, or refused when ``strict=True``.
+    NIR's neurons reset to ``v_reset`` or, for ``Threshold``, hold no state: a ``"subtract"``
+    or ``"none"`` reset is exported as reset-to-0, and α = 0 with ``"subtract"`` as a
+    ``Threshold`` without the subtraction, each with a :class:`NIRExportWarning`, or refused
+    when ``strict=True`` (module doc).
 
     ``outputs`` maps ``Output`` names to populations (a sequence names them ``"<name>_output"``);
     by default the ``nir_outputs`` that ``from_nir`` recorded, else every neuron population
@@ -203,9 +227,9 @@ def to_nir(
     populations, projections = read_graph(graph)
     g = graph.nx if isinstance(graph, Graph) else graph
     names = _export_names(populations)
-    exported = {
-        name: POPULATION_EXPORTERS[spec.kind](spec, disc, resistance, strict) for name, spec in populations.items()
-    }
+    exported = {}
+    for name, spec in populations.items():  # a loop, not a comprehension: the warnings' stacklevel counts frames
+        exported[name] = POPULATION_EXPORTERS[spec.kind](spec, disc, resistance, strict)
     nodes = {names[name]: e.node for name, e in exported.items()}
     taken = set(nodes)
     edges: list[tuple[str, str]] = []
