@@ -208,12 +208,45 @@ def test_export_of_a_reset_nir_cannot_say_warns_or_fails(reset: str) -> None:
     g.connect("x", "h", delay=0, seed=0)
     with pytest.raises(ValueError, match=f"population 'h' uses reset '{reset}'.*strict=True"):
         to_nir(g, dt=1.0, strict=True)
-    with pytest.warns(NIRExportWarning, match=f"population 'h' uses reset '{reset}'.*reset-to-0 instead"):
+    with pytest.warns(NIRExportWarning, match=f"population 'h' uses reset '{reset}'.*reset-to-0 instead") as record:
         graph = to_nir(g, dt=1.0)
+    assert record[0].filename == __file__  # the warning points at the call of to_nir
     zero = snngraph.Graph.from_networkx(g.nx)
     zero.nx.nodes["h"]["reset"] = "zero"
     x = spike_input(g, 30, 2, 0)
     assert assert_same_run(run(zero, x), run(from_nir(graph, dt=1.0), x), zero) > 0
+
+
+def threshold_graph(reset: str) -> snngraph.Graph:
+    g = snngraph.Graph()
+    g.add_input("x", 3)
+    g.add_lif("h", 4, alpha=0.0, theta=0.3, reset=reset)
+    g.connect("x", "h", delay=0, seed=0)
+    return g
+
+
+@pytest.mark.parametrize("reset", ["zero", "none"])
+def test_export_of_alpha_zero_is_an_exact_threshold(reset: str) -> None:
+    g = threshold_graph(reset)  # U[t] = I[t] with either reset
+    graph = to_nir(g, dt=1.0, strict=True)
+    assert isinstance(graph.nodes["h"], nir.Threshold)
+    x = spike_input(g, 30, 2, 0)
+    assert assert_same_run(run(g, x), run(from_nir(graph, dt=1.0), x), g) > 0
+
+
+def test_export_of_alpha_zero_with_subtract_warns_that_the_threshold_drops_the_subtraction() -> None:
+    g = threshold_graph("subtract")  # U[t] = I[t] - θ·S[t-1], which a stateless nir.Threshold cannot hold
+    with pytest.raises(ValueError, match=r"population 'h' has alpha = 0 and reset 'subtract'.*strict=True refuses"):
+        to_nir(g, dt=1.0, strict=True)
+    with pytest.warns(
+        NIRExportWarning, match=r"exported a nir\.Threshold instead, S\[t\] = H\(I\[t\] - theta\) without"
+    ):
+        graph = to_nir(g, dt=1.0)
+    assert isinstance(graph.nodes["h"], nir.Threshold)
+    x = spike_input(g, 30, 2, 0)
+    back = run(from_nir(graph, dt=1.0), x)
+    assert assert_same_run(run(threshold_graph("zero"), x), back, g) > 0  # what the warning says was written
+    assert not torch.equal(run(g, x).spikes("h"), back.spikes("h"))  # and not the subtracting population
 
 
 def test_export_errors() -> None:

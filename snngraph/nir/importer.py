@@ -1,0 +1,291 @@
+"""NIR → snngraph: :func:`from_nir`.
+
+The NIR graph is flattened (:mod:`snngraph.nir.subgraphs`) and every node converted
+(:mod:`snngraph.nir.converters`): neuron nodes and inputs become populations, stateless nodes
+maps of the :class:`~snngraph.nir.signals.Signal` between them.  Walking back from each
+population through the stateless nodes gives its input current as a sum of delayed population
+outputs; each term becomes one snngraph edge (the target's κ folded into the weights) and each
+constant a current from the bias input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from os import PathLike
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from snngraph.graph import Graph
+from snngraph.nir.converters import Population, Synapse, convert
+from snngraph.nir.dependency import nir_module
+from snngraph.nir.discretisation import Discretisation
+from snngraph.nir.signals import Signal
+from snngraph.nir.subgraphs import FlatEdges, FlatNodes, flatten
+
+if TYPE_CHECKING:
+    import nir
+
+IMPORT_RESETS = ("zero", "subtract")
+
+Edges = dict[str, dict[str, dict[int, np.ndarray]]]  # post → pre → delay → κ·M [post, pre]
+Constants = dict[str, dict[int, np.ndarray]]  # post → delay → constant current [post]
+
+
+@dataclass
+class _Reader:
+    """Walks a flattened NIR graph: populations, synapses and the signals between them."""
+
+    nodes: FlatNodes
+    edges: FlatEdges
+    disc: Discretisation
+    populations: dict[str, Population] = field(default_factory=dict)
+    synapses: dict[str, Synapse] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    signals: dict[str, Signal] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    predecessors: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, (node, role) in self.nodes.items():
+            if role == "Output":
+                self.outputs.append(name)
+                continue
+            converted = convert(name, node, role, self.disc)
+            if isinstance(converted, Population):
+                self.populations[name] = converted
+            else:
+                self.synapses[name] = converted
+        self.predecessors = {name: [] for name in self.nodes}
+        for pre, post, edge in self.edges:
+            if self.nodes[pre][1] == "Output":
+                raise ValueError(f"edge {edge} leaves output {pre!r}; an Output node ends the graph")
+            if self.nodes[post][1] == "Input":
+                raise ValueError(f"edge {edge} enters input {post!r}; an Input node receives no edges")
+            self.predecessors[post].append((pre, edge))
+
+    def signal_out(self, name: str) -> Signal:
+        """What node ``name`` emits, in terms of population outputs."""
+        if name in self.populations:
+            return Signal.source(name, self.populations[name].size)
+        if name not in self.signals:
+            if name in self.pending:
+                cycle = " -> ".join(map(repr, [*self.pending[self.pending.index(name) :], name]))
+                raise ValueError(
+                    f"cycle {cycle} passes through no neuron node; a NIR cycle needs a neuron "
+                    "(LIF, LI, IF, I, Threshold) to hold its state"
+                )
+            self.pending.append(name)
+            synapse = self.synapses[name]
+            self.signals[name] = synapse.apply(self.signal_in(name, synapse.in_size))
+            self.pending.pop()
+        return self.signals[name]
+
+    def signal_in(self, name: str, size: int | None) -> Signal:
+        """The sum of what enters ``name``; every edge must bring ``size`` values."""
+        total = None
+        for pre, edge in self.predecessors[name]:
+            signal = self.signal_out(pre)
+            expected = size if size is not None else (total.size if total is not None else signal.size)
+            if signal.size != expected:
+                raise ValueError(
+                    f"edge {edge}: {pre!r} gives {signal.size} values but {name!r} takes {expected}; "
+                    "fix the weight shapes or the edge"
+                )
+            total = signal if total is None else total + signal
+        if total is None:
+            if size is None:
+                raise ValueError(f"node {name!r} receives no edge, so its size is unknown; connect it or remove it")
+            return Signal(size)
+        return total
+
+
+def from_nir(
+    graph_or_path: nir.NIRGraph | str | PathLike,
+    *,
+    dt: float,
+    decay: str = "exp",
+    input_scale: str = "1-alpha",
+    bias_input: str | None = None,
+    reset: str = "zero",
+    delay_tolerance: float = 1e-6,
+) -> Graph:
+    """Import a NIR graph (or a ``.nir`` file, read with ``nir.read``) as a :class:`Graph`.
+
+    ``dt``, ``decay`` and ``input_scale`` choose the discretisation
+    (:class:`~snngraph.nir.Discretisation`).  Stateless chains between neuron nodes (``Linear``,
+    ``Affine``, ``Scale``, ``Delay``, subgraph ports) become one snngraph edge per pair of
+    populations, with the chains' weights multiplied out, the target's κ folded in, and one
+    delay per synapse; several chains into a node sum.  A cycle without a ``Delay`` node
+    (snnTorch's ``RLeaky``, Rockpool's recurrent subgraphs) reads its feedback from the previous
+    step: the edge that closes it in a depth-first walk from the inputs gets delay 1.
+
+    Constant currents (an ``Affine`` bias, a leak towards ``v_leak ≠ 0``) need
+    ``bias_input="<name>"``: an input population of size 1 added after the NIR inputs, which
+    must be fed with ones.  ``reset`` is the snngraph reset of ``LIF``/``IF`` nodes: ``"zero"``
+    (what NIR's reset-to-0 means) or ``"subtract"``, an explicit override for files whose
+    writer says reset-to-0 for a subtracting neuron (snnTorch's default ``Leaky``).
+
+    An ``Output`` fed straight by a neuron node names that population; any other ``Output``
+    becomes an ``li`` population with α = 0 (U[t] = I[t], an exact linear readout).
+    ``result.nx.graph["nir_outputs"]`` maps each ``Output`` to its population.  Inputs are
+    added in the NIR node order (``nir.read`` returns them sorted by name), so feed the model
+    a dict ``{input name: [T, B, size]}``.
+    """
+    nir_lib = nir_module()
+    root = (
+        nir_lib.read(graph_or_path, type_check=False) if isinstance(graph_or_path, (str, PathLike)) else graph_or_path
+    )
+    if not isinstance(root, nir_lib.NIRGraph):
+        raise TypeError(f"from_nir takes a nir.NIRGraph or a path to a .nir file, got {type(root).__name__}")
+    if reset not in IMPORT_RESETS:
+        raise ValueError(f"unknown reset {reset!r}; choose one of {IMPORT_RESETS}")
+    disc = Discretisation(dt, decay, input_scale, delay_tolerance)
+    reader = _Reader(*flatten(root, nir_lib), disc)
+    populations = {name: replace(p, reset=reset) if p.reset == "zero" else p for name, p in reader.populations.items()}
+    currents = {name: reader.signal_in(name, p.size) for name, p in populations.items() if p.kind != "input"}
+    nir_outputs = _outputs(reader, populations, currents)
+    edges, constant = _synapses(populations, currents, bias_input)
+    _close_zero_delay_cycles(edges, populations)
+    result = _build(populations, edges, constant, bias_input)
+    result.nx.graph["nir_outputs"] = nir_outputs
+    return result
+
+
+def _outputs(reader: _Reader, populations: dict[str, Population], currents: dict[str, Signal]) -> dict[str, str]:
+    """Output name → population; an Output that shows no population unchanged gets an α = 0
+    readout of its own (added to ``populations`` and ``currents``)."""
+    outputs = {}
+    for name in reader.outputs:
+        if not reader.predecessors[name]:
+            continue
+        signal = reader.signal_in(name, None)
+        source = _shown_population(signal, populations)
+        if source is None:
+            populations[name] = Population.stateless("li", np.ones(signal.size))
+            currents[name] = signal
+            source = name
+        outputs[name] = source
+    return outputs
+
+
+def _shown_population(signal: Signal, populations: Mapping[str, Population]) -> str | None:
+    """The neuron population that ``signal`` is, unchanged and undelayed, if any."""
+    if len(signal.terms) != 1 or signal.bias:
+        return None
+    (((source, delay), matrix),) = signal.terms.items()
+    unchanged = delay == 0 and np.array_equal(matrix, np.eye(signal.size))
+    return source if unchanged and populations[source].kind != "input" else None
+
+
+def _synapses(
+    populations: dict[str, Population], currents: dict[str, Signal], bias_input: str | None
+) -> tuple[Edges, Constants]:
+    """Per target ``{source: {delay: κ·M}}`` and the constant currents ``{delay: [post]}``."""
+    edges: Edges = {}
+    constant: Constants = {}
+    for post, signal in currents.items():
+        target = populations[post]
+        for (pre, delay), matrix in signal.terms.items():
+            if populations[pre].kind == "li":
+                raise ValueError(
+                    f"node {pre!r} (a non-spiking readout in snngraph) feeds {post!r}; an 'li' "
+                    "population cannot be presynaptic: read it out through an Output instead"
+                )
+            edges.setdefault(post, {}).setdefault(pre, {})[delay] = target.gain[:, None] * matrix
+        bias = {delay: target.gain * vector for delay, vector in signal.bias.items()}
+        if np.any(target.leak_current):
+            bias[0] = bias.get(0, 0) + target.leak_current
+        bias = {delay: vector for delay, vector in bias.items() if np.any(vector)}
+        if bias and bias_input is None:
+            origin = signal.bias_nodes or (post,)
+            raise ValueError(
+                f"node {origin[0]!r} puts a constant current into {post!r} (an Affine bias or "
+                "v_leak != 0), which snngraph neurons do not have; pass bias_input='<name>' to "
+                "add an input population of size 1 fed with ones, or make the bias/v_leak zero"
+            )
+        if bias:
+            constant[post] = bias
+    return edges, constant
+
+
+def _close_zero_delay_cycles(edges: Edges, populations: dict[str, Population]) -> None:
+    """A cycle with no delay reads the previous step: the zero-delay synapses of the edge that
+    closes it (depth-first from the inputs) get delay 1."""
+    order = sorted(populations, key=lambda name: populations[name].kind != "input")
+    zero_hops = {pre: [post for post in edges if 0 in edges[post].get(pre, {})] for pre in order}
+    for pre, post in _back_edges(order, zero_hops):
+        terms = edges[post][pre]
+        matrix = terms.pop(0)
+        terms[1] = terms[1] + matrix if 1 in terms else matrix
+
+
+def _back_edges(order: Sequence[str], successors: Mapping[str, Sequence[str]]) -> set[tuple[str, str]]:
+    """Edges that close a cycle in a depth-first traversal visiting roots in ``order``."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    back = set()
+    for root in order:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(successors.get(root, ())))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                back.add((node, child))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(successors.get(child, ()))))
+    return back
+
+
+def _build(populations: dict[str, Population], edges: Edges, constant: Constants, bias_input: str | None) -> Graph:
+    """The snngraph Graph: NIR inputs, the bias input, neurons, then edges."""
+    result = Graph()
+    for name, p in populations.items():
+        if p.kind == "input":
+            result.add_input(name, p.size)
+    if constant:
+        if bias_input in populations:
+            raise ValueError(f"bias_input {bias_input!r} is also a NIR node name; choose another name")
+        result.add_input(bias_input, 1)
+    for name, p in populations.items():
+        if p.kind == "lif":
+            result.add_lif(name, p.size, alpha=p.alpha, theta=p.theta, reset=p.reset)
+        elif p.kind == "li":
+            result.add_li(name, p.size, alpha=p.alpha)
+    for post, sources in edges.items():
+        for pre, terms in sources.items():
+            weight, delay = _projection(terms)
+            result.connect(pre, post, weight=weight, delay=delay)
+    for post, bias in constant.items():
+        weight, delay = _projection({d: vector[:, None] for d, vector in bias.items()})
+        result.connect(bias_input, post, weight=weight, delay=delay)
+    return result
+
+
+def _projection(terms: dict[int, np.ndarray]) -> tuple[np.ndarray | sp.coo_array, int | np.ndarray]:
+    """One snngraph edge from ``{delay: [post, pre] matrix}``: dense for a single delay, else
+    sparse with one synapse per nonzero entry and delay."""
+    if len(terms) == 1:
+        ((delay, matrix),) = terms.items()
+        return matrix, delay
+    rows, cols, values, delays = [], [], [], []
+    for delay, matrix in sorted(terms.items()):
+        r, c = np.nonzero(matrix)
+        rows.append(r)
+        cols.append(c)
+        values.append(matrix[r, c])
+        delays.append(np.full(r.size, delay, dtype=np.int64))
+    shape = next(iter(terms.values())).shape
+    weight = sp.coo_array((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+    return weight, np.concatenate(delays)
+
+
+__all__ = ["IMPORT_RESETS", "from_nir"]
