@@ -16,8 +16,8 @@ Every contender runs the same network (same weights, same input spikes):
 * ``scaling``: cpu forward+backward against the firing rate (input drive) and against N at
   a fixed fan-out of 40.
 
-The neuron model is DESIGN §1: LIF with α = 0.9, θ = 1, reset by subtraction detached from the
-backward pass (as snnTorch does), ATan surrogate of slope 2 (snnTorch's default), readouts
+The neuron model is that of docs/design.md ("The model"): LIF with α = 0.9, θ = 1, reset by
+subtraction detached from the backward pass (as snnTorch does), ATan surrogate of slope 2 (snnTorch's default), readouts
 leaky integrators with α = 0.9 fed by the hidden spikes of the same step.  Norse's
 ``LIFRecurrent`` with ``tau_syn_inv = 1/dt`` is this LIF with reset to zero, so it is checked
 against an snngraph twin with ``reset="zero"``.
@@ -253,7 +253,7 @@ class SnnTorchModel(nn.Module):
 
 class NorseModel(nn.Module):
     """Norse ``LIFRecurrent`` → Linear → ``LI``, with ``tau_syn_inv = 1/dt`` (no synaptic
-    current: the box LIF of DESIGN §1 with reset to zero) and weights scaled by 1/(1 − α)."""
+    current: the box LIF of docs/design.md, "The model", with reset to zero) and weights scaled by 1/(1 − α)."""
 
     def __init__(self, case: Case, weights: Weights, dtype: torch.dtype):
         super().__init__()

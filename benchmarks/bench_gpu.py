@@ -17,7 +17,7 @@ gradients) in the same process:
 3. ``small-dense``/``small-sparse``: 256 LIF, all-to-all recurrence with delay 1 / 5 % with delays
    1 … 4, batch 8, T = 1000.  Target: forward+backward ≤ 5 ms.
 
-The hand-written BPTT (:class:`HandBPTT`) is DESIGN §2 in plain PyTorch, without autograd: a
+The hand-written BPTT (:class:`HandBPTT`) is docs/design.md ("BPTT") in plain PyTorch, without autograd: a
 forward loop, then a reverse loop for λS and λU with one product per step for ``Wᵀλ`` and one
 for the weight gradient (autograd through ``torch.sparse.mm`` would form a dense ``N × D·N``
 gradient per step).  Its recurrent weights are one stacked ``[N, D·N]`` matrix (column
@@ -134,7 +134,7 @@ def make_data(case: Case, net: CompiledNetwork, device: torch.device) -> dict[st
 
 
 class HandBPTT:
-    """The compiled layer's forward and BPTT (DESIGN §1–2) written by hand in PyTorch.
+    """The compiled layer's forward and BPTT (docs/design.md, "The model" and "BPTT") written by hand in PyTorch.
 
     Zero initial state, reset terms kept (no detach), the surrogate of :data:`SURROGATE`.
     Input weights: one dense ``[N, (Din + 1)·C]`` matrix over the stacked delayed inputs.

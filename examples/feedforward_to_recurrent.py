@@ -2,7 +2,8 @@
 
 The graph input → h1 → h2 → out has zero-delay hops, the semantics of snnTorch and Norse:
 at each step t, layer l + 1 receives layer l's spikes of the *same* step.  In one recurrent
-layer every hop costs a step (the post's single layer view), so the compiler gives each
+layer every hop costs a step (the single layer view of the blog post
+'Backpropagation for a recurrent LIF layer', docs/design.md, References), so the compiler gives each
 population a lag, its depth, and runs the layer ``T + max lag`` steps; population v at graph
 step t is the layer at step t + lag(v).  The script prints the lags, runs the compiled layer
 and a plain layer-by-layer loop written here with the same weights, and prints how far apart

@@ -1,10 +1,11 @@
-"""The post's single neuron: snngraph's BPTT gradient next to the closed form.
+"""The single neuron of the blog post 'Backpropagation for a recurrent LIF layer' (docs/design.md,
+References): snngraph's BPTT gradient next to the closed form.
 
-One LIF neuron with one input weight W_in and no reset (the post's eq. 3):
+One LIF neuron with one input weight W_in and no reset (the blog post's eq. 3):
 
     U[t] = α U[t−1] + W_in X[t],   S[t] = H(U[t] − θ),   E = ŷ − y,  ŷ = Σ_t S[t]
 
-With the sigmoid surrogate σ' for dS/dU, the post's eq. 13 gives the gradient in closed form
+With the sigmoid surrogate σ' for dS/dU, the blog post's eq. 13 gives the gradient in closed form
 (state before t = 0 is zero, so the inner sum starts at 0):
 
     dE/dW_in = Σ_t σ'(U[t] − θ) · Σ_{i≤t} α^{t−i} X[i]
@@ -31,7 +32,7 @@ def closed_form(x: np.ndarray, weight: float, alpha: float, theta: float, slope:
     trace = np.array([sum(alpha ** (t - i) * x[i] for i in range(t + 1)) for t in range(len(x))])
     u = weight * trace
     sigmoid = 1.0 / (1.0 + np.exp(-slope * (u - theta)))
-    surrogate = slope * sigmoid * (1.0 - sigmoid)  # σ'(U[t] − θ), the post's sigmoid derivative
+    surrogate = slope * sigmoid * (1.0 - sigmoid)  # σ'(U[t] − θ), the blog post's sigmoid derivative
     return float(np.sum(surrogate * trace)), u
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     u_gap = np.abs(output.membrane("neuron")[:, 0, 0].detach().numpy() - u).max()
     print(f"membrane: max |U_snngraph − U_closed form| = {u_gap:.1e}")
     print(f"dE/dW_in by BPTT (snngraph):   {bptt:.12f}")
-    print(f"dE/dW_in by eq. 13 (the post): {expected:.12f}")
+    print(f"dE/dW_in by eq. 13 (the blog post): {expected:.12f}")
     print(f"difference: {abs(bptt - expected):.1e}")
 
 

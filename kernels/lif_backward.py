@@ -1,4 +1,4 @@
-"""The reverse time loop of BPTT through the LIF layer (DESIGN §2)."""
+"""The reverse time loop of BPTT through the LIF layer (docs/design.md, "BPTT")."""
 
 import triton
 import triton.language as tl

@@ -1,4 +1,4 @@
-"""The forward time loop of the LIF layer (DESIGN §1), one fused step per timestep."""
+"""The forward time loop of the LIF layer (docs/design.md, "The model"), one fused step per timestep."""
 
 import triton
 import triton.language as tl

@@ -1,4 +1,4 @@
-"""Weight gradients on the stored synapses only, gated by presynaptic activity (DESIGN §2)."""
+"""Weight gradients on the stored synapses only, gated by presynaptic activity (docs/design.md, "BPTT")."""
 
 import triton
 import triton.language as tl

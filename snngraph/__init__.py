@@ -1,11 +1,11 @@
 """snngraph: train spiking neural networks described as graphs.
 
 A graph of populations and delayed projections compiles into one sparse recurrent layer
-(the single layer view), which runs and trains with exact BPTT on the reference, SciPy (CPU)
-or Triton (GPU) backend.
+(the single layer view), which runs and trains with exact BPTT on the reference, cpu or triton
+(GPU) backend; docs/design.md maps the modules.
 """
 
-from snngraph import datasets, losses, plot, surrogates, train
+from snngraph import backends, datasets, functional, losses, neurons, plot, surrogates, train
 from snngraph.compiler import compile
 from snngraph.graph import Graph, random_delays, random_weight
 from snngraph.module import SNN, SNNOutput, SNNState
@@ -20,11 +20,14 @@ __all__ = [
     "Graph",
     "SNNOutput",
     "SNNState",
+    "backends",
     "compile",
     "datasets",
     "from_nir",
+    "functional",
     "load",
     "losses",
+    "neurons",
     "plot",
     "random_delays",
     "random_weight",

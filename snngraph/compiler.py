@@ -1,4 +1,4 @@
-"""Compile a graph into the single layer view (DESIGN §3).
+"""Compile a graph into the single layer view (docs/design.md, "Compile and retiming").
 
 Pure steps, each a function: :func:`read_graph` (validate every node and edge) →
 :func:`compute_lags` (retime zero-delay hops) → :func:`emit` (flat synapse arrays).
@@ -29,7 +29,7 @@ from snngraph.graph import (
     population_spec,
     projection_spec,
 )
-from snngraph.network import CompiledNetwork, EdgeInfo, PopulationInfo
+from snngraph.network import CompiledNetwork, EdgeInfo, PopulationInfo, Synapses
 from snngraph.neurons import population_table
 
 ZERO_DELAY_MODES = ("retime", "promote", "error")
@@ -114,16 +114,15 @@ def emit(
             start[name], inputs = inputs, inputs + p.size
     per_neuron = [p for p in populations.values() if p.is_neuron]
 
-    groups: dict[str, list[ProjectionSpec]] = {"in": [], "rec": []}
+    groups: dict[str, list[ProjectionSpec]] = {"input": [], "recurrent": []}
     for proj in projections:
-        groups["rec" if _is_recurrent(proj, populations) else "in"].append(proj)
+        groups["recurrent" if _is_recurrent(proj, populations) else "input"].append(proj)
 
-    def flat(key: str) -> tuple[list[EdgeInfo], dict[str, np.ndarray]]:
-        """One group's synapses, edge after edge, in a few vectorised operations."""
-        group = groups[key]
+    def flat(target: str) -> tuple[list[EdgeInfo], Synapses]:
+        """The ``"input"`` or ``"recurrent"`` synapses, edge after edge, in a few vectorised operations."""
+        group = groups[target]
         counts = np.array([p.weight.size for p in group], dtype=np.int64)
         stops = np.cumsum(counts)
-        target = "recurrent" if key == "rec" else "input"
         infos = [
             EdgeInfo(p.pre, p.post, target, int(stop - n), int(stop), p.shape, p.dense)
             for p, n, stop in zip(group, counts, stops, strict=True)
@@ -135,18 +134,18 @@ def emit(
             return np.concatenate(values).astype(dtype) + np.repeat(np.array(offsets, dtype), counts)
 
         delay = column([p.delay for p in group], [lags[p.post] - lags[p.pre] for p in group], np.int64)
-        if key == "rec" and zero_delay == "promote":
+        if target == "recurrent" and zero_delay == "promote":
             delay = np.maximum(delay, 1)
-        arrays = {
-            f"{key}_post": column([p.post_index for p in group], [start[p.post] for p in group], np.int64),
-            f"{key}_pre": column([p.pre_index for p in group], [start[p.pre] for p in group], np.int64),
-            f"{key}_delay": delay,
-            f"{key}_weight": column([p.weight for p in group], [0] * len(group), np.float64),
-        }
-        return infos, arrays
+        synapses = Synapses(
+            post=column([p.post_index for p in group], [start[p.post] for p in group], np.int64),
+            pre=column([p.pre_index for p in group], [start[p.pre] for p in group], np.int64),
+            delay=delay,
+            weight=column([p.weight for p in group], [0] * len(group), np.float64),
+        )
+        return infos, synapses
 
-    in_edges, in_arrays = flat("in")
-    rec_edges, rec_arrays = flat("rec")
+    in_edges, ins = flat("input")
+    rec_edges, rec = flat("recurrent")
     return CompiledNetwork(
         populations=tuple(neuron_pops),
         inputs=tuple(input_pops),
@@ -154,8 +153,14 @@ def emit(
         neurons=np.concatenate(
             [population_table(p.alpha, p.theta, p.reset, p.kind == "lif") for p in per_neuron], axis=1
         ),
-        **in_arrays,
-        **rec_arrays,
+        in_post=ins.post,
+        in_pre=ins.pre,
+        in_delay=ins.delay,
+        in_weight=ins.weight,
+        rec_post=rec.post,
+        rec_pre=rec.pre,
+        rec_delay=rec.delay,
+        rec_weight=rec.weight,
     )
 
 
@@ -164,7 +169,8 @@ def compile(graph: Graph | nx.DiGraph, zero_delay: str = "retime") -> CompiledNe
 
     ``zero_delay`` says what a zero-delay hop between neuron populations becomes: ``"retime"``
     (default) adds lags so the layer reproduces the layered network exactly, ``"promote"``
-    makes every such synapse a one-step synapse (the post's plain rule), ``"error"`` refuses.
+    makes every such synapse a one-step synapse (the plain rule of the blog post 'Backpropagation
+    for a recurrent LIF layer', docs/design.md, References), ``"error"`` refuses.
     """
     populations, projections = read_graph(graph)
     lags = compute_lags(populations, projections, zero_delay)

@@ -3,7 +3,7 @@
 A node is a population: ``input`` (a vector of external signals), ``lif`` (leaky
 integrate-and-fire neurons) or ``li`` (a non-spiking leaky readout).  An edge ``pre → post``
 is a projection: a weight matrix of shape ``(post, pre)`` whose entries are synapses, each
-with an integer delay in timesteps.  See DESIGN §1 for the neuron model.
+with an integer delay in timesteps.  See docs/design.md, "The model".
 
 :class:`Graph` is a thin, validating layer over :class:`networkx.DiGraph` (``g.nx``).  A plain
 ``networkx.DiGraph`` whose nodes carry ``kind``/``size``/``alpha``/``theta``/``reset`` and whose
@@ -308,13 +308,21 @@ class Graph:
         if self.nx.has_edge(pre, post):
             raise ValueError(f"edge {pre!r} -> {post!r} exists already; give one weight per pair of nodes")
         if weight is None:
-            weight = random_weight(self.size(post), self.size(pre), 1.0 if density is None else density, seed)
+            weight = random_weight(
+                self.population_size(post), self.population_size(pre), 1.0 if density is None else density, seed
+            )
         elif density is not None:
             raise ValueError(f"edge {pre!r} -> {post!r}: give either weight or density, not both")
-        spec = projection_spec(pre, post, {"weight": weight, "delay": delay}, self.size(pre), self.size(post))
+        spec = projection_spec(
+            pre, post, {"weight": weight, "delay": delay}, self.population_size(pre), self.population_size(post)
+        )
         self.nx.add_edge(pre, post, weight=spec.weight_matrix(), delay=spec.delay_attribute())
 
-    def size(self, name: Any) -> int:
+    def population_size(self, name: Any) -> int:
+        """The number of neurons (or input channels) of node ``name``.  (Not ``size``: networkx's
+        ``size()`` counts edges.)"""
+        if name not in self.nx:
+            raise KeyError(f"no node {name!r}; the graph has {list(self.nx.nodes)[:20]}")
         return int(self.nx.nodes[name].get("size", 1))
 
     @classmethod

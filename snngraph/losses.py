@@ -1,4 +1,4 @@
-"""Losses and readouts on the output of an :class:`~snngraph.SNN` (notation of DESIGN §1).
+"""Losses and readouts on the output of an :class:`~snngraph.SNN` (notation of docs/design.md, "The model").
 
 A *readout* reduces one population's spikes ``S`` or membrane ``U`` (``[T, B, N]``, graph time)
 to scores ``[B, N]``:
@@ -6,14 +6,15 @@ to scores ``[B, N]``:
 ==========  ===========================  ==========================================
 readout     scores                       usual use
 ==========  ===========================  ==========================================
-``count``   ŷ = Σ_t S[t]                 the post's loss, rate codes (``lif``)
+``count``   ŷ = Σ_t S[t]                 the blog post's loss, rate codes (``lif``)
 ``max``     max_t U[t]                   SHD / Randman classification (``li``)
 ``mean``    (1/T) Σ_t U[t]               smoother than max
 ``last``    U[T−1]                       decision at the end of the sequence
 ==========  ===========================  ==========================================
 
-A *criterion* compares scores with targets: the post's ``difference`` E = ŷ − y (its eq. 4, a
-signed error whose gradient is dŷ/dW), ``mse`` (ŷ − y)², and ``cross_entropy``
+A *criterion* compares scores with targets: ``difference`` E = ŷ − y (eq. 4 of the blog post
+'Backpropagation for a recurrent LIF layer', docs/design.md, References; a signed error whose
+gradient is dŷ/dW), ``mse`` (ŷ − y)², and ``cross_entropy``
 −log softmax(scores)_y for integer class labels ``y`` ``[B]``.
 
 The loss objects :class:`SpikeCountLoss` and :class:`MembraneLoss` bind a readout population by
@@ -46,27 +47,27 @@ def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     return REDUCTIONS[reduction](values)
 
 
-def spike_count(spikes: torch.Tensor) -> torch.Tensor:
-    """ŷ = Σ_t S[t]: spikes ``[T, B, N]`` → counts ``[B, N]``."""
-    return spikes.sum(dim=0)
+def spike_count(spikes: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """ŷ = Σ_t S[t]: spikes ``[T, B, N]`` → counts ``[B, N]`` (time along ``dim``)."""
+    return spikes.sum(dim=dim)
 
 
-def membrane_max(membrane: torch.Tensor) -> torch.Tensor:
-    """max_t U[t]: ``[T, B, N]`` → ``[B, N]`` (the gradient goes to the first maximum)."""
-    return membrane.max(dim=0).values
+def membrane_max(membrane: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """max_t U[t]: ``[T, B, N]`` → ``[B, N]`` (time along ``dim``; the gradient goes to the first maximum)."""
+    return membrane.max(dim=dim).values
 
 
-def membrane_mean(membrane: torch.Tensor) -> torch.Tensor:
-    """(1/T) Σ_t U[t]: ``[T, B, N]`` → ``[B, N]``."""
-    return membrane.mean(dim=0)
+def membrane_mean(membrane: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """(1/T) Σ_t U[t]: ``[T, B, N]`` → ``[B, N]`` (time along ``dim``)."""
+    return membrane.mean(dim=dim)
 
 
-def membrane_last(membrane: torch.Tensor) -> torch.Tensor:
-    """U[T−1]: ``[T, B, N]`` → ``[B, N]``."""
-    return membrane[-1]
+def membrane_last(membrane: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """U[T−1]: ``[T, B, N]`` → ``[B, N]`` (time along ``dim``)."""
+    return membrane.select(dim, -1)
 
 
-MEMBRANE_READOUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+MEMBRANE_READOUTS: dict[str, Callable[..., torch.Tensor]] = {
     "max": membrane_max,
     "mean": membrane_mean,
     "last": membrane_last,
@@ -128,7 +129,7 @@ class SpikeCountLoss(_ReadoutLoss):
     """A criterion on the spike counts ŷ = Σ_t S[t] ``[B, N]`` of a ``lif`` population.
 
     ``criterion``: ``"cross_entropy"`` (labels ``[B]``; the population has one neuron per
-    class), ``"mse"`` or ``"difference"`` (the post's E = ŷ − y; targets ``[B, N]`` of counts).
+    class), ``"mse"`` or ``"difference"`` (E = ŷ − y, eq. 4 of the blog post; targets ``[B, N]`` of counts).
     """
 
     criterion: str = "cross_entropy"
@@ -146,7 +147,7 @@ class SpikeCountLoss(_ReadoutLoss):
                 f"SpikeCountLoss: population {self.population!r} is {kind!r} and never spikes; "
                 "count the spikes of a 'lif' population or use MembraneLoss for an 'li' readout"
             )
-        return spike_count(output.spikes(self.population))
+        return spike_count(output.spikes(self.population), output.time_dim)
 
     def __call__(self, output: SNNOutput, target: torch.Tensor) -> torch.Tensor:
         return COUNT_CRITERIA[self.criterion](self.scores(output), target, self.reduction)
@@ -170,7 +171,7 @@ class MembraneLoss(_ReadoutLoss):
 
     def scores(self, output: SNNOutput) -> torch.Tensor:
         """The reduced membrane ``[B, N]``."""
-        return MEMBRANE_READOUTS[self.over](output.membrane(self.population))
+        return MEMBRANE_READOUTS[self.over](output.membrane(self.population), output.time_dim)
 
     def __call__(self, output: SNNOutput, target: torch.Tensor) -> torch.Tensor:
         return cross_entropy(self.scores(output), target, self.reduction)

@@ -43,8 +43,9 @@ class SNNState:
 class SNNOutput:
     """The run of ``steps`` graph steps: the whole layer, per-population views and the state.
 
-    ``layer_spikes``/``layer_membranes`` are ``[steps + max_lag, B, N]`` in layer time;
-    :meth:`spikes` and :meth:`membrane` give a population in graph time (lag undone).
+    ``layer_spikes``/``layer_membranes`` are ``[steps + max_lag, B, N]`` in layer time (always
+    time-major, like the state); :meth:`spikes` and :meth:`membrane` give a population in graph
+    time (lag undone), ``[steps, B, size]``, or ``[B, steps, size]`` when ``batch_first``.
     """
 
     net: CompiledNetwork
@@ -52,6 +53,12 @@ class SNNOutput:
     layer_spikes: torch.Tensor
     layer_membranes: torch.Tensor
     state: SNNState
+    batch_first: bool = False
+
+    @property
+    def time_dim(self) -> int:
+        """The time dimension of :meth:`spikes` and :meth:`membrane`: 1 when ``batch_first``, else 0."""
+        return 1 if self.batch_first else 0
 
     @classmethod
     def concat(cls, outputs: Sequence[SNNOutput]) -> SNNOutput:
@@ -70,20 +77,22 @@ class SNNOutput:
             return torch.cat([getattr(o, name)[: o.steps] for o in outputs[:-1]] + [getattr(last, name)])
 
         steps = sum(o.steps for o in outputs)
-        return cls(last.net, steps, cat("layer_spikes"), cat("layer_membranes"), last.state)
+        return cls(last.net, steps, cat("layer_spikes"), cat("layer_membranes"), last.state, last.batch_first)
 
     def _view(self, tensor: torch.Tensor, name: Any) -> torch.Tensor:
         info = self.net.population(name)
         if info.kind == "input":
             raise ValueError(f"{name!r} is an input; it has no spikes or membrane of its own")
-        return tensor[info.lag : info.lag + self.steps, :, info.start : info.stop]
+        view = tensor[info.lag : info.lag + self.steps, :, info.start : info.stop]
+        return view.transpose(0, 1) if self.batch_first else view
 
     def spikes(self, name: Any) -> torch.Tensor:
-        """Spikes of population ``name``, ``[steps, B, size]``, graph time."""
+        """Spikes of population ``name``, ``[steps, B, size]`` (``[B, steps, size]`` when batch_first)."""
         return self._view(self.layer_spikes, name)
 
     def membrane(self, name: Any) -> torch.Tensor:
-        """Membrane potential of population ``name``, ``[steps, B, size]``, graph time."""
+        """Membrane potential of population ``name``, ``[steps, B, size]`` (``[B, steps, size]`` when
+        batch_first)."""
         return self._view(self.layer_membranes, name)
 
 
@@ -97,6 +106,10 @@ class SNN(nn.Module):
     ``out = model(x, state=None)`` with ``x`` ``[T, B, n_inputs]`` (inputs concatenated in the
     order they were added) or a dict ``{input name: [T, B, size]}``.  The layer runs
     ``T + max_lag`` steps, so that every population has its ``T`` graph steps.
+
+    ``batch_first=True`` (as in ``torch.nn.RNN``): ``x`` is ``[B, T, …]`` and the population views
+    ``out.spikes(name)``/``out.membrane(name)`` are ``[B, T, size]``; the layer tensors
+    ``out.layer_spikes``/``out.layer_membranes`` and the state stay time-major.
 
     ``backend``: ``"auto"`` (``cpu`` for CPU tensors, ``triton`` for CUDA ones), ``"cpu"``,
     ``"triton"``, ``"reference"``, or an options object (:class:`~snngraph.backends.CpuOptions`,
@@ -123,6 +136,7 @@ class SNN(nn.Module):
         learn_theta: bool = False,
         dtype: torch.dtype | None = None,
         saved_membranes: torch.dtype | None = None,
+        batch_first: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(net, CompiledNetwork):
@@ -136,7 +150,7 @@ class SNN(nn.Module):
         if saved_membranes is not None and backend == "reference":
             raise ValueError("saved_membranes applies to the fused backends (cpu, triton), not to 'reference'")
         self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
-        self.saved_membranes = saved_membranes
+        self.saved_membranes, self.batch_first = saved_membranes, bool(batch_first)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         self.w_in = nn.Parameter(_floats(net.in_weight, dtype))
         self.w_rec = nn.Parameter(_floats(net.rec_weight, dtype))
@@ -184,6 +198,8 @@ class SNN(nn.Module):
         )
 
     def _input_tensor(self, x: torch.Tensor | Mapping[Any, torch.Tensor]) -> torch.Tensor:
+        """``x`` checked and concatenated as the time-major ``[T, B, n_inputs]`` of the layer."""
+        layout = "[B, T, {}]" if self.batch_first else "[T, B, {}]"
         if isinstance(x, Mapping):
             names = [p.name for p in self.net.inputs]
             unknown = [k for k in x if k not in names]
@@ -193,14 +209,18 @@ class SNN(nn.Module):
             for p in self.net.inputs:
                 if not isinstance(x[p.name], torch.Tensor) or x[p.name].ndim != 3 or x[p.name].shape[2] != p.size:
                     shape = tuple(x[p.name].shape) if isinstance(x[p.name], torch.Tensor) else type(x[p.name])
-                    raise ValueError(f"input {p.name!r}: expected a tensor [T, B, {p.size}], got {shape}")
+                    raise ValueError(f"input {p.name!r}: expected a tensor {layout.format(p.size)}, got {shape}")
             x = torch.cat([x[p.name] for p in self.net.inputs], dim=2)
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor [T, B, n_inputs] or a dict of them, got {type(x).__name__}")
-        if x.ndim != 3 or x.shape[2] != self.net.n_inputs or x.shape[0] < 1:
-            raise ValueError(
-                f"x must have shape [T, B, n_inputs] = [T >= 1, B, {self.net.n_inputs}], got {tuple(x.shape)}"
+            raise TypeError(
+                f"x must be a torch.Tensor {layout.format('n_inputs')} or a dict of them, got {type(x).__name__}"
             )
+        if x.ndim == 3 and self.batch_first:
+            x = x.transpose(0, 1)
+        if x.ndim != 3 or x.shape[2] != self.net.n_inputs or x.shape[0] < 1:
+            shape = tuple(x.transpose(0, 1).shape) if x.ndim == 3 and self.batch_first else tuple(x.shape)
+            sizes = f"[B, T >= 1, {self.net.n_inputs}]" if self.batch_first else f"[T >= 1, B, {self.net.n_inputs}]"
+            raise ValueError(f"x must have shape {layout.format('n_inputs')} = {sizes}, got {shape}")
         dtype, device = self.w_rec.dtype, self.w_rec.device
         if x.dtype != dtype:
             raise TypeError(f"x has dtype {x.dtype} but the model is {dtype}; use x.to({dtype}) or model.to({x.dtype})")
@@ -245,7 +265,7 @@ class SNN(nn.Module):
             spikes=spikes,
             inputs=inputs_seen[steps : steps + self.net.max_input_delay],
         )
-        return SNNOutput(self.net, steps, s, u, new_state)
+        return SNNOutput(self.net, steps, s, u, new_state, self.batch_first)
 
     def _weights(self, target: str) -> nn.Parameter:
         """The flat weights of the ``"input"`` or ``"recurrent"`` synapses."""

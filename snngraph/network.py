@@ -166,7 +166,8 @@ class CompiledNetwork:
         The layer runs ``T' = steps + max_lag`` steps.  Saved for backward: the membranes
         ``T'·B·N``, the incoming state ``(max_delay + 1)·B·N`` and the inputs
         ``(T' + max_input_delay)·B·n_inputs`` values; during backward
-        the adjoint λU adds ``T'·B·N`` and the ring buffers ``max_delay·B·N``.  Weights and their
+        the adjoint λU adds ``T'·B·N`` and a window of ``max_delay·B·N`` values of λU or of the
+        spike history.  Weights and their
         gradients: ``2·(n_in_synapses + n_rec_synapses)`` values plus 3 index arrays of int64.
         """
         total_steps = steps + self.max_lag

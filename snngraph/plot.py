@@ -35,6 +35,11 @@ def _new_figure(**kwargs: Any) -> Any:
     return figure.Figure(layout="constrained", **kwargs)
 
 
+def _time_major(output: SNNOutput, view: torch.Tensor) -> torch.Tensor:
+    """A population view of ``output`` as ``[T, B, N]``, whatever the model's ``batch_first``."""
+    return view.transpose(0, 1) if output.batch_first else view
+
+
 def _sample(tensor: torch.Tensor, sample: int) -> np.ndarray:
     """``[T, B, N]`` → ``[T, N]`` of one sample, as numpy."""
     if not 0 <= sample < tensor.shape[1]:
@@ -56,7 +61,7 @@ def raster(
     if populations is None:
         populations = [p.name for p in output.net.populations if p.kind == "lif"]
     panels = [("input", inputs)] if inputs is not None else []
-    panels += [(name, output.spikes(name)) for name in populations]
+    panels += [(name, _time_major(output, output.spikes(name))) for name in populations]
     if not panels:
         raise ValueError("nothing to draw: the network has no 'lif' population; pass populations or inputs")
     fig = _new_figure(figsize=(8, 1.2 + 1.6 * len(panels)))
@@ -75,7 +80,7 @@ def raster(
 def membranes(output: SNNOutput, population: Any, *, neurons: Sequence[int] | None = None, sample: int = 0) -> Any:
     """Membrane traces U[t] of ``population`` (default: all its neurons), with θ for ``lif``."""
     info = output.net.population(population)
-    u = _sample(output.membrane(population), sample)
+    u = _sample(_time_major(output, output.membrane(population)), sample)
     neurons = range(info.size) if neurons is None else neurons
     fig = _new_figure(figsize=(8, 3.5))
     ax = fig.subplots()
@@ -128,7 +133,7 @@ def graph(network: Graph | nx.DiGraph) -> Any:
     return fig
 
 
-TARGETS = {"recurrent": "rec", "input": "in"}
+TARGETS = ("recurrent", "input")
 
 
 def _mark_populations(ax: Any, infos: Sequence[PopulationInfo], axis: str) -> None:
@@ -147,8 +152,7 @@ def connectivity(network: CompiledNetwork | SNN, target: str = "recurrent") -> A
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {list(TARGETS)}")
     net = network.net if isinstance(network, SNN) else network
-    key = TARGETS[target]
-    post, pre, delay = (getattr(net, f"{key}_{field}") for field in ("post", "pre", "delay"))
+    post, pre, delay, _ = net.synapses(target)
     pre_infos = net.populations if target == "recurrent" else net.inputs
     n_pre = net.n_neurons if target == "recurrent" else net.n_inputs
     fig = _new_figure(figsize=(6.5, 5.5))
@@ -162,7 +166,7 @@ def connectivity(network: CompiledNetwork | SNN, target: str = "recurrent") -> A
     _mark_populations(ax, net.populations, "y")
     ax.set_xlabel("presynaptic")
     ax.set_ylabel("postsynaptic")
-    ax.set_title(f"W_{key}: {post.size} synapses")
+    ax.set_title(f"{'W_rec' if target == 'recurrent' else 'W_in'}: {post.size} synapses")
     return fig
 
 

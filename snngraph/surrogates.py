@@ -1,4 +1,4 @@
-"""Surrogate derivatives of the spike function (DESIGN §1).
+"""Surrogate derivatives of the spike function (docs/design.md, "The model").
 
 The forward pass spikes with the Heaviside step ``S = H(U − θ)``; the backward pass replaces
 ``dS/dU`` by a smooth ``σ'(x)`` with ``x = U − θ`` and a ``slope`` ``k``.  Each surrogate is a
@@ -9,11 +9,13 @@ array with the same formula; ``code`` names it for the Triton kernels
 ================  ====================================================  =========================
 name              σ'(x)                                                 as in
 ================  ====================================================  =========================
-Sigmoid           k·s(kx)·(1 − s(kx)),  s(z) = 1/(1 + e^{−z})           the post; snnTorch sigmoid
+Sigmoid           k·s(kx)·(1 − s(kx)),  s(z) = 1/(1 + e^{−z})           blog post [1]; snnTorch sigmoid
 FastSigmoid       1 / (1 + k|x|)²                                       SuperSpike; snnTorch
 ATan              (k/2) / (1 + (π k x / 2)²)                             snnTorch atan (alpha = k)
 Triangle          k · max(0, 1 − k|x|)                                  triangular, unit area
 ================  ====================================================  =========================
+
+[1] the blog post 'Backpropagation for a recurrent LIF layer' (docs/design.md, References).
 """
 
 from __future__ import annotations
@@ -83,6 +85,3 @@ class Triangle(Surrogate):
 
     def grad(self, x: Array) -> Array:
         return self.slope * (1.0 - self.slope * abs(x)).clip(min=0.0)
-
-
-SURROGATES: dict[str, type[Surrogate]] = {cls.__name__: cls for cls in (Sigmoid, FastSigmoid, ATan, Triangle)}

@@ -5,7 +5,9 @@ a loop of your own (or Lightning, or ``DistributedDataParallel``) works the same
 
 Contract.  A loader yields ``(x, target)`` with ``x`` ``[B, T, C]`` (``batch_first=True``, as
 a ``DataLoader`` over a :class:`~torch.utils.data.TensorDataset` stacks it) or ``[T, B, C]``, or a
-dict of such tensors per input population.  ``loss_fn(output, target)`` gets the model's
+dict of such tensors per input population; :func:`fit` hands them to the model in the model's
+own layout (``SNN(batch_first=...)``, time-major by default), transposing only when the two
+differ.  ``loss_fn(output, target)`` gets the model's
 :class:`~snngraph.SNNOutput` and the targets and returns a scalar, averaged over the batch
 (the losses in :mod:`snngraph.losses` do).  Accuracy is measured when a ``predict(output)``
 giving classes ``[B]`` is known (``loss_fn.predict`` by default) and the targets are integer
@@ -75,20 +77,26 @@ def _progress(loader: Iterable[Any], desc: str, enabled: bool) -> Any:
     return _EpochLine(desc, quiet=not enabled)
 
 
-def _prepare(x: Inputs, reference: torch.Tensor, batch_first: bool) -> Inputs:
-    """Move ``x`` to the model's device and dtype, time-major ``[T, B, C]``."""
+def _model_batch_first(model: nn.Module) -> bool:
+    """Whether ``model`` (or the module that a DDP wrapper holds) takes ``[B, T, …]`` inputs."""
+    return bool(getattr(getattr(model, "module", model), "batch_first", False))
+
+
+def _prepare(x: Inputs, reference: torch.Tensor, batch_first: bool, model_batch_first: bool) -> Inputs:
+    """Move ``x`` to the model's device and dtype, in the model's layout (``batch_first`` is the
+    loader's)."""
     if isinstance(x, Mapping):
-        return {name: _prepare(value, reference, batch_first) for name, value in x.items()}
+        return {name: _prepare(value, reference, batch_first, model_batch_first) for name, value in x.items()}
     x = x.to(device=reference.device, dtype=reference.dtype)
-    return x.transpose(0, 1) if batch_first else x
+    return x.transpose(0, 1) if batch_first != model_batch_first else x
 
 
-def _split(x: Inputs, steps: int) -> list[Inputs]:
-    """Chunks of ``steps`` timesteps of a time-major input."""
+def _split(x: Inputs, steps: int, time_dim: int) -> list[Inputs]:
+    """Chunks of ``steps`` timesteps of an input whose time runs along ``time_dim``."""
     if isinstance(x, Mapping):
-        parts = {name: value.split(steps) for name, value in x.items()}
+        parts = {name: value.split(steps, dim=time_dim) for name, value in x.items()}
         return [dict(zip(parts, chunk, strict=True)) for chunk in zip(*parts.values(), strict=True)]
-    return list(x.split(steps))
+    return list(x.split(steps, dim=time_dim))
 
 
 def _correct(predict: Predict | None, output: SNNOutput, target: torch.Tensor) -> int | None:
@@ -136,7 +144,8 @@ def _train_batch(
 ) -> tuple[float, list[SNNOutput]]:
     """One optimizer step per chunk; returns the mean chunk loss and the detached chunk outputs."""
     state, losses, outputs = None, [], []
-    for chunk in [x] if tbptt is None else _split(x, tbptt):
+    time_dim = 1 if _model_batch_first(model) else 0
+    for chunk in [x] if tbptt is None else _split(x, tbptt, time_dim):
         output = model(chunk, state)
         loss = loss_fn(output, target)
         optimizer.zero_grad(set_to_none=True)
@@ -161,12 +170,12 @@ def _run_epoch(
     batch_first: bool,
 ) -> tuple[_Meter, Any]:
     """Run ``step`` on every batch; returns the meter and the (still open) progress bar."""
-    reference = next(model.parameters())
+    reference, model_batch_first = next(model.parameters()), _model_batch_first(model)
     meter, bar = _Meter(), _progress(loader, desc, progress)
     for x, target in loader:
         batch = _batch_size(x, batch_first)
         target = target.to(reference.device)
-        loss, output = step(_prepare(x, reference, batch_first), target)
+        loss, output = step(_prepare(x, reference, batch_first, model_batch_first), target)
         meter.add(loss, _correct(predict, output, target), batch)
         bar.set_postfix_str(_metrics_text(*meter.means()), refresh=False)
         bar.update()

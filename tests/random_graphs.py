@@ -62,7 +62,7 @@ def random_graph(
     back_low = 1 + len(neurons) if zero_delay else 1
 
     def connect(pre: str, post: str, low: int, high: int) -> None:
-        weight = _weight(rng, g.size(post), g.size(pre), gain)
+        weight = _weight(rng, g.population_size(post), g.population_size(pre), gain)
         g.connect(pre, post, weight=weight, delay=_delay(rng, weight, low, high))
 
     for name in inputs:

@@ -85,7 +85,12 @@ def test_feedforward_chain_of_zero_delay_hops_gets_its_depth_as_lag(seed: int) -
     depth = 4
     for i in range(depth):
         g.add_lif(f"h{i}", int(rng.integers(2, 6)), reset=["subtract", "zero", "none"][i % 3])
-        g.connect(previous, f"h{i}", weight=rng.uniform(0, 2, (g.size(f"h{i}"), g.size(previous))), delay=0)
+        g.connect(
+            previous,
+            f"h{i}",
+            weight=rng.uniform(0, 2, (g.population_size(f"h{i}"), g.population_size(previous))),
+            delay=0,
+        )
         previous = f"h{i}"
     g.add_li("out", 2)
     g.connect("h3", "out", delay=0, seed=seed)

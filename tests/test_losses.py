@@ -125,8 +125,8 @@ def test_sum_reduction() -> None:
 
 
 def test_the_posts_loss_gradient_is_eq_13() -> None:
-    """E = ŷ − y on one LIF without reset: dE/dW = Σ_t σ'(U[t] − θ) ∂U[t]/∂W, with the post's
-    recursion (eq. 9) ∂U[t]/∂W = α ∂U[t−1]/∂W + X[t]."""
+    """E = ŷ − y on one LIF without reset: dE/dW = Σ_t σ'(U[t] − θ) ∂U[t]/∂W, with the blog
+    post's recursion (eq. 9) ∂U[t]/∂W = α ∂U[t−1]/∂W + X[t]."""
     alpha, theta, weight, slope = 0.9, 1.0, 0.3, 5.0
     g = snngraph.Graph()
     g.add_input("x", 1)

@@ -31,6 +31,40 @@ def test_chunked_run_equals_whole_run(seed: int) -> None:
         )
 
 
+@pytest.mark.parametrize("as_dict", [False, True], ids=["tensor", "dict"])
+def test_batch_first_is_the_transposed_time_major_run(as_dict: bool) -> None:
+    """``batch_first=True`` takes ``[B, T, C]`` and gives ``[B, T, size]`` views: the same numbers,
+    losses and gradients as the time-major model on the transposed input."""
+    net = snngraph.compile(random_graph(3))
+    x = (torch.rand(17, 3, net.n_inputs, generator=torch.Generator().manual_seed(3)) < 0.4).double()
+    runs = []
+    for batch_first in (False, True):
+        model = SNN(net, backend="reference", dtype=torch.float64, batch_first=batch_first)
+        given = x.transpose(0, 1) if batch_first else x
+        if as_dict:
+            given = {p.name: given[..., p.start : p.stop] for p in net.inputs}
+        out = model(given)
+        readout = net.populations[-1].name
+        loss = snngraph.losses.MembraneLoss(readout, over="last")(out, torch.zeros(3, dtype=torch.long))
+        loss.backward()
+        views = {p.name: out.membrane(p.name) for p in net.populations}
+        runs.append((views, loss, model.w_rec.grad, out.time_dim))
+    (views, loss, grad, time_dim), (views_bf, loss_bf, grad_bf, time_dim_bf) = runs
+    assert (time_dim, time_dim_bf) == (0, 1)
+    for name, view in views.items():
+        assert views_bf[name].shape == (3, 17, view.shape[2])
+        torch.testing.assert_close(views_bf[name], view.transpose(0, 1), rtol=0, atol=0)
+    torch.testing.assert_close(loss_bf, loss, rtol=0, atol=0)
+    torch.testing.assert_close(grad_bf, grad, rtol=0, atol=0)
+
+
+def test_batch_first_input_shape_is_checked() -> None:
+    net = snngraph.compile(random_graph(0))
+    model = SNN(net, batch_first=True)
+    with pytest.raises(ValueError, match=r"\[B, T, n_inputs\]"):
+        model(torch.zeros(2, 5, net.n_inputs + 1))
+
+
 def test_truncated_bptt_cuts_the_graph_between_chunks() -> None:
     net = snngraph.compile(random_graph(1))
     model = SNN(net, backend="reference", dtype=torch.float64)

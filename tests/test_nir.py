@@ -87,7 +87,9 @@ def random_graph(seed: int) -> snngraph.Graph:
     g.add_li("r2", 1, alpha=1.0)  # exports as nir.I
 
     def weight(post: str, pre: str, density: float) -> object:
-        w = snngraph.random_weight(g.size(post), g.size(pre), density, seed=int(rng.integers(1 << 30)))
+        w = snngraph.random_weight(
+            g.population_size(post), g.population_size(pre), density, seed=int(rng.integers(1 << 30))
+        )
         w.data = w.data * 2.0 + 0.4
         return w
 
@@ -514,7 +516,7 @@ def test_import_flatten_passes_values_through() -> None:
         "h": lif(2),
     }
     g = from_nir(chain(nodes, [("x", "flat"), ("flat", "w"), ("w", "h")]), dt=0.5, input_scale="r")
-    assert g.size("x") == 6
+    assert g.population_size("x") == 6
     np.testing.assert_array_equal(g.nx.edges["x", "h"]["weight"], w)
 
 

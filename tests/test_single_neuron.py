@@ -1,4 +1,5 @@
-"""The single neuron against the closed forms of the post (seed/000, eqs. 13, 16 and 19).
+"""The single neuron against the closed forms of the blog post 'Backpropagation for a recurrent LIF layer'
+(eqs. 13, 16 and 19; docs/design.md, References).
 
 One input channel X, one LIF neuron, input weight W_in (delay 0), loss E = Σ_t S[t].
 """

@@ -68,6 +68,21 @@ def test_tbptt_matches_the_textbook_loop(chunk: int) -> None:
         torch.testing.assert_close(getattr(fitted, name), getattr(manual, name), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("tbptt", [None, 7], ids=["whole", "tbptt"])
+def test_fit_gives_a_batch_first_model_its_own_layout(tbptt: int | None) -> None:
+    """A batch-first model gets the loader's ``[B, T, C]`` untransposed and trains exactly like the
+    time-major one (truncated BPTT chunks cut along its time dimension)."""
+    data = tiny_randman(4)
+    models = [tiny_classifier(dtype=torch.float64, batch_first=first) for first in (False, True)]
+    for model in models:
+        loader = DataLoader(data, batch_size=len(data))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        fit(model, loader, MembraneLoss("readout", over="mean"), optimizer, 1, tbptt=tbptt, progress=False)
+    for name in ("w_in", "w_rec"):
+        assert not torch.equal(getattr(models[0], name), getattr(tiny_classifier(dtype=torch.float64), name))
+        torch.testing.assert_close(getattr(models[1], name), getattr(models[0], name), rtol=1e-12, atol=1e-12)
+
+
 def test_concat_of_chunks_equals_one_run() -> None:
     """Chunks of a layered run (zero-delay hops give lags 1 and 2) joined == the unchunked run."""
     g = snngraph.Graph()

@@ -64,14 +64,16 @@ def network(
         g.connect("in", name, weight=weight, delay=rng.integers(0, 4, (size, inputs)))
     for pre in halves:
         for post in halves:
-            pattern = random_weight(g.size(post), g.size(pre), density, seed=int(rng.integers(1 << 31)))
+            pattern = random_weight(
+                g.population_size(post), g.population_size(pre), density, seed=int(rng.integers(1 << 31))
+            )
             values = _values(rng, -0.2, 1.0 / np.sqrt(density * hidden), pattern.nnz, exact)
             weight = sp.coo_array((values, (pattern.row, pattern.col)), shape=pattern.shape)
             g.connect(pre, post, weight=weight, delay=rng.integers(1, max_delay + 1, pattern.nnz))
     if readout:
         g.add_li("readout", readout, alpha=0.5 if exact else 0.9)
         for pre in halves:
-            g.connect(pre, "readout", weight=_values(rng, 0.0, 0.1, (readout, g.size(pre)), exact), delay=1)
+            g.connect(pre, "readout", weight=_values(rng, 0.0, 0.1, (readout, g.population_size(pre)), exact), delay=1)
     return snngraph.compile(g)
 
 

@@ -16,7 +16,7 @@ from snngraph.datasets.shd import SHD_CHANNELS
 CHANNELS, HIDDEN, CLASSES = 8, 16, 2
 
 
-def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float32) -> snngraph.SNN:
+def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float32, batch_first: bool = False) -> snngraph.SNN:
     """input → recurrent lif with delays → li readout, reference backend."""
     rng = np.random.default_rng(seed)
     g = snngraph.Graph()
@@ -29,7 +29,8 @@ def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float32) -> snngra
     g.connect("hidden", "hidden", weight=w_rec, delay=snngraph.random_delays(w_rec, 1, 3, seed=seed + 3))
     g.connect("hidden", "readout", weight=rng.normal(0.0, 1.0 / np.sqrt(HIDDEN), (CLASSES, HIDDEN)), delay=0)
     surrogate = snngraph.surrogates.FastSigmoid(10.0)
-    return snngraph.SNN(snngraph.compile(g), backend="reference", surrogate=surrogate, dtype=dtype)
+    net = snngraph.compile(g)
+    return snngraph.SNN(net, backend="reference", surrogate=surrogate, dtype=dtype, batch_first=batch_first)
 
 
 def tiny_randman(samples_per_class: int = 32) -> TensorDataset:

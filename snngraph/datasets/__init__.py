@@ -4,8 +4,9 @@
 * :func:`spike_intervals` — classes defined by intervals between input spikes (needs delays);
 * :func:`shd` — the Spiking Heidelberg Digits, read from the HDF5 files you downloaded.
 
-A ``DataLoader`` stacks samples to ``[B, T, C]``; :func:`snngraph.train.fit` transposes them
-to the model's ``[T, B, C]`` (``x.transpose(0, 1)`` in a loop of your own).
+A ``DataLoader`` stacks samples to ``[B, T, C]``: give them to ``SNN(net, batch_first=True)`` as
+they are, or transpose them to the default time-major ``[T, B, C]`` (``x.transpose(0, 1)``);
+:func:`snngraph.train.fit` does whichever the model needs.
 """
 
 from snngraph.datasets.events import bin_events, spike_raster

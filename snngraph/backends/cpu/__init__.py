@@ -9,7 +9,7 @@ thresholds that choose between its paths (:class:`CpuOptions`).
 
 Notation of docs/design.md ("The model", "BPTT") and :mod:`snngraph.backends.base`: ``T`` steps, ``B`` batch, ``N``
 neurons, ``C`` input channels, ``D`` = ``layer.max_delay``, ``Din`` = ``layer.max_input_delay``;
-``s``, ``z``, ``m`` the per-neuron flags ``reset_subtract``, ``reset_zero``, ``spiking``.
+``s``, ``z``, ``m`` the flag rows of the neuron table (:mod:`snngraph.neurons`): subtract, zero, spiking.
 
 Forward.  The membranes are computed neuron-major, ``V`` ``[T, N, B]`` (returned as the
 ``[T, B, N]`` view ``U``), and ``V`` doubles as the buffer of future input currents:
@@ -58,6 +58,9 @@ events (two int64 per event, at most ``(T + D)·N·B / chunks`` events).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec, Needs, Plan
@@ -69,16 +72,12 @@ from snngraph.neurons import ALPHA, THETA, table_gradient
 __all__ = ["CpuBackend", "CpuOptions"]
 
 
+@dataclass(frozen=True)
 class CpuBackend:
     """The CPU backend (see the module docstring), configured by :class:`CpuOptions`."""
 
-    name = "cpu"
-
-    def __init__(self, options: CpuOptions | None = None) -> None:
-        self.options = CpuOptions() if options is None else options
-
-    def __repr__(self) -> str:
-        return f"CpuBackend({self.options})"
+    options: CpuOptions = field(default_factory=CpuOptions)
+    name: ClassVar[str] = "cpu"
 
     def unavailable_reason(self, device: torch.device) -> str | None:
         if device.type == "cpu":

@@ -49,6 +49,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -61,16 +63,12 @@ from snngraph.backends.triton.plan import IndexViews
 __all__ = ["TritonBackend", "TritonOptions"]
 
 
+@dataclass(frozen=True)
 class TritonBackend:
     """The layer on Triton kernels (see the module docstring), configured by :class:`TritonOptions`."""
 
-    name = "triton"
-
-    def __init__(self, options: TritonOptions | None = None) -> None:
-        self.options = TritonOptions() if options is None else options
-
-    def __repr__(self) -> str:
-        return f"TritonBackend({self.options})"
+    options: TritonOptions = field(default_factory=TritonOptions)
+    name: ClassVar[str] = "triton"
 
     def unavailable_reason(self, device: torch.device) -> str | None:
         if importlib.util.find_spec("triton") is None:
