@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--sizes", type=int, nargs=4, default=[10, 32, 32, 5], help="input h1 h2 out")
-    parser.add_argument("--backend", default="auto", help="auto, scipy, reference or triton")
+    parser.add_argument("--backend", default="auto", choices=["auto", *snngraph.backends.BACKENDS])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--theta", type=float, default=1.0, help="threshold θ")
     parser.add_argument("--slope", type=float, default=5.0, help="sigmoid surrogate slope k")
     parser.add_argument("--target", type=float, default=1.0, help="target spike count y")
-    parser.add_argument("--backend", default="auto", help="auto, scipy, reference or triton")
+    parser.add_argument("--backend", default="auto", choices=["auto", *snngraph.backends.BACKENDS])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

@@ -76,7 +76,7 @@ def add_training_args(
     parser.add_argument("--max-delay", type=int, default=max_delay, help="largest synaptic delay (steps); 0: none")
     parser.add_argument("--tbptt", type=int, default=None, help="truncated BPTT: chunk length in steps")
     parser.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this")
-    parser.add_argument("--backend", default="auto", help="auto, scipy, reference or triton")
+    parser.add_argument("--backend", default="auto", choices=["auto", *snngraph.backends.BACKENDS])
     parser.add_argument("--seed", type=int, default=0, help="seeds data, weights, delays and shuffling")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output", help="folder for the PNGs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
