@@ -14,6 +14,7 @@ Population ``v`` at graph time ``t`` is the layer at time ``t + lag(v)``.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, fields
 from functools import cached_property
 from os import PathLike
@@ -22,6 +23,9 @@ from typing import Any
 import numpy as np
 
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
+FORMAT_VERSION = 1
+"""Version of the ``.npz`` layout that :meth:`CompiledNetwork.save` writes (``format_version`` in
+its metadata; files without it are version 1) and the newest that :func:`load` reads."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,7 @@ class CompiledNetwork:
     def save(self, path: str | PathLike) -> None:
         """Write to an ``.npz`` file (arrays + JSON metadata, no pickle); see :func:`load`."""
         meta = {
+            "format_version": FORMAT_VERSION,
             "populations": [_info_json(p) for p in self.populations],
             "inputs": [_info_json(p) for p in self.inputs],
             "edges": [_info_json(e) for e in self.edges],
@@ -199,13 +204,52 @@ def _info_json(info: PopulationInfo | EdgeInfo) -> dict[str, Any]:
 
 
 def load(path: str | PathLike) -> CompiledNetwork:
-    """Read a network written by :meth:`CompiledNetwork.save`."""
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        arrays = {name: data[name] for name in _ARRAYS}
-    return CompiledNetwork(
-        populations=tuple(PopulationInfo(**p) for p in meta["populations"]),
-        inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
-        edges=tuple(EdgeInfo(**{**e, "shape": tuple(e["shape"])}) for e in meta["edges"]),
-        **arrays,
-    )
+    """Read a network written by :meth:`CompiledNetwork.save`.
+
+    A file that holds no such network (not an ``.npz`` archive, a truncated or damaged one, one
+    without the fields that ``save`` writes) or that a newer snngraph wrote raises ``ValueError``
+    naming the file; a missing or unreadable file raises its ``OSError`` as usual.
+    """
+
+    def not_a_network(why: str) -> ValueError:
+        return ValueError(f"{str(path)!r} is not a snngraph network file (CompiledNetwork.save writes those): {why}")
+
+    with open(path, "rb") as file:  # opened here, so that it is closed however np.load fails
+        try:
+            data = np.load(file, allow_pickle=False)
+        except (ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise not_a_network("not an .npz archive, or a truncated one") from err
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise not_a_network("a single .npy array, not an .npz archive")
+        with data:
+            missing = [name for name in ("meta", *_ARRAYS) if name not in data.files]
+            if missing:
+                raise not_a_network(f"the archive lacks the fields {missing}")
+            try:
+                text = str(data["meta"])
+                arrays = {name: data[name] for name in _ARRAYS}
+            except (ValueError, EOFError, zipfile.BadZipFile) as err:
+                raise not_a_network(f"a damaged archive ({type(err).__name__}: {err})") from err
+    try:
+        meta = json.loads(text)
+    except ValueError as err:
+        raise not_a_network(f"its metadata is not JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise not_a_network(f"its metadata is a JSON {type(meta).__name__}, not an object")
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise not_a_network(f"its metadata has no valid format_version (got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} was written by a newer snngraph (network file format {version}; this version "
+            f"reads formats up to {FORMAT_VERSION}): upgrade snngraph to load it"
+        )
+    try:
+        return CompiledNetwork(
+            populations=tuple(PopulationInfo(**p) for p in meta["populations"]),
+            inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
+            edges=tuple(EdgeInfo(**{**e, "shape": tuple(e["shape"])}) for e in meta["edges"]),
+            **arrays,
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise not_a_network(f"its metadata is not what save writes ({type(err).__name__}: {err})") from err
