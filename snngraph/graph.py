@@ -124,20 +124,36 @@ def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
     return PopulationSpec(name, kind, size, alpha, theta, reset)
 
 
-def _as_sparse_or_dense(weight: Any) -> np.ndarray | sp.coo_array:
+def _as_sparse_or_dense(weight: Any, edge: str) -> np.ndarray | sp.coo_array:
+    """The weight as a float64 array or a COO matrix; complex weights are refused, not cast."""
+    if isinstance(weight, torch.Tensor):
+        is_complex = weight.is_complex()
+    else:
+        weight = weight if sp.issparse(weight) else np.asarray(weight)
+        is_complex = np.issubdtype(weight.dtype, np.complexfloating)
+    if is_complex:
+        raise ValueError(
+            f"edge {edge}: weight has the complex dtype {weight.dtype}; synaptic weights are real "
+            "(pass weight.real to drop the imaginary part)"
+        )
     if sp.issparse(weight):
         return sp.coo_array(weight)
     if isinstance(weight, torch.Tensor):
         return weight.detach().cpu().double().numpy()
-    return np.asarray(weight, dtype=float)
+    return weight.astype(float)
 
 
 def _delay_array(delay: Any, weight: Any, rows: np.ndarray, cols: np.ndarray, edge: str) -> np.ndarray:
     raw = np.asarray(delay.detach().cpu() if isinstance(delay, torch.Tensor) else delay)
+    if raw.dtype.kind == "b":
+        raise ValueError(
+            f"edge {edge}: delays must be integers (timesteps), got booleans; "
+            "give the number of steps (delay=1, or an int array), not True/False"
+        )
     if raw.dtype.kind == "f":
         if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
             raise ValueError(f"edge {edge}: delays must be integers (timesteps), got {raw.dtype} values")
-    elif raw.dtype.kind not in "iub":
+    elif raw.dtype.kind not in "iu":
         raise ValueError(f"edge {edge}: delays must be integers (timesteps), got dtype {raw.dtype}")
     raw = raw.astype(np.int64)
     if raw.ndim == 0:
@@ -206,7 +222,7 @@ def projection_spec(pre: Any, post: Any, attrs: dict[str, Any], pre_size: int, p
     edge = f"{pre!r} -> {post!r}"
     if "weight" not in attrs or attrs["weight"] is None:
         raise ValueError(f"edge {edge}: no weight; give a (post, pre) matrix (Graph.connect generates one)")
-    weight = _as_sparse_or_dense(attrs["weight"])
+    weight = _as_sparse_or_dense(attrs["weight"], edge)
     if weight.ndim == 0 and pre_size == post_size == 1:
         weight = weight.reshape(1, 1)
     if weight.shape != (post_size, pre_size):

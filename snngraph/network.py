@@ -15,6 +15,7 @@ Population ``v`` at graph time ``t`` is the layer at time ``t + lag(v)``.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, fields
 from functools import cached_property
 from os import PathLike
@@ -22,7 +23,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from snngraph.neurons import ALPHA, SPIKING, THETA
+from snngraph.neurons import ALPHA, ROWS, SPIKING, SUBTRACT, THETA, ZERO, reset_flags
+
+FORMAT_VERSION = 2
+"""Version of the ``.npz`` layout that :meth:`CompiledNetwork.save` writes (``format_version`` in
+its metadata) and the newest that :func:`load` reads.  Version 1 (no ``format_version``) stored
+``alpha``, ``theta``, int8 reset codes and ``spiking`` flags instead of the neuron table;
+:func:`load` converts it."""
+_V1_NEURONS = ("alpha", "theta", "reset", "spiking")
+_V1_RESETS = ("subtract", "zero", "none")  # version 1's reset codes 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,7 @@ class CompiledNetwork:
     def save(self, path: str | PathLike) -> None:
         """Write to an ``.npz`` file (arrays + JSON metadata, no pickle); see :func:`load`."""
         meta = {
+            "format_version": FORMAT_VERSION,
             "populations": [_info_json(p) for p in self.populations],
             "inputs": [_info_json(p) for p in self.inputs],
             "edges": [_info_json(e) for e in self.edges],
@@ -229,14 +239,70 @@ def _info_json(info: PopulationInfo | EdgeInfo) -> dict[str, Any]:
     return data
 
 
+def _v1_neuron_table(alpha: np.ndarray, theta: np.ndarray, reset: np.ndarray, spiking: np.ndarray) -> np.ndarray:
+    """The neuron table of a version-1 file's per-neuron arrays."""
+    table = np.zeros((len(ROWS), alpha.size))
+    table[ALPHA], table[THETA], table[SPIKING] = alpha, theta, spiking
+    for code, name in enumerate(_V1_RESETS):
+        table[SUBTRACT : ZERO + 1, reset == code] = np.array(reset_flags(name))[:, None]
+    return table
+
+
 def load(path: str | PathLike) -> CompiledNetwork:
-    """Read a network written by :meth:`CompiledNetwork.save`."""
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        arrays = {name: data[name] for name in _ARRAYS}
-    return CompiledNetwork(
-        populations=tuple(PopulationInfo(**p) for p in meta["populations"]),
-        inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
-        edges=tuple(EdgeInfo(**{**e, "shape": tuple(e["shape"])}) for e in meta["edges"]),
-        **arrays,
-    )
+    """Read a network written by :meth:`CompiledNetwork.save`.
+
+    A file that holds no such network (not an ``.npz`` archive, a truncated or damaged one, one
+    without the fields that ``save`` writes) or that a newer snngraph wrote raises ``ValueError``
+    naming the file; a missing or unreadable file raises its ``OSError`` as usual.
+    """
+
+    def not_a_network(why: str) -> ValueError:
+        return ValueError(f"{str(path)!r} is not a snngraph network file (CompiledNetwork.save writes those): {why}")
+
+    with open(path, "rb") as file:  # opened here, so that it is closed however np.load fails
+        try:
+            data = np.load(file, allow_pickle=False)
+        except (ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise not_a_network("not an .npz archive, or a truncated one") from err
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise not_a_network("a single .npy array, not an .npz archive")
+        with data:
+            if "meta" not in data.files:
+                raise not_a_network("the archive lacks the field 'meta'")
+            try:
+                text = str(data["meta"])
+            except (ValueError, EOFError, zipfile.BadZipFile) as err:
+                raise not_a_network(f"a damaged archive ({type(err).__name__}: {err})") from err
+            try:
+                meta = json.loads(text)
+            except ValueError as err:
+                raise not_a_network(f"its metadata is not JSON ({err})") from err
+            if not isinstance(meta, dict):
+                raise not_a_network(f"its metadata is a JSON {type(meta).__name__}, not an object")
+            version = meta.get("format_version", 1)
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise not_a_network(f"its metadata has no valid format_version (got {version!r})")
+            if version > FORMAT_VERSION:
+                raise ValueError(
+                    f"{str(path)!r} was written by a newer snngraph (network file format {version}; this "
+                    f"version reads formats up to {FORMAT_VERSION}): upgrade snngraph to load it"
+                )
+            names = _ARRAYS if version >= 2 else (*_V1_NEURONS, *_ARRAYS[1:])
+            missing = [name for name in names if name not in data.files]
+            if missing:
+                raise not_a_network(f"the archive lacks the fields {missing}")
+            try:
+                arrays = {name: data[name] for name in names}
+            except (ValueError, EOFError, zipfile.BadZipFile) as err:
+                raise not_a_network(f"a damaged archive ({type(err).__name__}: {err})") from err
+    if version == 1:
+        arrays["neurons"] = _v1_neuron_table(*(arrays.pop(name) for name in _V1_NEURONS))
+    try:
+        return CompiledNetwork(
+            populations=tuple(PopulationInfo(**p) for p in meta["populations"]),
+            inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
+            edges=tuple(EdgeInfo(**{**e, "shape": tuple(e["shape"])}) for e in meta["edges"]),
+            **arrays,
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise not_a_network(f"its metadata is not what save writes ({type(err).__name__}: {err})") from err

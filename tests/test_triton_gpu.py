@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from layer_checks import assert_matches_reference, random_state, relative_error, run_with_grads
+from layer_checks import assert_close_to_reference, assert_matches_reference, random_state, run_with_grads
 
 import snngraph
 from snngraph import SNN, CompiledNetwork, Graph, random_weight
@@ -146,7 +146,7 @@ def test_graph_replay(deterministic: bool) -> None:
         got = run_with_grads(candidate, x, state, seed=call, device="cuda")
         assert torch.equal(got.spikes, want.spikes), f"call {call}: spikes differ"
         for name, grad in want.grads.items():
-            assert relative_error(got.grads[name], grad) < 1e-9, f"call {call}: gradient of {name}"
+            assert_close_to_reference(got.grads[name], grad, torch.float64, f"triton, call {call}: gradient of {name}")
 
 
 def test_round_membranes_on_cuda() -> None:

@@ -1,8 +1,9 @@
 """The Triton backend without a GPU.
 
 * ``test_interpreter_cases`` runs ``tests/triton_interpreter_cases.py`` (forward and every
-  gradient against the reference) in a separate process with ``TRITON_INTERPRET=1``, so the
-  flag never reaches the other tests;
+  gradient against the reference) and ``tests/triton_kernel_cases.py`` (each kernel launched
+  alone against its formula) in a separate process with ``TRITON_INTERPRET=1``, so the flag
+  never reaches the other tests;
 * ``test_kernels_compile_for_hopper`` compiles every kernel for sm_90 (float32 and float64)
   with the ptxas that ships with Triton, so a kernel that the interpreter accepts but the
   compiler rejects fails here, not on the first GPU;
@@ -40,6 +41,7 @@ def test_interpreter_cases() -> None:
         "-p",
         "no:cacheprovider",
         str(TESTS / "triton_interpreter_cases.py"),
+        str(TESTS / "triton_kernel_cases.py"),
     ]
     result = subprocess.run(command, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"interpreter cases failed:\n{result.stdout}\n{result.stderr}"

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+import struct
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -10,6 +17,7 @@ import torch
 
 import snngraph
 from snngraph import SNN, Graph
+from snngraph.network import FORMAT_VERSION
 
 
 def _pair() -> Graph:
@@ -63,6 +71,42 @@ def _pair() -> Graph:
         ),
         (lambda g: g.connect("x", "h", density=1.5), ValueError, r"density must lie in \(0, 1\]"),
         (lambda g: g.connect("h", "x"), ValueError, "edge 'h' -> 'x' enters input 'x'"),
+        (
+            lambda g: g.connect("x", "h", weight=np.full((3, 2), 0.5 + 0.1j)),
+            ValueError,
+            r"edge 'x' -> 'h': weight has the complex dtype complex128; .*pass weight\.real",
+        ),
+        (
+            lambda g: g.connect("x", "h", weight=[[0.5, 0.2], [1j, 0.0], [0.0, 0.1]]),
+            ValueError,
+            "edge 'x' -> 'h': weight has the complex dtype complex128",
+        ),
+        (
+            lambda g: g.connect("x", "h", weight=torch.ones(3, 2, dtype=torch.complex64)),
+            ValueError,
+            r"edge 'x' -> 'h': weight has the complex dtype torch\.complex64",
+        ),
+        (
+            lambda g: g.connect("x", "h", weight=sp.coo_array(np.eye(3, 2) * (1 + 0j))),
+            ValueError,
+            "edge 'x' -> 'h': weight has the complex dtype complex128",
+        ),
+        (lambda g: g.connect("x", "h", delay=True), ValueError, "edge 'x' -> 'h': delays must be integers .*booleans"),
+        (
+            lambda g: g.connect("x", "h", weight=np.ones((3, 2)), delay=np.ones((3, 2), bool)),
+            ValueError,
+            "edge 'x' -> 'h': delays must be integers .*booleans",
+        ),
+        (
+            lambda g: g.connect("x", "h", weight=np.ones((3, 2)), delay=torch.zeros(3, 2, dtype=torch.bool)),
+            ValueError,
+            "edge 'x' -> 'h': delays must be integers .*booleans",
+        ),
+        (
+            lambda g: g.connect("x", "h", weight=sp.coo_array(np.eye(3, 2)), delay=np.array([True, False])),
+            ValueError,
+            "edge 'x' -> 'h': delays must be integers .*booleans",
+        ),
     ],
 )
 def test_graph_building_errors(build, error, message) -> None:
@@ -98,6 +142,9 @@ def test_sparse_delay_must_align_with_stored_entries() -> None:
         ({"kind": "li"}, ("a", "b", {"weight": 1.0}), "edge 'a' -> 'b' leaves readout 'a'.*cannot be presynaptic"),
         ({"kind": "lif"}, ("a", "b", {"delay": 1}), "edge 'a' -> 'b': no weight"),
         ({"kind": "lif"}, ("a", "b", {"weight": 1.0, "delay": np.int64(-2)}), "edge 'a' -> 'b': delays must be >= 0"),
+        ({"kind": "lif"}, ("a", "b", {"weight": 0.5 + 0j}), "edge 'a' -> 'b': weight has the complex dtype complex128"),
+        ({"kind": "lif"}, ("a", "b", {"weight": 0.5, "delay": True}), "edge 'a' -> 'b': delays must be .*booleans"),
+        ({"kind": "lif"}, ("a", "b", {"weight": 0.5, "delay": np.True_}), "edge 'a' -> 'b': delays must be .*booleans"),
     ],
 )
 def test_networkx_graph_errors(node, edge, message) -> None:
@@ -209,3 +256,156 @@ def test_unknown_population_and_edge_are_named() -> None:
         out.spikes("x")
     with pytest.raises(KeyError, match="no edge 'h' -> 'x'"):
         model.weight("h", "x")
+
+
+def _saved_network(tmp_path: Path) -> Path:
+    """A small network saved by ``CompiledNetwork.save``."""
+    g = _pair()
+    g.connect("x", "h")
+    path = tmp_path / "net.npz"
+    snngraph.compile(g).save(path)
+    return path
+
+
+def _rewritten(
+    path: Path,
+    change: Callable[[dict], object] | None = None,
+    text: str | None = None,
+    keep: tuple[str, ...] | None = None,
+) -> Path:
+    """A copy of a saved network with ``change(meta)`` as its metadata (JSON), or ``text``, and
+    only the arrays in ``keep`` (default: all)."""
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files if keep is None or name in keep}
+    meta = json.loads(str(arrays.pop("meta")))
+    copy = path.with_name("changed.npz")
+    np.savez(copy, meta=np.array(json.dumps(change(meta)) if change is not None else text), **arrays)
+    return copy
+
+
+def _damaged_member(path: Path) -> Path:
+    """The saved network with one byte of the stored neuron table flipped (its CRC no longer matches)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("neurons.npy")
+    raw = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
+    raw[info.header_offset + 30 + name_length + extra_length + info.file_size - 1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _replaced(path: Path, content: bytes) -> Path:
+    """``path`` with ``content`` instead of the saved network."""
+    path.write_bytes(content)
+    return path
+
+
+def _other_numpy_file(path: Path, suffix: str) -> Path:
+    """A numpy file of another program beside ``path``: one array (``.npy``) or an archive (``.npz``)."""
+    other = path.with_name(f"other{suffix}")
+    (np.save if suffix == ".npy" else np.savez)(other, np.ones(3))
+    return other
+
+
+NOT_NETWORKS: dict[str, tuple[Callable[[Path], Path], str, type[BaseException] | None]] = {
+    # name: (spoil the saved network, the reason the error gives, the error it is raised from)
+    "truncated-half": (
+        lambda p: _replaced(p, p.read_bytes()[: p.stat().st_size // 2]),
+        "not an .npz archive, or a truncated one",
+        zipfile.BadZipFile,
+    ),
+    "truncated-last-byte": (
+        lambda p: _replaced(p, p.read_bytes()[:-1]),
+        "not an .npz archive, or a truncated one",
+        zipfile.BadZipFile,
+    ),
+    "empty": (lambda p: _replaced(p, b""), "not an .npz archive, or a truncated one", EOFError),
+    "text": (lambda p: _replaced(p, b"population,size\nh,3\n"), "not an .npz archive, or a truncated one", ValueError),
+    "npy": (lambda p: _other_numpy_file(p, ".npy"), "a single .npy array, not an .npz archive", None),
+    "foreign-npz": (lambda p: _other_numpy_file(p, ".npz"), "the archive lacks the field 'meta'", None),
+    "no-arrays": (
+        lambda p: _rewritten(p, lambda meta: meta, keep=("meta",)),
+        r"the archive lacks the fields \['neurons', 'in_post'",
+        None,
+    ),
+    "damaged": (
+        _damaged_member,
+        r"a damaged archive \(BadZipFile: Bad CRC-32 for file 'neurons.npy'\)",
+        zipfile.BadZipFile,
+    ),
+    "metadata-not-json": (
+        lambda p: _rewritten(p, text="{'populations': []}"),
+        "its metadata is not JSON",
+        json.JSONDecodeError,
+    ),
+    "metadata-a-list": (
+        lambda p: _rewritten(p, lambda meta: meta["populations"]),
+        "its metadata is a JSON list, not an object",
+        None,
+    ),
+    "metadata-without-edges": (
+        lambda p: _rewritten(p, lambda meta: {k: v for k, v in meta.items() if k != "edges"}),
+        r"its metadata is not what save writes \(KeyError: 'edges'\)",
+        KeyError,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_NETWORKS))
+def test_load_names_the_file_that_is_not_a_network(tmp_path: Path, case: str) -> None:
+    """A truncated, damaged or foreign file: a ValueError naming the path and what is wrong with
+    it, raised from the error that numpy, zipfile or the metadata gave."""
+    spoil, reason, cause = NOT_NETWORKS[case]
+    path = spoil(_saved_network(tmp_path))
+    message = rf"{re.escape(repr(str(path)))} is not a snngraph network file .*: {reason}"
+    with pytest.raises(ValueError, match=message) as info:
+        snngraph.load(path)
+    if cause is None:
+        assert info.value.__cause__ is None
+    else:
+        assert isinstance(info.value.__cause__, cause)
+
+
+def test_load_refuses_a_newer_format(tmp_path: Path) -> None:
+    """``save`` writes :data:`FORMAT_VERSION`; a higher one asks for a newer snngraph."""
+    path = _saved_network(tmp_path)
+    with np.load(path) as data:
+        assert json.loads(str(data["meta"]))["format_version"] == FORMAT_VERSION
+    newer = _rewritten(path, lambda meta: {**meta, "format_version": FORMAT_VERSION + 1})
+    message = rf"{re.escape(repr(str(newer)))} was written by a newer snngraph .*format {FORMAT_VERSION + 1};"
+    with pytest.raises(ValueError, match=message):
+        snngraph.load(newer)
+
+
+def test_load_reads_a_version_1_file(tmp_path: Path) -> None:
+    """A file without ``format_version`` has version 1's per-neuron arrays (α, θ, int8 reset codes
+    subtract 0 / zero 1 / none 2, spiking flags) in place of the table: it loads as the same network."""
+    g = Graph()
+    g.add_input("x", 2)
+    g.add_lif("a", 3, alpha=[0.5, 0.6, 0.7], theta=1.5, reset="zero")
+    g.add_lif("b", 2, reset="none")
+    g.add_lif("c", 2)
+    g.add_li("out", 1)
+    for pre, post in (("x", "a"), ("a", "b"), ("b", "c"), ("c", "out")):
+        g.connect(pre, post, seed=1)
+    net = snngraph.compile(g)
+    net.save(tmp_path / "net.npz")
+    with np.load(tmp_path / "net.npz") as data:
+        arrays = {name: data[name] for name in data.files if name not in ("meta", "neurons")}
+        meta = json.loads(str(data["meta"]))
+    del meta["format_version"]
+    version_1 = tmp_path / "v1.npz"
+    alpha, theta = np.r_[0.5, 0.6, 0.7, 0.9, 0.9, 0.9, 0.9, 0.9], np.r_[1.5, 1.5, 1.5, 1.0, 1.0, 1.0, 1.0, 1.0]
+    reset, spiking = np.array([1, 1, 1, 2, 2, 0, 0, 2], np.int8), np.r_[[True] * 7, False]
+    np.savez(
+        version_1, meta=np.array(json.dumps(meta)), alpha=alpha, theta=theta, reset=reset, spiking=spiking, **arrays
+    )
+    loaded = snngraph.load(version_1)
+    np.testing.assert_array_equal(loaded.neurons, net.neurons)
+    assert (loaded.populations, loaded.edges) == (net.populations, net.edges)
+
+
+def test_load_leaves_a_missing_file_to_its_os_error(tmp_path: Path) -> None:
+    """A path that does not exist is no format question: the usual FileNotFoundError."""
+    with pytest.raises(FileNotFoundError):
+        snngraph.load(tmp_path / "absent.npz")
