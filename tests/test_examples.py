@@ -61,6 +61,15 @@ def test_training_examples(tmp_path: Path, script: str, extra: list[str], pictur
         assert (tmp_path / picture).stat().st_size > 0
 
 
+def test_train_randman_learns(tmp_path: Path) -> None:
+    """Long enough to mean something (3 classes, 6 epochs, about 10 s): well above chance."""
+    task = ["--classes", "3", "--channels", "10", "--steps", "20", "--samples", "30"]
+    training = ["--hidden", "24", "--epochs", "6", "--batch-size", "16", "--no-progress"]
+    out = run_example("train_randman.py", *task, *training, "--out", str(tmp_path))
+    accuracy = float(re.search(r"test accuracy (\S+) \(3 classes, chance 0.333\)", out).group(1))
+    assert accuracy >= 0.6, out
+
+
 def test_train_shd_on_written_files(tmp_path: Path) -> None:
     for split in ("train", "test"):
         write_shd_file(tmp_path / f"shd_{split}.h5", 6, seed=len(split))
