@@ -26,8 +26,8 @@ ROWS = ("alpha", "theta", "subtract", "zero", "spiking")
 ALPHA, THETA, SUBTRACT, ZERO, SPIKING = range(len(ROWS))
 FLAGS = slice(SUBTRACT, SPIKING + 1)
 """The constant 0/1 rows s, z, m."""
-TRAINABLE = ("alpha", "theta")
-"""The rows that may be learned (the flags are constants)."""
+TRAINABLE = {"alpha": ALPHA, "theta": THETA}
+"""The rows that may be learned, by name (the flags are constants)."""
 RESETS = ("subtract", "zero", "none")
 """What a spike does to the membrane: subtract θ, set U to zero, or nothing."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec, Needs, Plan
-from snngraph.neurons import ALPHA, SPIKING, SUBTRACT, THETA, TRAINABLE, ZERO
+from snngraph.neurons import ALPHA, SPIKING, SUBTRACT, THETA, TRAINABLE, ZERO, table_gradient
 from snngraph.surrogates import Surrogate
 
 
@@ -99,10 +99,8 @@ class ReferenceBackend:
                 [out for out, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True, materialize_grads=True
             )
         grads = iter(found)
-        result = [next(grads) if want else None for want in wants]
-        if result[3] is not None:
-            for row, name in ((ALPHA, TRAINABLE[0]), (THETA, TRAINABLE[1])):
-                if name not in needs.neurons:
-                    result[3][row] = 0
-            result[3][SUBTRACT:] = 0
-        return LayerInputs(*result)
+        result = LayerInputs(*(next(grads) if want else None for want in wants))
+        if result.neurons is None:
+            return result
+        rows = {row: result.neurons[row] if name in needs.neurons else None for name, row in TRAINABLE.items()}
+        return result._replace(neurons=table_gradient(inputs.neurons, rows))

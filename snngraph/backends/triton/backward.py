@@ -10,7 +10,7 @@ from snngraph.backends.triton.graphs import LaunchBuffers
 from snngraph.backends.triton.launch import batch_minor, gather, gather_step, pad, synapse_grad
 from snngraph.backends.triton.options import TritonOptions
 from snngraph.backends.triton.plan import IndexViews, RowView
-from snngraph.neurons import ALPHA, SUBTRACT, THETA, ZERO, spikes, table_gradient
+from snngraph.neurons import ALPHA, SUBTRACT, THETA, TRAINABLE, ZERO, spikes, table_gradient
 
 
 def backward(
@@ -92,8 +92,8 @@ def backward(
     grad_x, grad_w_in = _input_grads(views, layer, x, w_in, lam_u, needs, options.deterministic)
     neurons = None
     if needs.neurons:
-        rows = {ALPHA: acc[0].sum(1) if "alpha" in needs.neurons else None}
-        rows[THETA] = acc[1].sum(1) if "theta" in needs.neurons else None
+        sums = {ALPHA: acc[0], THETA: acc[1]}  # per (neuron, batch row)
+        rows = {row: sums[row].sum(1) if name in needs.neurons else None for name, row in TRAINABLE.items()}
         neurons = table_gradient(table, rows)
     return LayerInputs(
         x=grad_x,
