@@ -38,6 +38,6 @@ class LayerFunction(torch.autograd.Function):
         wanted = LayerInputs(*ctx.needs_input_grad[2:])
         if grad_u is None and grad_s is None:
             return (None,) * (2 + len(wanted))
-        needs = Needs(**{**wanted._asdict(), "neurons": ctx.trainable if wanted.neurons else frozenset()})
+        needs = Needs(*wanted)._replace(neurons=ctx.trainable if wanted.neurons else frozenset())
         grads = ctx.plan.backend.backward(ctx.plan, LayerInputs(*saved), u, grad_u, grad_s, needs)
         return (None, None, *(g if need else None for g, need in zip(grads, wanted, strict=True)))

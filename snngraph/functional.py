@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from snngraph.autograd import LayerFunction
-from snngraph.backends import BackendChoice, make_backend
+from snngraph.backends import BackendChoice, check_choice, make_backend
 from snngraph.backends.base import LayerSpec, Plan
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import ROWS, NeuronParams
@@ -26,6 +26,17 @@ INDICES = ("in_post", "in_pre", "in_delay", "rec_post", "rec_pre", "rec_delay")
 SAVED_MEMBRANES = (None, torch.bfloat16, torch.float16)
 
 
+def check_options(backend: BackendChoice, surrogate: Surrogate, saved_membranes: torch.dtype | None) -> None:
+    """Raise a ``ValueError``/``TypeError`` unless these options of the op go together."""
+    check_choice(backend)
+    if not isinstance(surrogate, Surrogate):
+        raise TypeError(f"surrogate must be a snngraph.surrogates.Surrogate, got {type(surrogate).__name__}")
+    if saved_membranes not in SAVED_MEMBRANES:
+        raise ValueError(f"saved_membranes must be None, torch.bfloat16 or torch.float16, got {saved_membranes}")
+    if saved_membranes is not None and backend == "reference":
+        raise ValueError("saved_membranes applies to the fused backends (cpu, triton), not to 'reference'")
+
+
 def layer_spec(
     net: CompiledNetwork,
     indices: Sequence[torch.Tensor],
@@ -34,11 +45,8 @@ def layer_spec(
     detach_reset: bool,
     saved_membranes: torch.dtype | None,
 ) -> LayerSpec:
-    """The :class:`LayerSpec` of ``net`` with its :data:`INDICES` as the given tensors (on one device)."""
-    if not isinstance(surrogate, Surrogate):
-        raise TypeError(f"surrogate must be a snngraph.surrogates.Surrogate, got {type(surrogate).__name__}")
-    if saved_membranes not in SAVED_MEMBRANES:
-        raise ValueError(f"saved_membranes must be None, torch.bfloat16 or torch.float16, got {saved_membranes}")
+    """The :class:`LayerSpec` of ``net`` with its :data:`INDICES` as the given tensors (on one
+    device); the options as :func:`check_options` accepts them."""
     return LayerSpec(
         net.n_neurons,
         net.n_inputs,
@@ -53,10 +61,7 @@ def layer_spec(
 
 def prepare_layer(layer: LayerSpec, backend: BackendChoice, dtype: torch.dtype) -> Plan:
     """The plan of ``layer`` on the backend that ``backend`` names or configures, for ``dtype``."""
-    chosen = make_backend(backend, layer.device)
-    if chosen.name == "reference" and layer.saved_membranes is not None:
-        raise ValueError("saved_membranes applies to the fused backends (cpu, triton), not to 'reference'")
-    return chosen.prepare(layer, dtype)
+    return make_backend(backend, layer.device).prepare(layer, dtype)
 
 
 def prepare(
@@ -75,15 +80,11 @@ def prepare(
     backward pass; ``detach_reset`` drops the reset terms from it; ``saved_membranes``
     (bfloat16/float16) stores the membranes saved for backward in 16 bits.
     """
+    surrogate = Sigmoid(25.0) if surrogate is None else surrogate
+    check_options(backend, surrogate, saved_membranes)
     device = torch.device(device)
     indices = [torch.as_tensor(getattr(net, name), dtype=torch.long, device=device) for name in INDICES]
-    layer = layer_spec(
-        net,
-        indices,
-        surrogate=Sigmoid(25.0) if surrogate is None else surrogate,
-        detach_reset=detach_reset,
-        saved_membranes=saved_membranes,
-    )
+    layer = layer_spec(net, indices, surrogate=surrogate, detach_reset=detach_reset, saved_membranes=saved_membranes)
     return prepare_layer(layer, backend, torch.get_default_dtype() if dtype is None else dtype)
 
 
@@ -128,4 +129,4 @@ def lif_layer(
     return LayerFunction.apply(plan, neurons.trainable, x, w_in, w_rec, neurons.table, u0, s_hist)
 
 
-__all__ = ["INDICES", "layer_spec", "lif_layer", "prepare", "prepare_layer"]
+__all__ = ["INDICES", "check_options", "layer_spec", "lif_layer", "prepare", "prepare_layer"]

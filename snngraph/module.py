@@ -17,8 +17,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from snngraph.backends import BackendChoice, Plan, check_choice
-from snngraph.functional import INDICES, SAVED_MEMBRANES, layer_spec, lif_layer, prepare_layer
+from snngraph.backends import BackendChoice, Plan
+from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, prepare_layer
 from snngraph.graph import Graph
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import ALPHA, FLAGS, SUBTRACT, THETA, ZERO, NeuronParams, reset_name
@@ -142,13 +142,7 @@ class SNN(nn.Module):
         if not isinstance(net, CompiledNetwork):
             raise TypeError(f"SNN takes a CompiledNetwork (snngraph.compile(graph)), got {type(net).__name__}")
         surrogate = Sigmoid(25.0) if surrogate is None else surrogate
-        if not isinstance(surrogate, Surrogate):
-            raise TypeError(f"surrogate must be a snngraph.surrogates.Surrogate, got {type(surrogate).__name__}")
-        check_choice(backend)
-        if saved_membranes not in SAVED_MEMBRANES:
-            raise ValueError(f"saved_membranes must be None, torch.bfloat16 or torch.float16, got {saved_membranes}")
-        if saved_membranes is not None and backend == "reference":
-            raise ValueError("saved_membranes applies to the fused backends (cpu, triton), not to 'reference'")
+        check_options(backend, surrogate, saved_membranes)
         self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
         self.saved_membranes, self.batch_first = saved_membranes, bool(batch_first)
         dtype = torch.get_default_dtype() if dtype is None else dtype
@@ -215,10 +209,10 @@ class SNN(nn.Module):
             raise TypeError(
                 f"x must be a torch.Tensor {layout.format('n_inputs')} or a dict of them, got {type(x).__name__}"
             )
+        shape = tuple(x.shape)  # as given, for the message
         if x.ndim == 3 and self.batch_first:
             x = x.transpose(0, 1)
         if x.ndim != 3 or x.shape[2] != self.net.n_inputs or x.shape[0] < 1:
-            shape = tuple(x.transpose(0, 1).shape) if x.ndim == 3 and self.batch_first else tuple(x.shape)
             sizes = f"[B, T >= 1, {self.net.n_inputs}]" if self.batch_first else f"[T >= 1, B, {self.net.n_inputs}]"
             raise ValueError(f"x must have shape {layout.format('n_inputs')} = {sizes}, got {shape}")
         dtype, device = self.w_rec.dtype, self.w_rec.device

@@ -267,34 +267,31 @@ def load(path: str | PathLike) -> CompiledNetwork:
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise not_a_network("a single .npy array, not an .npz archive")
         with data:
-            if "meta" not in data.files:
-                raise not_a_network("the archive lacks the field 'meta'")
-            try:
-                text = str(data["meta"])
+            try:  # every member now, so that a damaged one fails here, whichever it is
+                arrays = {name: data[name] for name in data.files}
             except (ValueError, EOFError, zipfile.BadZipFile) as err:
                 raise not_a_network(f"a damaged archive ({type(err).__name__}: {err})") from err
-            try:
-                meta = json.loads(text)
-            except ValueError as err:
-                raise not_a_network(f"its metadata is not JSON ({err})") from err
-            if not isinstance(meta, dict):
-                raise not_a_network(f"its metadata is a JSON {type(meta).__name__}, not an object")
-            version = meta.get("format_version", 1)
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                raise not_a_network(f"its metadata has no valid format_version (got {version!r})")
-            if version > FORMAT_VERSION:
-                raise ValueError(
-                    f"{str(path)!r} was written by a newer snngraph (network file format {version}; this "
-                    f"version reads formats up to {FORMAT_VERSION}): upgrade snngraph to load it"
-                )
-            names = _ARRAYS if version >= 2 else (*_V1_NEURONS, *_ARRAYS[1:])
-            missing = [name for name in names if name not in data.files]
-            if missing:
-                raise not_a_network(f"the archive lacks the fields {missing}")
-            try:
-                arrays = {name: data[name] for name in names}
-            except (ValueError, EOFError, zipfile.BadZipFile) as err:
-                raise not_a_network(f"a damaged archive ({type(err).__name__}: {err})") from err
+    if "meta" not in arrays:
+        raise not_a_network("the archive lacks the field 'meta'")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except ValueError as err:
+        raise not_a_network(f"its metadata is not JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise not_a_network(f"its metadata is a JSON {type(meta).__name__}, not an object")
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise not_a_network(f"its metadata has no valid format_version (got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} was written by a newer snngraph (network file format {version}; this "
+            f"version reads formats up to {FORMAT_VERSION}): upgrade snngraph to load it"
+        )
+    names = _ARRAYS if version >= 2 else (*_V1_NEURONS, *_ARRAYS[1:])
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise not_a_network(f"the archive lacks the fields {missing}")
+    arrays = {name: arrays[name] for name in names}
     if version == 1:
         arrays["neurons"] = _v1_neuron_table(*(arrays.pop(name) for name in _V1_NEURONS))
     try:
