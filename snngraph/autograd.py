@@ -1,9 +1,9 @@
 """The one ``torch.autograd.Function`` of the layer: it saves tensors and dispatches.
 
-Forward: ``U = backend.forward(plan, inputs)`` and ``S = m·H(U − θ)``.  Saved for backward: the
-inputs and ``U`` only (spikes are recomputed as ``U > θ``).  Backward: ``backend.backward(...)``
-runs the reverse-time recursion (docs/design.md, "BPTT") and returns the gradient of every
-input.  No maths here.
+Forward: ``V = backend.forward(plan, inputs)`` (the states ``[T, K, B, N]``) and
+``S = spiking·H(U − θ_eff)``.  Saved for backward: the inputs and ``V`` only (spikes are
+recomputed from V).  Backward: ``backend.backward(...)`` runs the reverse-time recursion
+(docs/design.md, "BPTT", "Neurons") and returns the gradient of every input.  No maths here.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from snngraph.backends.base import LayerInputs, Needs, Plan, round_membranes
-from snngraph.neurons import THETA, spikes
+from snngraph.backends.base import LayerInputs, Needs, Plan, round_states
+from snngraph.neurons import spikes
 
 
 class LayerFunction(torch.autograd.Function):
@@ -23,21 +23,21 @@ class LayerFunction(torch.autograd.Function):
         ctx: Any, plan: Plan, trainable: frozenset[str], *tensors: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = LayerInputs(*tensors)
-        u = plan.backend.forward(plan, inputs)
+        v = plan.backend.forward(plan, inputs)
         storage = plan.layer.saved_membranes
-        saved = u if storage is None else round_membranes(u, inputs.neurons[THETA], storage)
+        saved = v if storage is None else round_states(v, inputs.neurons, storage)
         ctx.save_for_backward(*inputs, saved)
         ctx.plan, ctx.trainable = plan, trainable
         ctx.set_materialize_grads(False)  # an output that no loss reaches gets None, not zeros
-        return u, spikes(u, inputs.neurons)
+        return v, spikes(v, inputs.neurons)
 
     @staticmethod
     @once_differentiable  # the backward is not itself differentiable: refuse double backward
-    def backward(ctx: Any, grad_u: torch.Tensor | None, grad_s: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        *saved, u = ctx.saved_tensors
+    def backward(ctx: Any, grad_v: torch.Tensor | None, grad_s: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        *saved, v = ctx.saved_tensors
         wanted = LayerInputs(*ctx.needs_input_grad[2:])
-        if grad_u is None and grad_s is None:
+        if grad_v is None and grad_s is None:
             return (None,) * (2 + len(wanted))
         needs = Needs(*wanted)._replace(neurons=ctx.trainable if wanted.neurons else frozenset())
-        grads = ctx.plan.backend.backward(ctx.plan, LayerInputs(*saved), u, grad_u, grad_s, needs)
+        grads = ctx.plan.backend.backward(ctx.plan, LayerInputs(*saved), v, grad_v, grad_s, needs)
         return (None, None, *(g if need else None for g, need in zip(grads, wanted, strict=True)))

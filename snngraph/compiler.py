@@ -29,8 +29,8 @@ from snngraph.graph import (
     population_spec,
     projection_spec,
 )
-from snngraph.network import CompiledNetwork, EdgeInfo, PopulationInfo, Synapses
-from snngraph.neurons import population_table
+from snngraph.kinds import NAMED
+from snngraph.network import CompiledNetwork, EdgeInfo, PopulationInfo, Synapses, neuron_table
 
 ZERO_DELAY_MODES = ("retime", "promote", "error")
 
@@ -107,12 +107,18 @@ def emit(
     start = {}
     for name, p in populations.items():
         if p.is_neuron:
-            neuron_pops.append(PopulationInfo(name, p.kind, neurons, neurons + p.size, lags[name]))
+            neuron_pops.append(PopulationInfo(name, p.kind, neurons, neurons + p.size, lags[name], p.model))
             start[name], neurons = neurons, neurons + p.size
         else:
             input_pops.append(PopulationInfo(name, p.kind, inputs, inputs + p.size, 0))
             start[name], inputs = inputs, inputs + p.size
     per_neuron = [p for p in populations.values() if p.is_neuron]
+    names = [name for name in NAMED if any(name in p.params for p in per_neuron)]
+    parameters = {name: np.zeros(neurons) for name in names}
+    for p in per_neuron:
+        for name, values in p.params.items():
+            parameters[name][start[p.name] : start[p.name] + p.size] = values
+    generic = {p.name: p.generic for p in per_neuron if p.generic is not None}
 
     groups: dict[str, list[ProjectionSpec]] = {"input": [], "recurrent": []}
     for proj in projections:
@@ -150,9 +156,7 @@ def emit(
         populations=tuple(neuron_pops),
         inputs=tuple(input_pops),
         edges=tuple(in_edges + rec_edges),
-        neurons=np.concatenate(
-            [population_table(p.alpha, p.theta, p.reset, p.kind == "lif") for p in per_neuron], axis=1
-        ),
+        neurons=neuron_table(tuple(neuron_pops), parameters, generic),
         in_post=ins.post,
         in_pre=ins.pre,
         in_delay=ins.delay,
@@ -161,6 +165,7 @@ def emit(
         rec_pre=rec.pre,
         rec_delay=rec.delay,
         rec_weight=rec.weight,
+        parameters=parameters,
     )
 
 

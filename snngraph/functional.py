@@ -18,7 +18,7 @@ from snngraph.autograd import LayerFunction
 from snngraph.backends import BackendChoice, check_choice, make_backend
 from snngraph.backends.base import LayerSpec, Plan
 from snngraph.network import CompiledNetwork
-from snngraph.neurons import ROWS, NeuronParams
+from snngraph.neurons import NeuronParams, is_plain, n_rows, n_states_of
 from snngraph.surrogates import Sigmoid, Surrogate
 
 INDICES = ("in_post", "in_pre", "in_delay", "rec_post", "rec_pre", "rec_delay")
@@ -48,6 +48,8 @@ def layer_spec(
     """The :class:`LayerSpec` of ``net`` with its :data:`INDICES` as the given tensors (on one
     device); the options as :func:`check_options` accepts them."""
     return LayerSpec(
+        n_states_of(net.neurons),
+        is_plain(net.neurons),
         net.n_neurons,
         net.n_inputs,
         net.max_delay,
@@ -93,19 +95,20 @@ def lif_layer(
     w_in: torch.Tensor,
     w_rec: torch.Tensor,
     neurons: NeuronParams,
-    u0: torch.Tensor,
+    v0: torch.Tensor,
     s_hist: torch.Tensor,
     plan: Plan,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """U and S ``[T, B, N]`` of the layer of ``plan``.
+    """The states V ``[T, K, B, N]`` (``V[:, 0]`` = U) and the spikes S ``[T, B, N]`` of the
+    layer of ``plan``.
 
     ``x`` ``[Din + T, B, C]`` (``Din`` steps of input history first), ``w_in`` ``[n_in]`` and
     ``w_rec`` ``[n_rec]`` in the compiled synapse order, ``neurons`` the neuron table ``[P, N]``
-    (:class:`~snngraph.neurons.NeuronParams`), ``u0`` = U[−1] ``[B, N]``, ``s_hist`` =
+    (:class:`~snngraph.neurons.NeuronParams`), ``v0`` = v[−1] ``[K, B, N]``, ``s_hist`` =
     S[−D … −1] ``[D, B, N]``; every tensor in the plan's dtype and on its device.
     """
     layer = plan.layer
-    n, d, d_in = layer.n_neurons, layer.max_delay, layer.max_input_delay
+    n, d, d_in, k = layer.n_neurons, layer.max_delay, layer.max_input_delay, layer.n_states
     if not isinstance(neurons, NeuronParams):
         raise TypeError(f"neurons must be a snngraph.neurons.NeuronParams, got {type(neurons).__name__}")
     if x.ndim != 3 or x.shape[0] <= d_in or x.shape[2] != layer.n_inputs:
@@ -114,8 +117,8 @@ def lif_layer(
     expected = {
         "w_in": (w_in, (layer.in_post.numel(),)),
         "w_rec": (w_rec, (layer.rec_post.numel(),)),
-        "neurons.table": (neurons.table, (len(ROWS), n)),
-        "u0": (u0, (batch, n)),
+        "neurons.table": (neurons.table, (n_rows(k), n)),
+        "v0": (v0, (k, batch, n)),
         "s_hist": (s_hist, (d, batch, n)),
     }
     for name, (tensor, shape) in expected.items():
@@ -126,7 +129,7 @@ def lif_layer(
             raise ValueError(
                 f"{name} is {tensor.dtype} on {tensor.device}; the plan runs {plan.dtype} on {layer.device}"
             )
-    return LayerFunction.apply(plan, neurons.trainable, x, w_in, w_rec, neurons.table, u0, s_hist)
+    return LayerFunction.apply(plan, neurons.trainable, x, w_in, w_rec, neurons.table, v0, s_hist)
 
 
 __all__ = ["INDICES", "check_options", "layer_spec", "lif_layer", "prepare", "prepare_layer"]

@@ -15,7 +15,7 @@ validated specs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -23,25 +23,40 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from snngraph.neurons import RESETS
+from snngraph.kinds import DECAYS, DEFAULTS, NAMED, NEURON_KINDS, PARAMETERS, NeuronModel, check_states
+from snngraph.neurons import BLOCKS, RESETS
 
-KINDS = ("input", "lif", "li")
+KINDS = ("input", *NEURON_KINDS)
 
 
 @dataclass(frozen=True, eq=False)
 class PopulationSpec:
-    """A validated population: ``alpha`` and ``theta`` are float64 arrays of shape ``[size]``."""
+    """A validated population: its :class:`~snngraph.kinds.NeuronModel` (``None`` for inputs), its
+    named parameters as float64 arrays ``[size]`` and, for a ``neurons`` population, its generic
+    blocks (``A`` ``[K, K, size]``, the others ``[K, size]``)."""
 
     name: Any
     kind: str
     size: int
-    alpha: np.ndarray
-    theta: np.ndarray
-    reset: str
+    model: NeuronModel | None = None
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    generic: dict[str, np.ndarray] | None = None
 
     @property
     def is_neuron(self) -> bool:
         return self.kind != "input"
+
+    @property
+    def reset(self) -> str:
+        return "none" if self.model is None else self.model.reset
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.params["alpha"]
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.params["theta"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +116,45 @@ def _per_neuron(value: Any, size: int, what: str, node: Any) -> np.ndarray:
     return array
 
 
+def _generic_blocks(attrs: dict[str, Any], size: int, name: Any) -> dict[str, np.ndarray]:
+    """The blocks of a ``neurons`` node, each broadcast to one value per neuron."""
+    if "A" not in attrs or "e" not in attrs:
+        raise ValueError(f"node {name!r}: a 'neurons' node needs its state matrix A (K×K) and input vector e (K)")
+    a = np.asarray(attrs["A"], float)
+    k = a.shape[0] if a.ndim >= 2 else 0
+    check_states(k, name)
+    blocks = {}
+    for block in BLOCKS:
+        default = np.eye(k)[0] if block == "r" else 0.0
+        value = np.asarray(attrs.get(block, default), float)
+        shape = (k, k) if block == "A" else (k,)
+        if value.ndim == 0 and block != "A":
+            value = np.full(shape, float(value))
+        if value.shape == shape:
+            value = np.repeat(value[..., None], size, axis=-1)
+        if value.shape != (*shape, size):
+            raise ValueError(
+                f"node {name!r}: {block} must have shape {shape} or {(*shape, size)} (K = {k} states), got {value.shape}"
+            )
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"node {name!r}: {block} contains NaN or inf")
+        blocks[block] = value
+    return blocks
+
+
+def _neuron_model(name: Any, kind: str, attrs: dict[str, Any]) -> NeuronModel:
+    reset = attrs.get("reset", "subtract" if kind not in ("li",) else "none")
+    if reset not in RESETS:
+        raise ValueError(f"node {name!r}: unknown reset {reset!r}; choose one of {RESETS}")
+    if kind == "li" and reset != "none":
+        raise ValueError(f"node {name!r}: a 'li' node does not spike, so its reset must be 'none'")
+    if kind == "neurons":
+        return NeuronModel(kind, reset, n_states=np.asarray(attrs["A"]).shape[0])
+    return NeuronModel.named(
+        kind, reset, synaptic=attrs.get("alpha_syn") is not None, symplectic=bool(attrs.get("symplectic", False))
+    )
+
+
 def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
     """Validate a node's attributes and return its :class:`PopulationSpec`."""
     kind = attrs.get("kind")
@@ -110,18 +164,29 @@ def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"node {name!r}: size must be a positive int, got {size!r}")
     size = int(size)
-    reset = attrs.get("reset", "subtract" if kind == "lif" else "none")
-    if reset not in RESETS:
-        raise ValueError(f"node {name!r}: unknown reset {reset!r}; choose one of {RESETS}")
-    if kind != "lif" and reset != "none":
-        raise ValueError(f"node {name!r}: a {kind!r} node does not spike, so its reset must be 'none'")
-    alpha = _per_neuron(attrs.get("alpha", 0.9), size, "alpha", name)
-    theta = _per_neuron(attrs.get("theta", 1.0), size, "theta", name)
-    if kind != "input" and np.any((alpha < 0) | (alpha > 1)):
-        raise ValueError(f"node {name!r}: alpha (decay per step) must lie in [0, 1]")
-    if kind == "lif" and np.any(theta <= 0):
+    model = None if kind == "input" else _neuron_model(name, kind, attrs)
+    own = () if model is None else model.parameters
+    foreign = [key for key in NAMED if key not in own and attrs.get(key) is not None]
+    if foreign:
+        owners = {key: [k for k, names in PARAMETERS.items() if key in names] for key in foreign}
+        raise ValueError(
+            f"node {name!r}: {', '.join(map(repr, foreign))} is not a parameter of kind {kind!r} "
+            f"(the kinds that have it: {owners})"
+        )
+    params = {}
+    for key in own:
+        if attrs.get(key) is None and key not in DEFAULTS:
+            raise ValueError(f"node {name!r}: kind {kind!r} needs {key!r} (a scalar or one value per neuron)")
+        params[key] = _per_neuron(attrs.get(key, DEFAULTS.get(key)), size, key, name)
+    for key in DECAYS:
+        if key in params and np.any((params[key] < 0) | (params[key] > 1)):
+            raise ValueError(f"node {name!r}: {key} (a decay per step) must lie in [0, 1]")
+    if "adapt" in params and np.any(params["adapt"] < 0):
+        raise ValueError(f"node {name!r}: adapt (the threshold's rise per spike) must be >= 0")
+    if model is not None and model.spiking and np.any(params["theta"] <= 0):
         raise ValueError(f"node {name!r}: theta (threshold) must be positive")
-    return PopulationSpec(name, kind, size, alpha, theta, reset)
+    generic = _generic_blocks(attrs, size, name) if kind == "neurons" else None
+    return PopulationSpec(name, kind, size, model, params, generic)
 
 
 def _as_sparse_or_dense(weight: Any, edge: str) -> np.ndarray | sp.coo_array:
@@ -291,13 +356,101 @@ class Graph:
         """Add ``size`` input channels, fed by the ``x`` given to the model."""
         self._add(name, {"kind": "input", "size": size})
 
-    def add_lif(self, name: Any, size: int, *, alpha: Any = 0.9, theta: Any = 1.0, reset: str = "subtract") -> None:
-        """Add ``size`` LIF neurons: U[t] = α U[t-1] + I[t] − reset, S[t] = H(U[t] − θ)."""
-        self._add(name, {"kind": "lif", "size": size, "alpha": alpha, "theta": theta, "reset": reset})
+    def _add_neurons(self, name: Any, kind: str, size: Any, params: dict[str, Any]) -> None:
+        self._add(name, {"kind": kind, "size": size, **{k: v for k, v in params.items() if v is not None}})
 
-    def add_li(self, name: Any, size: int, *, alpha: Any = 0.9) -> None:
-        """Add ``size`` leaky-integrator readouts: U[t] = α U[t-1] + I[t], no spikes."""
-        self._add(name, {"kind": "li", "size": size, "alpha": alpha, "reset": "none"})
+    def add_lif(
+        self,
+        name: Any,
+        size: int,
+        *,
+        alpha: Any = 0.9,
+        theta: Any = 1.0,
+        reset: str = "subtract",
+        bias: Any = 0.0,
+        alpha_syn: Any = None,
+        v_leak: Any = 0.0,
+    ) -> None:
+        """Add ``size`` LIF neurons: ``U[t] = α·U[t−1] + (1 − α)·v_leak + I[t] + bias − reset``,
+        ``S[t] = H(U[t] − θ)``.
+
+        ``alpha_syn = β`` adds a current-based synapse (CubaLIF; snnTorch ``Synaptic(alpha=β,
+        beta=α)``): ``J[t] = β·J[t−1] + I[t] + bias`` and ``J[t]`` takes the place of
+        ``I[t] + bias`` in U.  Every parameter is a scalar or one value per neuron; decays lie in
+        [0, 1].  See :mod:`snngraph.kinds` for the resets.
+        """
+        params = {"alpha": alpha, "theta": theta, "bias": bias, "alpha_syn": alpha_syn, "v_leak": v_leak}
+        self._add_neurons(name, "lif", size, {**params, "reset": reset})
+
+    def add_alif(
+        self,
+        name: Any,
+        size: int,
+        *,
+        alpha_adapt: Any,
+        adapt: Any,
+        alpha: Any = 0.9,
+        theta: Any = 1.0,
+        reset: str = "subtract",
+        bias: Any = 0.0,
+        alpha_syn: Any = None,
+        v_leak: Any = 0.0,
+    ) -> None:
+        """Add ``size`` adaptive-threshold LIF neurons (Bellec et al. 2018): ``add_lif``'s membrane,
+        ``a[t] = alpha_adapt·a[t−1] + S[t−1]`` and ``S[t] = H(U[t] − θ − adapt·a[t])``; the
+        subtract reset removes the threshold that was crossed."""
+        params = {"alpha": alpha, "theta": theta, "bias": bias, "alpha_syn": alpha_syn, "v_leak": v_leak}
+        self._add_neurons(name, "alif", size, {**params, "alpha_adapt": alpha_adapt, "adapt": adapt, "reset": reset})
+
+    def add_adlif(
+        self,
+        name: Any,
+        size: int,
+        *,
+        alpha_adapt: Any,
+        a: Any,
+        b: Any,
+        alpha: Any = 0.9,
+        theta: Any = 1.0,
+        reset: str = "subtract",
+        bias: Any = 0.0,
+        symplectic: bool = True,
+    ) -> None:
+        """Add ``size`` adaptive LIF neurons with an adaptation current W (Bittar & Garner 2022):
+        ``U[t] = α·U[t−1] + (1 − α)·(I[t] + bias − W[t−1]) − reset`` and
+        ``W[t] = β·W[t−1] + (1 − β)·(a·U + b·S[t−1])`` with ``β = alpha_adapt``; ``U`` is
+        ``U[t]`` when ``symplectic`` (SE-adLIF, Baronig et al. 2024), else ``U[t−1]``."""
+        params = {"alpha": alpha, "theta": theta, "bias": bias, "alpha_adapt": alpha_adapt, "a": a, "b": b}
+        self._add_neurons(name, "adlif", size, {**params, "reset": reset, "symplectic": bool(symplectic)})
+
+    def add_li(
+        self, name: Any, size: int, *, alpha: Any = 0.9, bias: Any = 0.0, alpha_syn: Any = None, v_leak: Any = 0.0
+    ) -> None:
+        """Add ``size`` leaky-integrator readouts: ``U[t] = α·U[t−1] + (1 − α)·v_leak + I[t] + bias``,
+        no spikes; ``alpha_syn`` adds a synaptic current as in :meth:`add_lif` (CubaLI)."""
+        params = {"alpha": alpha, "bias": bias, "alpha_syn": alpha_syn, "v_leak": v_leak}
+        self._add_neurons(name, "li", size, {**params, "reset": "none"})
+
+    def add_neurons(
+        self,
+        name: Any,
+        size: int,
+        *,
+        A: Any,
+        e: Any,
+        b: Any = 0.0,
+        c: Any = 0.0,
+        r: Any = None,
+        g: Any = 0.0,
+        theta: Any = 1.0,
+        reset: str = "subtract",
+    ) -> None:
+        """Add ``size`` generic neurons given by their linear state update (docs/design.md,
+        "Neurons"): ``v[t] = A·m(v[t−1]) + e·I[t] + b + (c − s·θ_eff[t−1]·r)·S[t−1]``,
+        ``θ_eff = θ + g·v``, ``S[t] = H(v₀[t] − θ_eff[t])``.  ``A`` is ``(K, K)`` (or
+        ``(K, K, size)``), the vectors ``(K,)`` (or ``(K, size)``); ``r`` defaults to ``(1, 0, …)``."""
+        params = {"A": A, "e": e, "b": b, "c": c, "r": r, "g": g, "theta": theta}
+        self._add_neurons(name, "neurons", size, {**params, "reset": reset})
 
     def connect(
         self,

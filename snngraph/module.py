@@ -1,9 +1,11 @@
 """``SNN``: the compiled layer as a ``torch.nn.Module`` over the layer op (:mod:`snngraph.functional`).
 
 Parameters are the flat synapse weights ``w_in``/``w_rec`` (edge order, see
-:class:`~snngraph.network.CompiledNetwork`) and, when learnable, ``alpha``/``theta`` per neuron.
-Indices, delays and the reset/spiking flags are buffers, so ``.to(device)``/``.double()`` work as
-usual; the module owns the plan of its layer and rebuilds it when they move.
+:class:`~snngraph.network.CompiledNetwork`) and, when learnable, the named neuron parameters
+(``alpha``, ``theta``, ``bias``, … of :mod:`snngraph.kinds`), one value per neuron.  Indices,
+delays, the compiled neuron table and the parameters that do not learn are buffers, so
+``.to(device)``/``.double()`` work as usual; the module owns the plan of its layer and rebuilds it
+when they move.
 """
 
 from __future__ import annotations
@@ -20,40 +22,53 @@ from torch import nn
 from snngraph.backends import BackendChoice, Plan
 from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, prepare_layer
 from snngraph.graph import Graph
+from snngraph.kinds import neuron_blocks, population_columns
 from snngraph.network import CompiledNetwork
-from snngraph.neurons import ALPHA, FLAGS, SUBTRACT, THETA, ZERO, NeuronParams, reset_name
+from snngraph.neurons import NeuronParams
 from snngraph.surrogates import Sigmoid, Surrogate
 
 
 @dataclass(frozen=True)
 class SNNState:
-    """Where a run stopped: ``u`` = U[T−1] ``[B, N]``, ``spikes`` = S[T−D … T−1] ``[D, B, N]``,
-    ``inputs`` = X[T−Din … T−1] ``[Din, B, C]`` (layer time).  Pass it as ``state=`` to continue."""
+    """Where a run stopped: ``v`` = v[T−1] ``[K, B, N]`` (every state variable, ``v[0]`` = U),
+    ``spikes`` = S[T−D … T−1] ``[D, B, N]``, ``inputs`` = X[T−Din … T−1] ``[Din, B, C]`` (layer
+    time).  Pass it as ``state=`` to continue."""
 
-    u: torch.Tensor
+    v: torch.Tensor
     spikes: torch.Tensor
     inputs: torch.Tensor
 
+    @property
+    def u(self) -> torch.Tensor:
+        """The membranes U[T−1] ``[B, N]``."""
+        return self.v[0]
+
     def detach(self) -> SNNState:
         """The same state cut from the graph of the previous chunk (truncated BPTT)."""
-        return SNNState(self.u.detach(), self.spikes.detach(), self.inputs.detach())
+        return SNNState(self.v.detach(), self.spikes.detach(), self.inputs.detach())
 
 
 @dataclass(frozen=True)
 class SNNOutput:
     """The run of ``steps`` graph steps: the whole layer, per-population views and the state.
 
-    ``layer_spikes``/``layer_membranes`` are ``[steps + max_lag, B, N]`` in layer time (always
-    time-major, like the state); :meth:`spikes` and :meth:`membrane` give a population in graph
-    time (lag undone), ``[steps, B, size]``, or ``[B, steps, size]`` when ``batch_first``.
+    ``layer_spikes`` ``[steps + max_lag, B, N]`` and ``layer_states`` ``[steps + max_lag, K, B, N]``
+    are in layer time (always time-major, like the state); :meth:`spikes`, :meth:`membrane` and
+    :meth:`state_variable` give a population in graph time (lag undone), ``[steps, B, size]``, or
+    ``[B, steps, size]`` when ``batch_first``.
     """
 
     net: CompiledNetwork
     steps: int
     layer_spikes: torch.Tensor
-    layer_membranes: torch.Tensor
+    layer_states: torch.Tensor
     state: SNNState
     batch_first: bool = False
+
+    @property
+    def layer_membranes(self) -> torch.Tensor:
+        """U of the whole layer, ``[steps + max_lag, B, N]``."""
+        return self.layer_states[:, 0]
 
     @property
     def time_dim(self) -> int:
@@ -77,7 +92,7 @@ class SNNOutput:
             return torch.cat([getattr(o, name)[: o.steps] for o in outputs[:-1]] + [getattr(last, name)])
 
         steps = sum(o.steps for o in outputs)
-        return cls(last.net, steps, cat("layer_spikes"), cat("layer_membranes"), last.state, last.batch_first)
+        return cls(last.net, steps, cat("layer_spikes"), cat("layer_states"), last.state, last.batch_first)
 
     def _view(self, tensor: torch.Tensor, name: Any) -> torch.Tensor:
         info = self.net.population(name)
@@ -94,6 +109,15 @@ class SNNOutput:
         """Membrane potential of population ``name``, ``[steps, B, size]`` (``[B, steps, size]`` when
         batch_first)."""
         return self._view(self.layer_membranes, name)
+
+    def state_variable(self, name: Any, variable: str) -> torch.Tensor:
+        """State variable ``variable`` (``"U"``, ``"J"``, ``"a"``, ``"W"``, …: the population's
+        ``model.states``) of population ``name``, shaped like :meth:`membrane`."""
+        info = self.net.population(name)
+        if info.model is None or variable not in info.model.states:
+            states = () if info.model is None else info.model.states
+            raise ValueError(f"population {name!r} has the state variables {states}, not {variable!r}")
+        return self._view(self.layer_states[:, info.model.states.index(variable)], name)
 
 
 def _floats(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
@@ -116,13 +140,20 @@ class SNN(nn.Module):
     :class:`~snngraph.backends.TritonOptions`) that chooses and configures one.  The module owns
     its :attr:`plan` (built on the first call, again after ``.to()`` or ``load_state_dict``).
 
-    ``dtype`` (default: torch's default dtype) is the dtype of weights, alpha and theta; build
-    with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit of
-    the compiled float64 values.
+    ``learn`` names the neuron parameters that train (any of :data:`~snngraph.kinds.NAMED` that
+    a population of the network has: ``"alpha"``, ``"theta"``, ``"bias"``, ``"v_leak"``,
+    ``"alpha_syn"``, ``"alpha_adapt"``, ``"adapt"``, ``"a"``, ``"b"``); each becomes a Parameter
+    ``[N]`` of that name (``model.alpha``, …), one value per neuron, and the neuron table is built
+    from them on every call, so autograd carries the gradient through the map of
+    :mod:`snngraph.kinds`.  ``learn_alpha``/``learn_theta`` add ``"alpha"``/``"theta"``.
 
-    ``saved_membranes=torch.bfloat16`` (or ``torch.float16``) stores the membranes saved for the
+    ``dtype`` (default: torch's default dtype) is the dtype of weights and neuron parameters;
+    build with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit
+    of the compiled float64 values.
+
+    ``saved_membranes=torch.bfloat16`` (or ``torch.float16``) stores the states saved for the
     backward pass in that dtype, halving that memory on the fused backends; spikes are kept
-    exact, the surrogate sees U to within one unit of the storage dtype.
+    exact, the surrogate sees the states to within a unit or two of the storage dtype.
     """
 
     def __init__(
@@ -132,6 +163,7 @@ class SNN(nn.Module):
         surrogate: Surrogate | None = None,
         detach_reset: bool = False,
         backend: BackendChoice = "auto",
+        learn: Sequence[str] = (),
         learn_alpha: bool = False,
         learn_theta: bool = False,
         dtype: torch.dtype | None = None,
@@ -148,13 +180,22 @@ class SNN(nn.Module):
         dtype = torch.get_default_dtype() if dtype is None else dtype
         self.w_in = nn.Parameter(_floats(net.in_weight, dtype))
         self.w_rec = nn.Parameter(_floats(net.rec_weight, dtype))
-        for name, row, learn in (("alpha", ALPHA, learn_alpha), ("theta", THETA, learn_theta)):
-            value = _floats(net.neurons[row], dtype)
-            if learn:
+        if isinstance(learn, str):
+            raise TypeError(f"learn takes a sequence of parameter names, e.g. learn=({learn!r},)")
+        learned = set(learn) | {name for name, flag in (("alpha", learn_alpha), ("theta", learn_theta)) if flag}
+        absent = sorted(learned - set(net.parameters))
+        if absent:
+            raise ValueError(
+                f"learn: {absent} are not parameters of this network's neurons; it has {list(net.parameters)}"
+            )
+        self.learned = tuple(name for name in net.parameters if name in learned)
+        for name, values in net.parameters.items():
+            value = _floats(values, dtype)
+            if name in learned:
                 self.register_parameter(name, nn.Parameter(value))
             else:
                 self.register_buffer(name, value)
-        self.register_buffer("flags", _floats(net.neurons[FLAGS], dtype))  # s, z, m [3, N]
+        self.register_buffer("table", _floats(net.neurons, dtype))  # the compiled neuron table [P, N]
         for name in INDICES:
             self.register_buffer(name, torch.as_tensor(getattr(net, name), dtype=torch.long))
         self._plan: Plan | None = None
@@ -181,8 +222,20 @@ class SNN(nn.Module):
         return self._plan
 
     def neuron_params(self) -> NeuronParams:
-        """The neuron table of this call: α and θ (Parameters when learnable) and the flags."""
-        return NeuronParams.of(self.alpha, self.theta, self.flags)
+        """The neuron table of this call: the compiled one, or, with learned parameters, the one
+        built from them (:func:`snngraph.kinds.population_columns`, differentiable)."""
+        if not self.learned:
+            return NeuronParams(self.table)
+        columns, trainable = [], set()
+        for p in self.net.populations:
+            params = {name: getattr(self, name)[p.slice] for name in p.model.parameters}
+            generic = None
+            if p.model.kind == "neurons":
+                generic = neuron_blocks(self.table[:, p.slice], p.model.n_states)
+            part, groups = population_columns(p.model, params, self.net.n_states, generic)
+            columns.append(part)
+            trainable |= groups
+        return NeuronParams(torch.cat(columns, dim=1), frozenset(trainable))
 
     def extra_repr(self) -> str:
         return (
@@ -223,18 +276,18 @@ class SNN(nn.Module):
         return x
 
     def initial_state(self, batch: int) -> SNNState:
-        """The resting state: zero membranes, no spikes, no past input."""
+        """The resting state: zero states, no spikes, no past input."""
         kw = {"dtype": self.w_rec.dtype, "device": self.w_rec.device}
         n, c = self.net.n_neurons, self.net.n_inputs
         return SNNState(
-            torch.zeros(batch, n, **kw),
+            torch.zeros(self.net.n_states, batch, n, **kw),
             torch.zeros(self.net.max_delay, batch, n, **kw),
             torch.zeros(self.net.max_input_delay, batch, c, **kw),
         )
 
     def _check_state(self, state: SNNState, batch: int) -> None:
         expected = self.initial_state(batch)
-        for field in ("u", "spikes", "inputs"):
+        for field in ("v", "spikes", "inputs"):
             got, want = getattr(state, field), getattr(expected, field)
             if got.shape != want.shape or got.dtype != want.dtype or got.device != want.device:
                 raise ValueError(
@@ -251,15 +304,15 @@ class SNN(nn.Module):
         padding = x.new_zeros(self.net.max_lag, batch, self.net.n_inputs)
         inputs_seen = torch.cat([state.inputs, x])
         layer_x = torch.cat([inputs_seen, padding])
-        u, s = lif_layer(layer_x, self.w_in, self.w_rec, self.neuron_params(), state.u, state.spikes, self.plan)
+        v, s = lif_layer(layer_x, self.w_in, self.w_rec, self.neuron_params(), state.v, state.spikes, self.plan)
         depth = self.net.max_delay  # the state keeps S[steps − D … steps − 1]
         spikes = s[steps - depth : steps] if steps >= depth else torch.cat([state.spikes[steps:], s[:steps]])
         new_state = SNNState(
-            u=u[steps - 1],
+            v=v[steps - 1],
             spikes=spikes,
             inputs=inputs_seen[steps : steps + self.net.max_input_delay],
         )
-        return SNNOutput(self.net, steps, s, u, new_state, self.batch_first)
+        return SNNOutput(self.net, steps, s, v, new_state, self.batch_first)
 
     def _weights(self, target: str) -> nn.Parameter:
         """The flat weights of the ``"input"`` or ``"recurrent"`` synapses."""
@@ -283,23 +336,24 @@ class SNN(nn.Module):
         return None if grad is None else self._edge_dense(pre, post, grad)
 
     def to_graph(self) -> Graph:
-        """A :class:`Graph` of the network with the current (trained) weights, alpha and theta.
+        """A :class:`Graph` of the network with the current (trained) weights and neuron parameters.
 
         Delays are the graph's own (the compile lags taken back out); with
         ``zero_delay="promote"`` the promoted delays are what the model runs, so they are kept.
         """
         graph, net = Graph(), self.net
-        alpha = self.alpha.detach().cpu().double().numpy()
-        theta = self.theta.detach().cpu().double().numpy()
+        values = {name: getattr(self, name).detach().cpu().double().numpy() for name in net.parameters}
+        table = self.table.detach().cpu().double()
         for p in net.inputs:
             graph.add_input(p.name, p.size)
         for p in net.populations:
-            sl = slice(p.start, p.stop)
-            if p.kind == "lif":
-                reset = reset_name(net.neurons[SUBTRACT, p.start], net.neurons[ZERO, p.start])
-                graph.add_lif(p.name, p.size, alpha=alpha[sl], theta=theta[sl], reset=reset)
-            else:
-                graph.add_li(p.name, p.size, alpha=alpha[sl])
+            attrs = {name: values[name][p.slice] for name in p.model.parameters}
+            if p.model.kind == "neurons":
+                blocks = neuron_blocks(table[:, p.slice], p.model.n_states)
+                attrs.update({name: block.numpy() for name, block in blocks.items()})
+            if p.model.kind == "adlif":
+                attrs["symplectic"] = p.model.symplectic
+            graph.nx.add_node(p.name, kind=p.kind, size=p.size, reset=p.model.reset, **attrs)
         for edge in net.edges:
             synapses, sl = net.synapses(edge.target), slice(edge.start, edge.stop)
             pre, post = net.population(edge.pre), net.population(edge.post)

@@ -22,14 +22,17 @@ from os import PathLike
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
-from snngraph.neurons import ALPHA, ROWS, SPIKING, SUBTRACT, THETA, ZERO, reset_flags
+from snngraph.kinds import NeuronModel, population_columns
+from snngraph.neurons import SPIKING, THETA, n_states_of, reset_name
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the ``.npz`` layout that :meth:`CompiledNetwork.save` writes (``format_version`` in
-its metadata) and the newest that :func:`load` reads.  Version 1 (no ``format_version``) stored
-``alpha``, ``theta``, int8 reset codes and ``spiking`` flags instead of the neuron table;
-:func:`load` converts it."""
+its metadata) and the newest that :func:`load` reads.  Version 3 holds the generic neuron table,
+the named parameters (``param_<name>``) and each population's neuron model; versions 1 (no
+``format_version``: ``alpha``, ``theta``, int8 reset codes and ``spiking`` flags) and 2 (a
+five-row table α, θ, s, z, m) hold plain LIF/LI networks, which :func:`load` converts."""
 _V1_NEURONS = ("alpha", "theta", "reset", "spiking")
 _V1_RESETS = ("subtract", "zero", "none")  # version 1's reset codes 0, 1, 2
 
@@ -43,10 +46,15 @@ class PopulationInfo:
     start: int
     stop: int
     lag: int = 0
+    model: NeuronModel | None = None
 
     @property
     def size(self) -> int:
         return self.stop - self.start
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.stop)
 
 
 @dataclass(frozen=True)
@@ -82,8 +90,9 @@ class Synapses(NamedTuple):
 class CompiledNetwork:
     """The single layer view of a graph.
 
-    Per neuron: ``neurons``, the neuron table ``[P, N]`` (float64, rows
-    :data:`snngraph.neurons.ROWS`: α, θ and the reset and spiking flags).  Per synapse: ``in_*``
+    Per neuron: ``neurons``, the generic neuron table ``[P, N]`` (float64, :mod:`snngraph.neurons`),
+    and ``parameters``, the named parameters of the populations (:mod:`snngraph.kinds`), each
+    ``[N]`` float64 (zero where a population does not have it).  Per synapse: ``in_*``
     for input synapses (delay ≥ 0) and ``rec_*`` for recurrent ones (delay ≥ 1): ``post``/``pre``
     indices (int64), ``delay`` (int64), ``weight`` (float64).
     """
@@ -100,15 +109,21 @@ class CompiledNetwork:
     rec_pre: np.ndarray
     rec_delay: np.ndarray
     rec_weight: np.ndarray
+    parameters: dict[str, np.ndarray]
 
     @property
     def n_neurons(self) -> int:
         return int(self.neurons.shape[1])
 
     @property
+    def n_states(self) -> int:
+        """K, the state variables per neuron of the layer (the largest K of its populations)."""
+        return n_states_of(self.neurons)
+
+    @property
     def alpha(self) -> np.ndarray:
-        """α ``[N]``, a view of the neuron table."""
-        return self.neurons[ALPHA]
+        """The membrane decay α ``[N]`` of the named kinds (0 for ``neurons`` populations)."""
+        return self.parameters["alpha"]
 
     @property
     def theta(self) -> np.ndarray:
@@ -172,18 +187,19 @@ class CompiledNetwork:
     def memory_bytes(self, steps: int, batch: int, bytes_per_value: int = 4) -> dict[str, int]:
         """Memory of one forward + backward pass of ``steps`` graph steps (fused backends).
 
-        The layer runs ``T' = steps + max_lag`` steps.  Saved for backward: the membranes
-        ``T'·B·N``, the incoming state ``(max_delay + 1)·B·N`` and the inputs
-        ``(T' + max_input_delay)·B·n_inputs`` values; during backward
-        the adjoint λU adds ``T'·B·N`` and a window of ``max_delay·B·N`` values of λU or of the
-        spike history.  Weights and their
+        The layer runs ``T' = steps + max_lag`` steps with ``K`` state variables per neuron.
+        Saved for backward: the states ``K·T'·B·N``, the incoming state ``(K + max_delay)·B·N``
+        and the inputs ``(T' + max_input_delay)·B·n_inputs`` values; during backward the adjoint
+        λv adds ``K·T'·B·N`` and a window of ``max_delay·B·N`` values of λI or of the spike
+        history.  Weights and their
         gradients: ``2·(n_in_synapses + n_rec_synapses)`` values plus 3 index arrays of int64.
         """
         total_steps = steps + self.max_lag
-        saved = (total_steps + self.max_delay + 1) * batch * self.n_neurons + (
+        k = self.n_states
+        saved = (k * total_steps + self.max_delay + k) * batch * self.n_neurons + (
             total_steps + self.max_input_delay
         ) * batch * self.n_inputs
-        backward = total_steps * batch * self.n_neurons + self.max_delay * batch * self.n_neurons
+        backward = (k * total_steps + self.max_delay) * batch * self.n_neurons
         n_syn = self.in_weight.size + self.rec_weight.size
         return {
             "saved_for_backward": saved * bytes_per_value,
@@ -193,11 +209,14 @@ class CompiledNetwork:
 
     def summary(self, steps: int = 100, batch: int = 1) -> str:
         """Neurons, inputs, synapses per delay, lags and memory for ``steps`` and ``batch``."""
-        lines = [f"CompiledNetwork: {self.n_neurons} neurons, {self.n_inputs} inputs"]
+        lines = [
+            f"CompiledNetwork: {self.n_neurons} neurons, {self.n_inputs} inputs, {self.n_states} state(s) per neuron"
+        ]
         for p in self.inputs:
             lines.append(f"  input {p.name!r}: channels {p.start}:{p.stop}")
         for p in self.populations:
-            lines.append(f"  {p.kind} {p.name!r}: neurons {p.start}:{p.stop}, lag {p.lag}")
+            states = ", ".join(p.model.states)
+            lines.append(f"  {p.kind} {p.name!r}: neurons {p.start}:{p.stop}, lag {p.lag}, states ({states})")
         lines.append(f"  input synapses: {self.in_weight.size}, per delay {self.synapses_per_delay('input')}")
         lines.append(f"  recurrent synapses: {self.rec_weight.size}, per delay {self.synapses_per_delay()}")
         lines.append(f"  max delay {self.max_delay}, max input delay {self.max_input_delay}, max lag {self.max_lag}")
@@ -221,6 +240,7 @@ class CompiledNetwork:
             "edges": [_info_json(e) for e in self.edges],
         }
         arrays = {name: getattr(self, name) for name in _ARRAYS}
+        arrays.update({f"param_{name}": value for name, value in self.parameters.items()})
         with open(path, "wb") as file:
             np.savez(file, meta=np.array(json.dumps(meta)), **arrays)
 
@@ -233,19 +253,50 @@ def _check_name(name: Any) -> Any:
 
 def _info_json(info: PopulationInfo | EdgeInfo) -> dict[str, Any]:
     data = {f.name: getattr(info, f.name) for f in fields(info)}
+    if isinstance(data.get("model"), NeuronModel):
+        data["model"] = data["model"].to_json()
     for key in ("name", "pre", "post"):
         if key in data:
             data[key] = _check_name(data[key])
     return data
 
 
-def _v1_neuron_table(alpha: np.ndarray, theta: np.ndarray, reset: np.ndarray, spiking: np.ndarray) -> np.ndarray:
-    """The neuron table of a version-1 file's per-neuron arrays."""
-    table = np.zeros((len(ROWS), alpha.size))
-    table[ALPHA], table[THETA], table[SPIKING] = alpha, theta, spiking
-    for code, name in enumerate(_V1_RESETS):
-        table[SUBTRACT : ZERO + 1, reset == code] = np.array(reset_flags(name))[:, None]
-    return table
+def neuron_table(
+    populations: tuple[PopulationInfo, ...],
+    parameters: dict[str, np.ndarray],
+    generic: dict[Any, dict[str, np.ndarray]],
+) -> np.ndarray:
+    """The float64 table ``[P, N]`` of the populations, from their named ``parameters`` ``[N]``
+    (and the blocks of ``neurons`` populations in ``generic``, by name)."""
+    k = max(p.model.n_states for p in populations)
+    columns = []
+    for p in populations:
+        params = {name: torch.from_numpy(parameters[name][p.slice]) for name in p.model.parameters}
+        blocks = generic.get(p.name)
+        blocks = None if blocks is None else {name: torch.from_numpy(v) for name, v in blocks.items()}
+        columns.append(population_columns(p.model, params, k, blocks)[0].numpy())
+    return np.concatenate(columns, axis=1)
+
+
+def _plain_network(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], version: int
+) -> tuple[tuple[PopulationInfo, ...], dict[str, np.ndarray]]:
+    """The populations and arrays of a version-1 or -2 file (plain LIF and LI neurons) in version 3's terms."""
+    if version == 1:
+        alpha, theta, reset, spiking = (arrays.pop(name) for name in _V1_NEURONS)
+        resets = [_V1_RESETS[code] for code in reset]
+    else:
+        old = arrays.pop("neurons")  # rows α, θ, s, z, m
+        alpha, theta, spiking = old[0], old[1], old[4]
+        resets = [reset_name(s, z) for s, z in zip(old[2], old[3], strict=True)]
+    populations = tuple(
+        PopulationInfo(**{**p, "model": NeuronModel.named(p["kind"], resets[p["start"]])}) for p in meta["populations"]
+    )
+    n = alpha.size
+    parameters = {name: np.zeros(n) for name in ("alpha", "theta", "bias", "v_leak")}
+    parameters["alpha"], parameters["theta"] = alpha.astype(float), theta.astype(float)
+    arrays["neurons"] = neuron_table(populations, parameters, {})
+    return populations, parameters
 
 
 def load(path: str | PathLike) -> CompiledNetwork:
@@ -291,15 +342,22 @@ def load(path: str | PathLike) -> CompiledNetwork:
     missing = [name for name in names if name not in arrays]
     if missing:
         raise not_a_network(f"the archive lacks the fields {missing}")
+    parameters = {name[len("param_") :]: a for name, a in arrays.items() if name.startswith("param_")}
     arrays = {name: arrays[name] for name in names}
-    if version == 1:
-        arrays["neurons"] = _v1_neuron_table(*(arrays.pop(name) for name in _V1_NEURONS))
     try:
+        if version < 3:
+            populations, parameters = _plain_network(arrays, meta, version)
+        else:
+            populations = tuple(
+                PopulationInfo(**{**p, "model": NeuronModel(**p["model"])}) for p in meta["populations"]
+            )
+            n_states_of(arrays["neurons"])
         return CompiledNetwork(
-            populations=tuple(PopulationInfo(**p) for p in meta["populations"]),
+            populations=populations,
             inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
             edges=tuple(EdgeInfo(**{**e, "shape": tuple(e["shape"])}) for e in meta["edges"]),
             **arrays,
+            parameters=parameters,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise not_a_network(f"its metadata is not what save writes ({type(err).__name__}: {err})") from err

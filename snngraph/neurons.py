@@ -1,16 +1,25 @@
-"""The one home of the per-neuron quantities: the neuron table.
+"""The one home of the per-neuron quantities: the generic neuron and its table.
 
-Every per-neuron number that the layer uses is a row of one table ``[P, N]`` (rows :data:`ROWS`):
-the decay α, the threshold θ and three 0/1 flags, s (subtract reset), z (zero reset) and
-m (spiking; 0 for leaky readouts).  With them one update covers every neuron
-(docs/design.md, "The model"):
+Every neuron of the layer is a small linear system with ``K`` state variables ``v[t] ∈ R^K``,
+``v₀ = U`` the membrane (docs/design.md, "Neurons"):
 
-    U[t] = α·U[t−1]·(1 − z·S[t−1]) + I[t] − s·θ·S[t−1],        S[t] = m·H(U[t] − θ)
+    v[t]     = A·m(v[t−1]) + e·I[t] + b + (c − s·θ_eff[t−1]·r)·S[t−1]
+    θ_eff[t] = θ + g·v[t]
+    S[t]     = spiking·H(U[t] − θ_eff[t])
 
-The compiled network keeps the table as float64 NumPy (:attr:`CompiledNetwork.neurons`), the
-module as tensors on its device (:class:`NeuronParams`), and the backends and the Triton kernels
-read its rows in this order; the reset names of the graph (:data:`RESETS`) are turned into flags
-and back only at the graph's boundary (:func:`reset_flags`, :func:`reset_name`).
+where ``m(v)`` multiplies ``U`` alone by ``1 − z·S[t−1]`` (the zero reset), ``s`` and ``z`` are
+the subtract and zero reset flags, ``r`` says which states the subtract reset lowers (``e₀`` for
+every named kind but SE-adLIF) and ``spiking`` is 0 for leaky readouts.  ``K = 1``, ``A = [α]``,
+``e = r = 1``, ``b = c = g = 0`` is the plain LIF neuron:
+
+    U[t] = α·U[t−1]·(1 − z·S[t−1]) + I[t] − s·θ·S[t−1],        S[t] = H(U[t] − θ)
+
+All of it lives in one table ``[P, N]``, ``P = 4 + K² + 5K``: the rows θ, s, z, spiking
+(:data:`THETA` … :data:`SPIKING`), then the blocks ``A`` (``K²`` rows, row-major), ``e``, ``b``,
+``c``, ``r``, ``g`` (``K`` rows each) at :func:`block_rows`.  The compiled network keeps it as
+float64 NumPy, the module builds it per call from the named parameters of its populations
+(:mod:`snngraph.kinds`), and the backends and kernels read it by these positions.  The reset
+names of the graph (:data:`RESETS`) become flags and back only at the graph's boundary.
 """
 
 from __future__ import annotations
@@ -21,15 +30,42 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-ROWS = ("alpha", "theta", "subtract", "zero", "spiking")
-"""The rows of the neuron table, in order (the kernels read them by this position)."""
-ALPHA, THETA, SUBTRACT, ZERO, SPIKING = range(len(ROWS))
+THETA, SUBTRACT, ZERO, SPIKING = range(4)
+"""The rows θ, s, z, spiking of the table; the generic blocks follow (:func:`block_rows`)."""
 FLAGS = slice(SUBTRACT, SPIKING + 1)
-"""The constant 0/1 rows s, z, m."""
-TRAINABLE = {"alpha": ALPHA, "theta": THETA}
-"""The rows that may be learned, by name (the flags are constants)."""
+"""The constant 0/1 rows s, z, spiking."""
+BLOCKS = ("A", "e", "b", "c", "r", "g")
+"""The generic blocks, in their order in the table after the four leading rows."""
+GROUPS = ("theta", *BLOCKS)
+"""What a backend may be asked for the gradient of (``Needs.neurons``): θ and the blocks."""
 RESETS = ("subtract", "zero", "none")
-"""What a spike does to the membrane: subtract θ, set U to zero, or nothing."""
+"""What a spike does to the membrane: subtract θ_eff, set U to zero, or nothing."""
+MAX_STATES = 4
+
+
+def n_rows(n_states: int) -> int:
+    """``P`` of a table with ``K = n_states`` state variables."""
+    return 4 + n_states * n_states + 5 * n_states
+
+
+def n_states_of(table: torch.Tensor | np.ndarray) -> int:
+    """``K`` of a table ``[P, N]`` (``P = 4 + K² + 5K``)."""
+    rows = table.shape[0]
+    k = round((math.sqrt(9 + 4 * rows) - 5) / 2)
+    if k < 1 or n_rows(k) != rows:
+        raise ValueError(f"a neuron table has 4 + K² + 5K rows (9 + 1 for K = 1: 10, 18, 28, 40); got {rows}")
+    return k
+
+
+def block_rows(n_states: int) -> dict[str, slice]:
+    """The rows of each generic block in a table of ``K = n_states``: ``A`` ``K²`` rows
+    (``A[j, k]`` at ``j·K + k``), ``e``, ``b``, ``c``, ``r``, ``g`` ``K`` rows each."""
+    rows, start = {}, 4
+    for name in BLOCKS:
+        size = n_states * n_states if name == "A" else n_states
+        rows[name] = slice(start, start + size)
+        start += size
+    return rows
 
 
 def reset_flags(reset: str) -> tuple[float, float]:
@@ -44,65 +80,92 @@ def reset_name(subtract: float, zero: float) -> str:
     return "subtract" if subtract else "zero" if zero else "none"
 
 
-def population_table(alpha: np.ndarray, theta: np.ndarray, reset: str, spiking: bool) -> np.ndarray:
-    """The float64 table ``[P, size]`` of one population: decays, thresholds, its reset and m."""
-    subtract, zero = reset_flags(reset)
-    flags = [np.full(alpha.size, value) for value in (subtract, zero, float(spiking))]
-    return np.stack([alpha, theta, *flags]).astype(float)
+@dataclass(frozen=True)
+class Generic:
+    """One table's columns as named blocks, ``[K, K, N]`` for ``A`` and ``[K, N]`` for the others."""
+
+    A: torch.Tensor
+    e: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+    r: torch.Tensor
+    g: torch.Tensor
+    theta: torch.Tensor
+    subtract: torch.Tensor
+    zero: torch.Tensor
+    spiking: torch.Tensor
+
+    @classmethod
+    def of(cls, table: torch.Tensor) -> Generic:
+        k, n = n_states_of(table), table.shape[1]
+        rows = block_rows(k)
+        blocks = {name: table[rows[name]] for name in BLOCKS}
+        blocks["A"] = blocks["A"].reshape(k, k, n)
+        return cls(**blocks, theta=table[THETA], subtract=table[SUBTRACT], zero=table[ZERO], spiking=table[SPIKING])
+
+
+def assemble(
+    blocks: dict[str, torch.Tensor],
+    theta: torch.Tensor,
+    subtract: torch.Tensor,
+    zero: torch.Tensor,
+    spiking: torch.Tensor,
+) -> torch.Tensor:
+    """The table ``[P, N]`` of the blocks (``A`` ``[K, K, N]``, the others ``[K, N]``) and the
+    per-neuron rows (differentiable in every argument)."""
+    k, n = blocks["e"].shape
+    parts = [theta[None], subtract[None], zero[None], spiking[None], blocks["A"].reshape(k * k, n)]
+    return torch.cat(parts + [blocks[name] for name in BLOCKS[1:]])
 
 
 @dataclass(frozen=True, eq=False)
 class NeuronParams:
     """The neuron table of one call, ``table`` ``[P, N]`` in the compute dtype.
 
-    ``trainable`` names the rows whose gradient the backends compute (a subset of
-    :data:`TRAINABLE`); the gradient of the table has zeros in the other rows.
+    ``trainable`` names the groups (:data:`GROUPS`) whose gradient the backends compute; the
+    gradient of the table has zeros in the other rows.
     """
 
     table: torch.Tensor
     trainable: frozenset[str] = frozenset()
 
-    @classmethod
-    def of(cls, alpha: torch.Tensor, theta: torch.Tensor, flags: torch.Tensor) -> NeuronParams:
-        """The table of α ``[N]``, θ ``[N]`` and the flags ``[3, N]`` (differentiable in α and θ)."""
-        trainable = frozenset(name for name, t in (("alpha", alpha), ("theta", theta)) if t.requires_grad)
-        return cls(torch.cat([alpha[None], theta[None], flags.to(alpha.dtype)]), trainable)
-
     @property
-    def alpha(self) -> torch.Tensor:
-        return self.table[ALPHA]
-
-    @property
-    def theta(self) -> torch.Tensor:
-        return self.table[THETA]
-
-    @property
-    def subtract(self) -> torch.Tensor:
-        return self.table[SUBTRACT]
-
-    @property
-    def zero(self) -> torch.Tensor:
-        return self.table[ZERO]
-
-    @property
-    def spiking(self) -> torch.Tensor:
-        return self.table[SPIKING]
+    def n_states(self) -> int:
+        return n_states_of(self.table)
 
 
-def threshold(table: torch.Tensor) -> torch.Tensor:
-    """θ where the neuron spikes (m = 1), ∞ for readouts: ``S = H(U − threshold)`` in one comparison."""
-    return torch.where(table[SPIKING] > 0, table[THETA], math.inf)
+def threshold(table: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """θ_eff = θ + g·v where the neuron spikes, ∞ for readouts; ``v`` ``[…, K, B, N]``."""
+    g = Generic.of(table)
+    theta = g.theta + (g.g[:, None, :] * v).sum(-3)
+    return torch.where(g.spiking > 0, theta, math.inf)
 
 
-def spikes(u: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """S = m·H(U − θ) as 0/1 values of ``u``'s dtype."""
-    return (u > threshold(table)).to(u.dtype)
+def spikes(v: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """S = spiking·H(U − θ_eff) ``[…, B, N]`` as 0/1 values of ``v``'s dtype, ``v`` ``[…, K, B, N]``."""
+    return (v[..., 0, :, :] > threshold(table, v)).to(v.dtype)
 
 
-def table_gradient(like: torch.Tensor, rows: dict[int, torch.Tensor | None]) -> torch.Tensor:
-    """The gradient of a table ``like`` ``[P, N]``: ``rows`` where given, zero elsewhere."""
+def table_gradient(like: torch.Tensor, groups: dict[str, torch.Tensor | None]) -> torch.Tensor:
+    """The gradient of a table ``like`` ``[P, N]``: the given groups (``theta`` ``[N]``, ``A``
+    ``[K, K, N]``, the other blocks ``[K, N]``) where not ``None``, zero elsewhere."""
     grad = torch.zeros_like(like)
-    for row, value in rows.items():
+    rows = {"theta": slice(THETA, THETA + 1), **block_rows(n_states_of(like))}
+    for name, value in groups.items():
         if value is not None:
-            grad[row] = value
+            grad[rows[name]] = value.reshape(-1, like.shape[1])
     return grad
+
+
+def is_plain(table: np.ndarray) -> bool:
+    """Whether a float64 table is that of plain LIF/LI neurons with a bias (``K = 1``,
+    ``e = r = 1``, ``c = g = 0``), which a backend may run with a one-state update."""
+    if n_states_of(table) != 1:
+        return False
+    rows = block_rows(1)
+    return bool(
+        np.all(table[rows["e"]] == 1)
+        and np.all(table[rows["r"]] == 1)
+        and not table[rows["c"]].any()
+        and not table[rows["g"]].any()
+    )

@@ -63,11 +63,11 @@ class RunResult:
 
 
 def random_state(model: SNN, batch: int, generator: torch.Generator) -> SNNState:
-    """A state as a previous chunk would leave it: random membranes, some spikes, past input."""
+    """A state as a previous chunk would leave it: random states, some spikes, past input."""
     zero = model.initial_state(batch)
     spiking = torch.as_tensor(model.net.spiking, dtype=zero.u.dtype)
     return SNNState(
-        u=torch.randn(zero.u.shape, generator=generator, dtype=zero.u.dtype) * 0.5,
+        v=torch.randn(zero.v.shape, generator=generator, dtype=zero.u.dtype) * 0.5,
         spikes=(torch.rand(zero.spikes.shape, generator=generator) < 0.3).to(zero.u.dtype) * spiking,
         inputs=(torch.rand(zero.inputs.shape, generator=generator) < 0.4).to(zero.u.dtype),
     )
@@ -88,20 +88,21 @@ def run_with_grads(
     ``"all"``), or on the spikes or the membranes only (the other output gets no gradient)."""
     model = model.to(device)
     x = x.to(device).requires_grad_(True)
-    state = SNNState(*(t.to(device).requires_grad_(True) for t in (state.u, state.spikes, state.inputs)))
+    state = SNNState(*(t.to(device).requires_grad_(True) for t in (state.v, state.spikes, state.inputs)))
     out = model(x, state)
     generator = torch.Generator().manual_seed(seed)
     outputs = {
-        "all": [out.layer_spikes, out.layer_membranes, out.state.u, out.state.spikes, out.state.inputs],
+        "all": [out.layer_spikes, out.layer_states, out.state.v, out.state.spikes, out.state.inputs],
         "spikes": [out.layer_spikes],
         "membranes": [out.layer_membranes],
+        "states": [out.layer_states],
     }[loss_on]
     loss = sum((o * torch.randn(o.shape, generator=generator, dtype=o.dtype).to(device)).sum() for o in outputs)
     model.zero_grad()
     loss.backward()
     grads = {name: p.grad.detach().cpu() for name, p in model.named_parameters()}
-    grads.update(x=x.grad.cpu(), u0=state.u.grad.cpu(), s_hist=state.spikes.grad.cpu(), x_hist=state.inputs.grad.cpu())
-    return RunResult(out.layer_spikes.detach().cpu(), out.layer_membranes.detach().cpu(), grads)
+    grads.update(x=x.grad.cpu(), v0=state.v.grad.cpu(), s_hist=state.spikes.grad.cpu(), x_hist=state.inputs.grad.cpu())
+    return RunResult(out.layer_spikes.detach().cpu(), out.layer_states.detach().cpu(), grads)
 
 
 def assert_matches_reference(
@@ -111,8 +112,7 @@ def assert_matches_reference(
     dtype: torch.dtype = torch.float64,
     surrogate: Surrogate | None = None,
     detach_reset: bool = False,
-    learn_alpha: bool = True,
-    learn_theta: bool = True,
+    learn: tuple[str, ...] | None = None,
     steps: int = 13,
     batch: int = 3,
     input_rate: float = 0.4,
@@ -121,13 +121,13 @@ def assert_matches_reference(
     device: torch.device | str = "cpu",
     loss_on: str = "all",
 ) -> RunResult:
-    """Run ``net`` on ``backend`` and on the reference; assert equal outputs and gradients."""
+    """Run ``net`` on ``backend`` and on the reference; assert equal outputs and gradients
+    (``learn``: the neuron parameters that train, by default all that the network has)."""
     generator = torch.Generator().manual_seed(seed)
     kwargs = {
         "surrogate": surrogate,
         "detach_reset": detach_reset,
-        "learn_alpha": learn_alpha,
-        "learn_theta": learn_theta,
+        "learn": tuple(net.parameters) if learn is None else learn,
     }
     reference = SNN(net, backend="reference", dtype=dtype, **kwargs)
     candidate = SNN(net, backend=backend, dtype=dtype, **kwargs)
@@ -136,7 +136,7 @@ def assert_matches_reference(
     want = run_with_grads(reference, x, state, seed, loss_on=loss_on)
     got = run_with_grads(candidate, x, state, seed, device, loss_on=loss_on)
     assert torch.equal(got.spikes, want.spikes), f"{backend}: spikes differ from the reference"
-    assert_close_to_reference(got.membranes, want.membranes, dtype, f"{backend}: membranes differ from the reference")
+    assert_close_to_reference(got.membranes, want.membranes, dtype, f"{backend}: states differ from the reference")
     for name, grad in want.grads.items():
         assert_close_to_reference(
             got.grads[name], grad, dtype, f"{backend}: gradient of {name} differs from the reference"

@@ -105,12 +105,10 @@ def test_delays_up_to_32(seed: int, dtype: torch.dtype) -> None:
     assert_matches_reference(net, "cpu", dtype=dtype, steps=41, batch=2, seed=seed)
 
 
-@pytest.mark.parametrize(
-    ("learn_alpha", "learn_theta"), [(False, False), (True, False), (False, True)], ids=["fixed", "alpha", "theta"]
-)
-def test_learnable_alpha_and_theta(learn_alpha: bool, learn_theta: bool) -> None:
+@pytest.mark.parametrize("learn", [(), ("alpha",), ("theta",)], ids=["fixed", "alpha", "theta"])
+def test_learnable_alpha_and_theta(learn: tuple[str, ...]) -> None:
     net = snngraph.compile(random_graph(7))
-    assert_matches_reference(net, "cpu", learn_alpha=learn_alpha, learn_theta=learn_theta, seed=7)
+    assert_matches_reference(net, "cpu", learn=learn, seed=7)
 
 
 def _quiet_and_busy_graph(reset: str) -> Graph:

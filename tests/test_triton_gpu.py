@@ -24,7 +24,8 @@ from layer_checks import assert_close_to_reference, assert_matches_reference, ra
 import snngraph
 from snngraph import SNN, CompiledNetwork, Graph, random_weight
 from snngraph.backends import TritonOptions
-from snngraph.backends.base import round_membranes
+from snngraph.backends.base import round_states
+from snngraph.kinds import NeuronModel, population_columns
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -149,8 +150,15 @@ def test_graph_replay(deterministic: bool) -> None:
             assert_close_to_reference(got.grads[name], grad, torch.float64, f"triton, call {call}: gradient of {name}")
 
 
-def test_round_membranes_on_cuda() -> None:
+def test_round_states_on_cuda() -> None:
     u = torch.randn(100, 8, 500, device="cuda") * 2
     theta = torch.rand(500, device="cuda") + 0.5
     for dtype in (torch.bfloat16, torch.float16):
-        assert torch.equal(round_membranes(u, theta, dtype).float() > theta, u > theta)
+        low = round_states(u[:, None], lif_table(theta), dtype)[:, 0]
+        assert torch.equal(low.float() > theta, u > theta)
+
+
+def lif_table(theta: torch.Tensor) -> torch.Tensor:
+    """The neuron table of LIF neurons with thresholds ``theta``."""
+    params = {"alpha": torch.full_like(theta, 0.9), "theta": theta, "bias": 0 * theta, "v_leak": 0 * theta}
+    return population_columns(NeuronModel.named("lif", "subtract"), params, 1, None)[0]

@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from snngraph.backends import TritonOptions
-from snngraph.backends.base import round_membranes
+from snngraph.backends.base import round_states
+from snngraph.kinds import NeuronModel, population_columns
 from snngraph.backends.triton import TritonBackend
 
 TESTS = Path(__file__).resolve().parent
@@ -111,12 +112,12 @@ def test_kernels_compile_for_hopper(dtype: str, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_round_membranes_keeps_spikes(dtype: torch.dtype) -> None:
+def test_round_states_keeps_spikes(dtype: torch.dtype) -> None:
     generator = torch.Generator().manual_seed(0)
     theta = torch.rand(50, generator=generator, dtype=torch.float64) + 0.5
     near = theta * (1 + torch.randn(200, 4, 50, generator=generator, dtype=torch.float64) * 1e-3)
     u = torch.cat([near, torch.randn(20, 4, 50, generator=generator, dtype=torch.float64)])
-    low = round_membranes(u, theta, dtype)
+    low = round_states(u[:, None], lif_table(theta), dtype)[:, 0]
     assert low.dtype == dtype
     assert torch.equal(low.double() > theta, u > theta)
     step = torch.finfo(dtype).eps * u.abs().clamp(min=torch.finfo(dtype).tiny)
@@ -143,3 +144,9 @@ def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="persistent_max_neurons"):
         TritonOptions(persistent_max_neurons=-1)
     assert TritonOptions(dense_input=math.inf).dense_input == math.inf
+
+
+def lif_table(theta: torch.Tensor) -> torch.Tensor:
+    """The neuron table of LIF neurons with thresholds ``theta``."""
+    params = {"alpha": torch.full_like(theta, 0.9), "theta": theta, "bias": 0 * theta, "v_leak": 0 * theta}
+    return population_columns(NeuronModel.named("lif", "subtract"), params, 1, None)[0]

@@ -72,11 +72,11 @@ def test_loss_on_one_output(loss_on: str) -> None:
     assert_matches_reference(net, PERSISTENT, steps=9, seed=4, loss_on=loss_on)
 
 
-@pytest.mark.parametrize(("learn_alpha", "learn_theta"), [(False, False), (True, False), (False, True)])
-def test_fixed_parameters(learn_alpha: bool, learn_theta: bool) -> None:
+@pytest.mark.parametrize("learn", [(), ("alpha",), ("theta",)], ids=["fixed", "alpha", "theta"])
+def test_fixed_parameters(learn: tuple[str, ...]) -> None:
     """Gradients that are not needed are not returned; the others still match."""
     net = snngraph.compile(random_graph(5))
-    assert_matches_reference(net, PERSISTENT, learn_alpha=learn_alpha, learn_theta=learn_theta, seed=5)
+    assert_matches_reference(net, PERSISTENT, learn=learn, seed=5)
 
 
 def _fan_graph(seed: int) -> Graph:

@@ -9,13 +9,15 @@ Inputs (:class:`LayerInputs`):
 * ``x``       ``[Din + T, B, C]`` — the input, with ``Din`` steps of history in front, so that
   ``X[t] = x[Din + t]`` and ``X[t − d]`` is defined for every input delay ``d``;
 * ``w_in``    ``[n_in]``, ``w_rec`` ``[n_rec]`` — synaptic weights in the compiled edge order;
-* ``neurons`` ``[P, N]`` — the neuron table (:mod:`snngraph.neurons`: α, θ, s, z, m);
-* ``u0``      ``[B, N]`` — U[−1];  ``s_hist`` ``[D, B, N]`` — S[−D], …, S[−1].
+* ``neurons`` ``[P, N]`` — the neuron table (:mod:`snngraph.neurons`: θ, s, z, spiking and
+  the generic blocks A, e, b, c, r, g of ``K = layer.n_states`` state variables);
+* ``v0``      ``[K, B, N]`` — v[−1];  ``s_hist`` ``[D, B, N]`` — S[−D], …, S[−1].
 
 Every backend has the same interface (:class:`Backend`): ``prepare`` derives, once per network,
 device, dtype and options, what it needs from the synapse indices (an immutable :class:`Plan`);
-``forward`` returns the membranes ``U`` ``[T, B, N]``; ``backward`` returns the gradient of every
-input.  Spikes are ``S = m·H(U − θ)``, recomputed wherever needed, never stored separately.
+``forward`` returns the states ``V`` ``[T, K, B, N]`` (``V[:, 0]`` = U); ``backward`` returns the
+gradient of every input.  Spikes are ``S = spiking·H(U − θ_eff)``, recomputed wherever needed,
+never stored separately.
 :mod:`snngraph.autograd` wraps the pair in the one ``torch.autograd.Function``.
 """
 
@@ -27,6 +29,7 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 
+from snngraph.neurons import spikes
 from snngraph.surrogates import Surrogate
 
 
@@ -35,10 +38,15 @@ class LayerSpec:
     """The compiled layer on one device: sizes, synapse indices and the options of the op.
 
     Synapse indices are int64 tensors on the device (``in_*`` from inputs, ``rec_*`` between
-    neurons).  ``saved_membranes`` (bfloat16/float16, or None for the compute dtype) is the
-    storage of the membranes saved for backward (:func:`round_membranes`).
+    neurons).  ``n_states`` is ``K``; ``plain`` says that every neuron is the plain LIF/LI
+    neuron with a bias (``K = 1``, ``e = r = 1``, ``c = g = 0``): backends may then read only
+    the rows θ, s, z, spiking, ``A`` and ``b`` of the table.  ``saved_membranes``
+    (bfloat16/float16, or None for the compute dtype) is the storage of the states saved for
+    backward (:func:`round_states`).
     """
 
+    n_states: int
+    plain: bool
     n_neurons: int
     n_inputs: int
     max_delay: int
@@ -65,18 +73,19 @@ class LayerInputs(NamedTuple):
     w_in: torch.Tensor
     w_rec: torch.Tensor
     neurons: torch.Tensor
-    u0: torch.Tensor
+    v0: torch.Tensor
     s_hist: torch.Tensor
 
 
 class Needs(NamedTuple):
-    """Which gradients ``backward`` computes; ``neurons``: the trainable rows of the table wanted."""
+    """Which gradients ``backward`` computes; ``neurons``: the wanted groups of the table
+    (:data:`snngraph.neurons.GROUPS`)."""
 
     x: bool
     w_in: bool
     w_rec: bool
     neurons: frozenset[str]
-    u0: bool
+    v0: bool
     s_hist: bool
 
 
@@ -95,19 +104,25 @@ class Plan:
     structures: Any
 
 
-def round_membranes(u: torch.Tensor, theta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """U rounded to ``dtype`` (bfloat16, float16) for saving, with every spike kept.
+def round_states(v: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The states ``v`` ``[T, K, B, N]`` rounded to ``dtype`` (bfloat16, float16) for saving, with
+    every spike kept.
 
-    Round to nearest, then move the values that crossed the threshold one step of ``dtype``
-    back across it: ``(result.to(u.dtype) > θ) == (u > θ)`` everywhere, so the backward pass
-    recomputes the forward spikes exactly; the surrogate, the zero-reset term and ∂α see U to
-    within one unit of ``dtype``.  (float16 overflows to ±inf above 65504.)
+    Round to nearest; then, where the rounded states would spike differently, move U one step
+    of ``dtype`` at a time back across the threshold θ_eff of the rounded states (θ_eff does not
+    depend on U when ``g₀ = 0``, as for every named kind): the backward pass recomputes the
+    forward spikes exactly from the saved states, and the surrogate and the other terms see
+    them to within a unit or two of ``dtype``.  (float16 overflows to ±inf above 65504.)
     """
-    low = u.to(dtype)
-    spike = u > theta
-    crossed = (low.to(u.dtype) > theta) != spike
-    towards = torch.where(spike, math.inf, -math.inf).to(dtype)
-    return torch.where(crossed, torch.nextafter(low, towards), low)
+    want = spikes(v, table) > 0
+    low = v.to(dtype)
+    towards = torch.where(want, math.inf, -math.inf).to(dtype)
+    for _ in range(8):
+        crossed = (spikes(low.to(v.dtype), table) > 0) != want
+        if not crossed.any():
+            return low
+        low[:, 0] = torch.where(crossed, torch.nextafter(low[:, 0], towards), low[:, 0])
+    raise ArithmeticError(f"the states cannot be stored in {dtype} with their spikes kept; use saved_membranes=None")
 
 
 class Backend(Protocol):
@@ -122,16 +137,17 @@ class Backend(Protocol):
         """The plan of ``layer`` for calls in ``dtype``."""
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
-        """U ``[T, B, N]``."""
+        """V ``[T, K, B, N]``."""
 
     def backward(
         self,
         plan: Plan,
         inputs: LayerInputs,
-        u: torch.Tensor,
-        grad_u: torch.Tensor | None,
+        v: torch.Tensor,
+        grad_v: torch.Tensor | None,
         grad_s: torch.Tensor | None,
         needs: Needs,
     ) -> LayerInputs:
-        """Gradients of ``inputs`` (``None`` where ``needs`` says no); ``grad_u`` or ``grad_s`` is
-        ``None`` when no loss reaches that output (never both); ``u`` may be saved in 16 bits."""
+        """Gradients of ``inputs`` (``None`` where ``needs`` says no); ``grad_v`` ``[T, K, B, N]``
+        or ``grad_s`` ``[T, B, N]`` is ``None`` when no loss reaches that output (never both);
+        ``v`` may be saved in 16 bits."""

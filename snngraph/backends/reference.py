@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec, Needs, Plan
-from snngraph.neurons import ALPHA, SPIKING, SUBTRACT, THETA, TRAINABLE, ZERO, table_gradient
+from snngraph.neurons import Generic, table_gradient
 from snngraph.surrogates import Surrogate
 
 
@@ -40,10 +40,14 @@ def dense_weights(
 
 
 def reference_layer(layer: LayerSpec, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
-    """U and S ``[T, B, N]`` by the recursion of docs/design.md ("The model"), step by step,
-    differentiable by autograd in every input."""
-    x, w_in, w_rec, neurons, u0, s_hist = inputs
-    alpha, theta = neurons[ALPHA], neurons[THETA]
+    """V ``[T, K, B, N]`` and S ``[T, B, N]`` by the recursion of docs/design.md ("The model",
+    "Neurons"), step by step, differentiable by autograd in every input.
+
+    ``detach_reset`` detaches S[t − 1] where it resets the membrane (the zero reset and the
+    subtracted θ_eff·r); the spike-triggered increments ``c·S[t − 1]`` keep their gradient.
+    """
+    x, w_in, w_rec, table, v0, s_hist = inputs
+    g = Generic.of(table)
     n, d_in, d_rec = layer.n_neurons, layer.max_input_delay, layer.max_delay
     steps = x.shape[0] - d_in
     w_in_d = dense_weights(w_in, layer.in_post, layer.in_pre, layer.in_delay, (d_in + 1, n, layer.n_inputs))
@@ -51,17 +55,28 @@ def reference_layer(layer: LayerSpec, inputs: LayerInputs) -> tuple[torch.Tensor
     # I_in[t] = Σ_d W_in[d] X[t − d], with X[t − d] = x[Din + t − d]
     current_in = sum(torch.einsum("tbc,nc->tbn", x[d_in - d : d_in - d + steps], w_in_d[d]) for d in range(d_in + 1))
     history = list(s_hist.unbind(0))  # S[t − D], …, S[t − 1]
-    u_prev, us, ss = u0, [], []
+    column = {name: getattr(g, name)[:, None, :] for name in ("e", "b", "c", "r", "g")}  # [K, 1, N]
+    v_prev, vs, ss = v0, [], []
     for t in range(steps):
         current = current_in[t] + sum(history[-d] @ w_rec_d[d].T for d in range(1, d_rec + 1))
-        s_prev = history[-1].detach() if layer.detach_reset else history[-1]
-        u = alpha * u_prev * (1 - neurons[ZERO] * s_prev) + current - neurons[SUBTRACT] * theta * s_prev
-        s = HeavisideSurrogate.apply(u - theta, layer.surrogate) * neurons[SPIKING]
+        s_prev = history[-1]
+        s_reset = s_prev.detach() if layer.detach_reset else s_prev
+        kept = torch.cat([v_prev[:1] * (1 - g.zero * s_reset), v_prev[1:]])  # m(v[t − 1])
+        theta_prev = g.theta + (column["g"] * v_prev).sum(0)  # θ_eff[t − 1]
+        v = (
+            torch.einsum("jkn,kbn->jbn", g.A, kept)
+            + column["e"] * current
+            + column["b"]
+            + column["c"] * s_prev
+            - column["r"] * (g.subtract * theta_prev * s_reset)
+        )
+        theta_eff = g.theta + (column["g"] * v).sum(0)
+        s = HeavisideSurrogate.apply(v[0] - theta_eff, layer.surrogate) * g.spiking
         history = [*history[1:], s]
-        u_prev = u
-        us.append(u)
+        v_prev = v
+        vs.append(v)
         ss.append(s)
-    return torch.stack(us), torch.stack(ss)
+    return torch.stack(vs), torch.stack(ss)
 
 
 class ReferenceBackend:
@@ -82,18 +97,18 @@ class ReferenceBackend:
         self,
         plan: Plan,
         inputs: LayerInputs,
-        u: torch.Tensor,
-        grad_u: torch.Tensor | None,
+        v: torch.Tensor,
+        grad_v: torch.Tensor | None,
         grad_s: torch.Tensor | None,
         needs: Needs,
     ) -> LayerInputs:
         """Autograd through a second run of :func:`reference_layer`; the table's gradient keeps
-        only the rows in ``needs.neurons``."""
+        only the groups in ``needs.neurons``."""
         wants = [bool(need) for need in needs]
         with torch.enable_grad():
             leaves = LayerInputs(*(t.detach().requires_grad_(want) for t, want in zip(inputs, wants, strict=True)))
             outputs = reference_layer(plan.layer, leaves)
-            pairs = [(out, g) for out, g in zip(outputs, (grad_u, grad_s), strict=True) if g is not None]
+            pairs = [(out, g) for out, g in zip(outputs, (grad_v, grad_s), strict=True) if g is not None]
             wanted = [leaf for leaf, want in zip(leaves, wants, strict=True) if want]
             found = torch.autograd.grad(
                 [out for out, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True, materialize_grads=True
@@ -102,5 +117,6 @@ class ReferenceBackend:
         result = LayerInputs(*(next(grads) if want else None for want in wants))
         if result.neurons is None:
             return result
-        rows = {row: result.neurons[row] if name in needs.neurons else None for name, row in TRAINABLE.items()}
-        return result._replace(neurons=table_gradient(inputs.neurons, rows))
+        full = Generic.of(result.neurons)
+        groups = {name: getattr(full, name) for name in needs.neurons}
+        return result._replace(neurons=table_gradient(inputs.neurons, groups))

@@ -67,7 +67,7 @@ from snngraph.backends.base import LayerInputs, LayerSpec, Needs, Plan
 from snngraph.backends.cpu import backward, forward
 from snngraph.backends.cpu.options import CpuOptions
 from snngraph.backends.cpu.plan import layer_plan
-from snngraph.neurons import ALPHA, THETA, table_gradient
+from snngraph.neurons import table_gradient
 
 __all__ = ["CpuBackend", "CpuOptions"]
 
@@ -91,23 +91,26 @@ class CpuBackend:
         return Plan(self, layer, dtype, layer_plan(layer, self.options))
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
-        """U ``[T, B, N]``."""
+        """V ``[T, K, B, N]``."""
+        if not plan.layer.plain:
+            raise NotImplementedError("the cpu backend runs plain LIF/LI layers (K = 1) only so far")
         return forward.forward(plan.layer, inputs, plan.structures, self.options)
 
     def backward(
         self,
         plan: Plan,
         inputs: LayerInputs,
-        u: torch.Tensor,
-        grad_u: torch.Tensor | None,
+        v: torch.Tensor,
+        grad_v: torch.Tensor | None,
         grad_s: torch.Tensor | None,
         needs: Needs,
     ) -> LayerInputs:
         """Gradients of ``inputs`` (``None`` where ``needs`` says no)."""
-        u = u.to(inputs.w_rec.dtype)  # membranes may have been saved in bfloat16/float16
+        u = v[:, 0].to(inputs.w_rec.dtype)  # states may have been saved in bfloat16/float16
+        grad_u = None if grad_v is None else grad_v[:, 0]
         grads = backward.backward(plan.layer, inputs, u, grad_u, grad_s, needs, plan.structures, self.options)
-        x, w_in, w_rec, alpha, theta, u0, s_hist = (None if g is None else torch.from_numpy(g) for g in grads)
+        x, w_in, w_rec, alpha, theta, bias, u0, s_hist = (None if g is None else torch.from_numpy(g) for g in grads)
         table = None
         if needs.neurons:
-            table = table_gradient(inputs.neurons, {ALPHA: alpha, THETA: theta})
-        return LayerInputs(x, w_in, w_rec, table, u0, s_hist)
+            table = table_gradient(inputs.neurons, {"A": alpha, "theta": theta, "b": bias})
+        return LayerInputs(x, w_in, w_rec, table, None if u0 is None else u0[None], s_hist)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from snngraph.backends.cpu.options import CpuOptions
-from snngraph.neurons import ALPHA, SPIKING, SUBTRACT, THETA, ZERO
+from snngraph.neurons import SPIKING, SUBTRACT, THETA, ZERO, block_rows
 
 
 def time_chunks(length: int, size: int) -> Iterator[tuple[int, int]]:
@@ -52,12 +52,17 @@ def batch_major(lam: np.ndarray, steps: int, options: CpuOptions) -> np.ndarray:
     return flat.reshape(rows, batch, n)
 
 
+_PLAIN = block_rows(1)
+ALPHA, BIAS = _PLAIN["A"].start, _PLAIN["b"].start  # α = A₀₀ and b₀ of a plain table (K = 1)
+
+
 class Neurons:
-    """Per-neuron vectors of one call, from the neuron table ``[P, N]`` (``None`` for a reset
-    that no neuron uses)."""
+    """Per-neuron vectors of one call, from the table ``[P, N]`` of a plain layer (``K = 1``:
+    α = A₀₀, θ, the bias b₀ and the flags; ``None`` for a reset that no neuron uses, or no bias)."""
 
     def __init__(self, table: np.ndarray, batch: int) -> None:
         alpha, theta, spiking = table[ALPHA], table[THETA], table[SPIKING] > 0
+        self.bias = table[BIAS] if table[BIAS].any() else None
         zero, subtract = table[ZERO] > 0, table[SUBTRACT] > 0
         dtype = alpha.dtype
         self.alpha, self.theta = alpha, theta

@@ -334,15 +334,16 @@ def backward(
     plan: LayerPlan,
     options: CpuOptions,
 ) -> tuple[np.ndarray | None, ...]:
-    """Gradients ``(x, w_in, w_rec, α, θ, u0, s_hist)`` by the reverse-time recursion of
+    """Gradients ``(x, w_in, w_rec, α, θ, b, u0, s_hist)`` of a plain layer by the reverse-time recursion of
     docs/design.md ("BPTT"; package docstring), ``None`` where not needed."""
-    x, w_in, w_rec, table, u0, s_hist = (as_numpy(t) for t in inputs)
+    x, w_in, w_rec, table, v0, s_hist = (as_numpy(t) for t in inputs)
+    u0 = v0[0]
     u, grad_u, grad_s = (None if t is None else as_numpy(t) for t in (u, grad_u, grad_s))
     steps, batch, n = u.shape
     depth, dtype = layer.max_delay, u.dtype
     neurons, col = Neurons(table, batch), column
     alpha = neurons.alpha
-    needs_alpha, needs_theta = "alpha" in needs.neurons, "theta" in needs.neurons
+    needs_alpha, needs_theta, needs_bias = ("A" in needs.neurons, "theta" in needs.neurons, "b" in needs.neurons)
     alpha_col, alpha_nb = col(alpha), neurons.alpha_nb
     lam = np.empty((steps + depth, n, batch), dtype)
     lam[steps:] = 0
@@ -388,7 +389,7 @@ def backward(
     keep0 = 1 if neurons.zero is None else 1 - col(neurons.zero) * s_last
     grad_alpha += (lam0 * u_last * keep0).sum(axis=1, dtype=np.float64)
     theta_reset += (lam0 * s_last).sum(axis=1, dtype=np.float64)
-    grad_u0 = np.ascontiguousarray((alpha_col * keep0 * lam0).T) if needs.u0 else None
+    grad_u0 = np.ascontiguousarray((alpha_col * keep0 * lam0).T) if needs.v0 else None
     grad_s_hist = None
     if needs.s_hist:
         grad_s_hist = np.empty_like(s_hist)
@@ -410,6 +411,7 @@ def backward(
         theta_surrogate += gain_lam_s.sum(axis=1, dtype=np.float64)
         subtract = 0 if neurons.subtract is None else neurons.subtract
         grad_theta = (-theta_surrogate - subtract * theta_reset).astype(dtype)
+    grad_bias = lam[:steps].sum(axis=(0, 2), dtype=np.float64).astype(dtype) if needs_bias else None  # Σ λU
     grad_w_rec = None
     if needs.w_rec:
         adjoint.gather()  # the queued spike events read λU: before the relayout
@@ -422,4 +424,4 @@ def backward(
     if needs.x or needs.w_in:
         grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, plan.inputs, steps, needs, options)
     grad_alpha = grad_alpha.astype(dtype) if needs_alpha else None
-    return grad_x, grad_w_in, grad_w_rec, grad_alpha, grad_theta, grad_u0, grad_s_hist
+    return grad_x, grad_w_in, grad_w_rec, grad_alpha, grad_theta, grad_bias, grad_u0, grad_s_hist

@@ -114,13 +114,16 @@ class _Propagator:
 
 
 def forward(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: CpuOptions) -> torch.Tensor:
-    """U ``[T, B, N]`` by the recursion of docs/design.md ("The model"; see the package docstring),
-    computed neuron-major and returned as a ``[T, B, N]`` view of the ``[T, N, B]`` array."""
-    x, w_in, w_rec, table, u0, s_hist = (as_numpy(t) for t in inputs)
+    """V ``[T, 1, B, N]`` of a plain layer by the recursion of docs/design.md ("The model"; see the
+    package docstring), computed neuron-major and returned as a view of the ``[T, N, B]`` array."""
+    x, w_in, w_rec, table, v0, s_hist = (as_numpy(t) for t in inputs)
+    u0 = v0[0]
     steps = x.shape[0] - layer.max_input_delay
     batch, n = u0.shape
     v = input_current(x, w_in, plan.inputs, steps, n, options)
     neurons = Neurons(table, batch)
+    if neurons.bias is not None:  # the constant b added to I[t] every step
+        v += neurons.bias[:, None]
     alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
     zero_nb, subtract_theta_nb = neurons.zero_nb, neurons.subtract_theta_nb
     propagate = _Propagator(plan, w_rec, v, options.event_fraction)
@@ -144,4 +147,4 @@ def forward(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: Cpu
         if t + 1 < steps:
             propagate(s_t, t)
         v_prev, s_prev = v_t, s_t
-    return torch.from_numpy(v).transpose(1, 2)
+    return torch.from_numpy(v).transpose(1, 2)[:, None]

@@ -90,17 +90,19 @@ class TritonBackend:
         return "persistent" if is_persistent(plan.structures, self.options) else "per_step"
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
-        """U ``[T, B, N]``."""
+        """V ``[T, K, B, N]``."""
+        if not plan.layer.plain:
+            raise NotImplementedError("the triton backend runs plain LIF/LI layers (K = 1) only so far")
         return forward.forward(plan.structures, plan.layer, self.options, inputs)
 
     def backward(
         self,
         plan: Plan,
         inputs: LayerInputs,
-        u: torch.Tensor,
-        grad_u: torch.Tensor | None,
+        v: torch.Tensor,
+        grad_v: torch.Tensor | None,
         grad_s: torch.Tensor | None,
         needs: Needs,
     ) -> LayerInputs:
         """Gradients of ``inputs`` (``None`` where ``needs`` says no)."""
-        return backward.backward(plan.structures, plan.layer, self.options, inputs, u, grad_u, grad_s, needs)
+        return backward.backward(plan.structures, plan.layer, self.options, inputs, v, grad_v, grad_s, needs)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec, Needs
+from snngraph.backends.triton.forward import kernel_params
 from snngraph.backends.triton.geometry import time_loop
 from snngraph.backends.triton.graphs import LaunchBuffers
 from snngraph.backends.triton.launch import batch_minor, gather, gather_step, pad, synapse_grad
 from snngraph.backends.triton.options import TritonOptions
 from snngraph.backends.triton.plan import IndexViews, RowView
-from snngraph.neurons import ALPHA, SUBTRACT, THETA, TRAINABLE, ZERO, spikes, table_gradient
+from snngraph.neurons import spikes, table_gradient
+
+_ALPHA, _THETA, _SUBTRACT, _ZERO = range(4)  # rows of the kernels' parameters
 
 
 def backward(
@@ -18,19 +21,23 @@ def backward(
     layer: LayerSpec,
     options: TritonOptions,
     inputs: LayerInputs,
-    u: torch.Tensor,
-    grad_u: torch.Tensor | None,
+    v: torch.Tensor,
+    grad_v: torch.Tensor | None,
     grad_s: torch.Tensor | None,
     needs: Needs,
 ) -> LayerInputs:
-    """Gradients of every input (``None`` where ``needs`` says no), docs/design.md ("BPTT").
+    """Gradients of every input (``None`` where ``needs`` says no) of a plain layer,
+    docs/design.md ("BPTT").
 
-    ``u`` may be saved in a lower precision (:func:`~snngraph.backends.base.round_membranes`);
+    ``v`` may be saved in a lower precision (:func:`~snngraph.backends.base.round_states`);
     the arithmetic runs in the dtype of the weights.
     """
     from snngraph.kernels.lif_backward import lif_backward_kernel
 
-    x, w_in, w_rec, table, u0, s_hist = inputs
+    x, w_in, w_rec, generic, v0, s_hist = inputs
+    table = kernel_params(generic)[0]
+    u, u0 = v[:, 0], v0[0]
+    grad_u = None if grad_v is None else grad_v[:, 0]
     cols = views.rec_cols
     steps, batch, n = u.shape
     grad_u, grad_s = (x.new_zeros(steps, batch, n) if g is None else g for g in (grad_u, grad_s))
@@ -46,7 +53,7 @@ def backward(
     du0 = buffers.tensor("du0", lambda: x.new_empty(batch, n))
     hist = buffers.tensor("hist", lambda: x.new_empty(d + steps, n, batch, dtype=torch.uint8))
     hist[:d].copy_(s_hist.transpose(1, 2))
-    hist[d:].copy_(spikes(u.to(table.dtype), table).transpose(1, 2))
+    hist[d:].copy_(spikes(v.to(table.dtype), generic).transpose(1, 2))
     saved_u, grad_u, grad_s = buffers.bind("u", u), buffers.bind("grad_u", grad_u), buffers.bind("grad_s", grad_s)
     u0 = buffers.bind("u0", u0)
     params = buffers.bind("params", table)
@@ -92,15 +99,17 @@ def backward(
     grad_x, grad_w_in = _input_grads(views, layer, x, w_in, lam_u, needs, options.deterministic)
     neurons = None
     if needs.neurons:
-        sums = {ALPHA: acc[0], THETA: acc[1]}  # per (neuron, batch row)
-        rows = {row: sums[row].sum(1) if name in needs.neurons else None for name, row in TRAINABLE.items()}
-        neurons = table_gradient(table, rows)
+        sums = {"A": acc[0], "theta": acc[1]}  # per (neuron, batch row)
+        groups = {name: sum_.sum(1) for name, sum_ in sums.items() if name in needs.neurons}
+        if "b" in needs.neurons:
+            groups["b"] = lam_u[padding : padding + steps].sum((0, 2))  # Σ λU
+        neurons = table_gradient(generic, groups)
     return LayerInputs(
         x=grad_x,
         w_in=grad_w_in,
         w_rec=synapse_grad(cols, hist, lam_u, padding - d, w_rec, options.deterministic) if needs.w_rec else None,
         neurons=neurons,
-        u0=du0.clone() if needs.u0 else None,
+        v0=du0.clone()[None] if needs.v0 else None,
         s_hist=_history_grad(layer, cols, w_cols, lam_u, u0, table) if needs.s_hist else None,
     )
 
@@ -119,7 +128,7 @@ def _history_grad(
     if cols is not None and w_cols is not None:
         gather(grad, cols, w_cols, lam_u, padding - d, accumulate=False)
     if not layer.detach_reset:
-        reset = table[SUBTRACT] * table[THETA] + table[ZERO] * table[ALPHA] * u0
+        reset = table[_SUBTRACT] * table[_THETA] + table[_ZERO] * table[_ALPHA] * u0
         grad[d - 1] -= reset * lam_u[padding].t()
     return grad
 

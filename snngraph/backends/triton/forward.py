@@ -10,6 +10,17 @@ from snngraph.backends.triton.graphs import LaunchBuffers
 from snngraph.backends.triton.launch import batch_minor, gather, gather_step
 from snngraph.backends.triton.options import TritonOptions
 from snngraph.backends.triton.plan import IndexViews
+from snngraph.neurons import FLAGS, THETA, block_rows
+
+_PLAIN = block_rows(1)
+
+
+def kernel_params(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The kernels' ``[5, N]`` rows (α, θ, s, z, m; :mod:`snngraph.kernels.neurons`) of a plain
+    table (``K = 1``, α = A₀₀) and its bias b₀ (``None`` when zero everywhere)."""
+    alpha, bias = table[_PLAIN["A"]], table[_PLAIN["b"]][0]
+    params = torch.cat([alpha, table[THETA : THETA + 1], table[FLAGS]])
+    return params, (bias if bool(bias.any()) else None)
 
 
 def input_current(views: IndexViews, layer: LayerSpec, x: torch.Tensor, w_in: torch.Tensor, out: torch.Tensor) -> None:
@@ -30,10 +41,12 @@ def input_current(views: IndexViews, layer: LayerSpec, x: torch.Tensor, w_in: to
 
 
 def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs: LayerInputs) -> torch.Tensor:
-    """U ``[T, B, N]`` of docs/design.md ("The model")."""
+    """V ``[T, 1, B, N]`` of a plain layer, docs/design.md ("The model")."""
     from snngraph.kernels.lif_forward import lif_forward_kernel
 
-    x, w_in, w_rec, table, u0, s_hist = inputs
+    x, w_in, w_rec, table, v0, s_hist = inputs
+    table, bias = kernel_params(table)
+    u0 = v0[0]
     rows = views.rec_rows
     n, d = layer.n_neurons, layer.max_delay
     steps, batch = x.shape[0] - layer.max_input_delay, x.shape[1]
@@ -43,6 +56,8 @@ def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs:
     u = buffers.tensor("u", lambda: x.new_empty(steps, batch, n))
     hist = buffers.tensor("hist", lambda: x.new_empty(d + steps, n, batch, dtype=torch.uint8))
     input_current(views, layer, x, w_in, current)
+    if bias is not None:  # the constant b added to I[t] every step
+        current += bias
     hist[:d].copy_(s_hist.transpose(1, 2))
     u0 = buffers.bind("u0", u0)
     params = buffers.bind("params", table)
@@ -73,4 +88,4 @@ def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs:
             )
 
     buffers.run(launch)
-    return u.clone() if loop.graphed else u
+    return (u.clone() if loop.graphed else u)[:, None]
