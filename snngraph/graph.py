@@ -166,7 +166,8 @@ def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
     size = int(size)
     model = None if kind == "input" else _neuron_model(name, kind, attrs)
     own = () if model is None else model.parameters
-    foreign = [key for key in NAMED if key not in own and attrs.get(key) is not None]
+    generic_keys = BLOCKS if kind == "neurons" else ()  # a 'neurons' node's b is its block b
+    foreign = [key for key in NAMED if key not in (*own, *generic_keys) and attrs.get(key) is not None]
     if foreign:
         owners = {key: [k for k, names in PARAMETERS.items() if key in names] for key in foreign}
         raise ValueError(

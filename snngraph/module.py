@@ -37,6 +37,8 @@ class SNNState:
     v: torch.Tensor
     spikes: torch.Tensor
     inputs: torch.Tensor
+    elapsed: int = 0
+    """Graph steps run before (0 for a run from rest): the onsets of the biases follow from it."""
 
     @property
     def u(self) -> torch.Tensor:
@@ -45,7 +47,7 @@ class SNNState:
 
     def detach(self) -> SNNState:
         """The same state cut from the graph of the previous chunk (truncated BPTT)."""
-        return SNNState(self.v.detach(), self.spikes.detach(), self.inputs.detach())
+        return SNNState(self.v.detach(), self.spikes.detach(), self.inputs.detach(), self.elapsed)
 
 
 @dataclass(frozen=True)
@@ -221,9 +223,20 @@ class SNN(nn.Module):
             self._plan = prepare_layer(layer, self.backend, self.w_rec.dtype)
         return self._plan
 
-    def neuron_params(self) -> NeuronParams:
-        """The neuron table of this call: the compiled one, or, with learned parameters, the one
-        built from them (:func:`snngraph.kinds.population_columns`, differentiable)."""
+    def neuron_params(self, elapsed: int = 0) -> NeuronParams:
+        """The neuron table of a call that continues a run after ``elapsed`` graph steps: the
+        compiled one, or, with learned parameters, the one built from them
+        (:func:`snngraph.kinds.population_columns`, differentiable); with the onsets of a
+        population of lag ``r``, ``max(0, r − elapsed)`` (its bias acts from its graph time 0)."""
+        params = self._neuron_table()
+        if elapsed >= self.net.max_lag:
+            return params
+        onset = torch.cat([torch.full((p.size,), float(max(0, p.lag - elapsed))) for p in self.net.populations])
+        table = params.table
+        table = torch.cat([table[:-1], onset.to(table)[None]])
+        return NeuronParams(table, params.trainable)
+
+    def _neuron_table(self) -> NeuronParams:
         if not self.learned:
             return NeuronParams(self.table)
         columns, trainable = [], set()
@@ -304,13 +317,15 @@ class SNN(nn.Module):
         padding = x.new_zeros(self.net.max_lag, batch, self.net.n_inputs)
         inputs_seen = torch.cat([state.inputs, x])
         layer_x = torch.cat([inputs_seen, padding])
-        v, s = lif_layer(layer_x, self.w_in, self.w_rec, self.neuron_params(), state.v, state.spikes, self.plan)
+        neurons = self.neuron_params(state.elapsed)
+        v, s = lif_layer(layer_x, self.w_in, self.w_rec, neurons, state.v, state.spikes, self.plan)
         depth = self.net.max_delay  # the state keeps S[steps − D … steps − 1]
         spikes = s[steps - depth : steps] if steps >= depth else torch.cat([state.spikes[steps:], s[:steps]])
         new_state = SNNState(
             v=v[steps - 1],
             spikes=spikes,
             inputs=inputs_seen[steps : steps + self.net.max_input_delay],
+            elapsed=state.elapsed + steps,
         )
         return SNNOutput(self.net, steps, s, v, new_state, self.batch_first)
 

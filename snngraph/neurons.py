@@ -14,9 +14,16 @@ every named kind but SE-adLIF) and ``spiking`` is 0 for leaky readouts.  ``K = 1
 
     U[t] = α·U[t−1]·(1 − z·S[t−1]) + I[t] − s·θ·S[t−1],        S[t] = H(U[t] − θ)
 
-All of it lives in one table ``[P, N]``, ``P = 4 + K² + 5K``: the rows θ, s, z, spiking
+A neuron is inert before its *onset* step: its drive ``b`` and its spikes (with their
+surrogate gradient) are multiplied by ``[t ≥ onset]``.  A population that compile delays by a
+lag of ``r`` steps starts at layer step ``r`` of a run from rest; before that, the layered network
+has no such neuron, so no bias may act and no gradient may flow through its spikes
+(:class:`snngraph.SNN` sets the onsets per call; 0 once the run is past the lags).
+
+All of it lives in one table ``[P, N]``, ``P = 5 + K² + 5K``: the rows θ, s, z, spiking
 (:data:`THETA` … :data:`SPIKING`), then the blocks ``A`` (``K²`` rows, row-major), ``e``, ``b``,
-``c``, ``r``, ``g`` (``K`` rows each) at :func:`block_rows`.  The compiled network keeps it as
+``c``, ``r``, ``g`` (``K`` rows each) at :func:`block_rows`, and last the onset row
+(:func:`onset_row`).  The compiled network keeps it as
 float64 NumPy, the module builds it per call from the named parameters of its populations
 (:mod:`snngraph.kinds`), and the backends and kernels read it by these positions.  The reset
 names of the graph (:data:`RESETS`) become flags and back only at the graph's boundary.
@@ -45,16 +52,21 @@ MAX_STATES = 4
 
 def n_rows(n_states: int) -> int:
     """``P`` of a table with ``K = n_states`` state variables."""
-    return 4 + n_states * n_states + 5 * n_states
+    return 5 + n_states * n_states + 5 * n_states
 
 
 def n_states_of(table: torch.Tensor | np.ndarray) -> int:
-    """``K`` of a table ``[P, N]`` (``P = 4 + K² + 5K``)."""
+    """``K`` of a table ``[P, N]`` (``P = 5 + K² + 5K``)."""
     rows = table.shape[0]
-    k = round((math.sqrt(9 + 4 * rows) - 5) / 2)
+    k = round((math.sqrt(5 + 4 * rows) - 5) / 2)
     if k < 1 or n_rows(k) != rows:
-        raise ValueError(f"a neuron table has 4 + K² + 5K rows (9 + 1 for K = 1: 10, 18, 28, 40); got {rows}")
+        raise ValueError(f"a neuron table has 5 + K² + 5K rows (K = 1 … 4: 11, 19, 29, 41); got {rows}")
     return k
+
+
+def onset_row(n_states: int) -> int:
+    """The row of the onsets (the last one)."""
+    return n_rows(n_states) - 1
 
 
 def block_rows(n_states: int) -> dict[str, slice]:
@@ -94,6 +106,7 @@ class Generic:
     subtract: torch.Tensor
     zero: torch.Tensor
     spiking: torch.Tensor
+    onset: torch.Tensor
 
     @classmethod
     def of(cls, table: torch.Tensor) -> Generic:
@@ -101,7 +114,8 @@ class Generic:
         rows = block_rows(k)
         blocks = {name: table[rows[name]] for name in BLOCKS}
         blocks["A"] = blocks["A"].reshape(k, k, n)
-        return cls(**blocks, theta=table[THETA], subtract=table[SUBTRACT], zero=table[ZERO], spiking=table[SPIKING])
+        rows = {"theta": THETA, "subtract": SUBTRACT, "zero": ZERO, "spiking": SPIKING, "onset": onset_row(k)}
+        return cls(**blocks, **{name: table[row] for name, row in rows.items()})
 
 
 def assemble(
@@ -110,12 +124,22 @@ def assemble(
     subtract: torch.Tensor,
     zero: torch.Tensor,
     spiking: torch.Tensor,
+    onset: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The table ``[P, N]`` of the blocks (``A`` ``[K, K, N]``, the others ``[K, N]``) and the
-    per-neuron rows (differentiable in every argument)."""
+    per-neuron rows (differentiable in every argument; ``onset`` defaults to 0)."""
     k, n = blocks["e"].shape
+    onset = torch.zeros_like(theta) if onset is None else onset
     parts = [theta[None], subtract[None], zero[None], spiking[None], blocks["A"].reshape(k * k, n)]
-    return torch.cat(parts + [blocks[name] for name in BLOCKS[1:]])
+    return torch.cat(parts + [blocks[name] for name in BLOCKS[1:]] + [onset[None]])
+
+
+def onset_gate(table: torch.Tensor, steps: int) -> torch.Tensor | None:
+    """``[t ≥ onset]`` ``[T, N]`` in the table's dtype, or ``None`` when every onset is 0."""
+    onset = table[onset_row(n_states_of(table))]
+    if not bool(onset.any()):
+        return None
+    return (torch.arange(steps, device=table.device, dtype=table.dtype)[:, None] >= onset).to(table.dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,8 +166,13 @@ def threshold(table: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def spikes(v: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """S = spiking·H(U − θ_eff) ``[…, B, N]`` as 0/1 values of ``v``'s dtype, ``v`` ``[…, K, B, N]``."""
-    return (v[..., 0, :, :] > threshold(table, v)).to(v.dtype)
+    """S = spiking·[t ≥ onset]·H(U − θ_eff) ``[T, B, N]`` as 0/1 values of ``v``'s dtype, from the
+    states ``v`` ``[T, K, B, N]`` of steps 0 … T − 1."""
+    fired = v[:, 0] > threshold(table, v)
+    gate = onset_gate(table, v.shape[0])
+    if gate is not None:
+        fired &= gate[:, None, :] > 0
+    return fired.to(v.dtype)
 
 
 def table_gradient(like: torch.Tensor, groups: dict[str, torch.Tensor | None]) -> torch.Tensor:

@@ -1,9 +1,11 @@
 """Oracle: simulate the *graph* population by population, in graph time.
 
-Independent of the compiler: no lags, no flat arrays.  Within a timestep, populations run in
-topological order of the zero-delay hops (as snnTorch runs a layered net), so a zero-delay
-synapse sees its presynaptic spikes of the same step.  Torch autograd differentiates it, with
-its own surrogate spike function, so its gradients check the compiled layer's.
+Independent of the compiler and of the map from named kinds onto the generic neuron: no lags,
+no flat arrays, no neuron table.  Each kind's update is written out from its named equations
+(snngraph.kinds docstring).  Within a timestep, populations run in topological order of the
+zero-delay hops (as snnTorch runs a layered net), so a zero-delay synapse sees its presynaptic
+spikes of the same step.  Torch autograd differentiates it, with its own surrogate spike
+function, so its gradients check the compiled layer's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from snngraph.graph import Graph, population_spec, projection_spec
+from snngraph.graph import Graph, PopulationSpec, population_spec, projection_spec
 from snngraph.surrogates import Surrogate
 
 
@@ -31,17 +33,95 @@ class _Spike(torch.autograd.Function):
         return grad * ctx.surrogate.grad(x), None
 
 
+def _step(
+    p: PopulationSpec,
+    prm: dict[str, torch.Tensor],
+    prev: dict[str, torch.Tensor],
+    current: torch.Tensor,
+    surrogate: Surrogate,
+    detach_reset: bool,
+) -> dict[str, torch.Tensor]:
+    """One step of population ``p``: its state variables and ``"S"`` from the previous ones."""
+    s_prev = prev["S"]
+    s_reset = s_prev.detach() if detach_reset else s_prev
+    model = p.model
+    if model.kind == "neurons":
+        return _generic_step(p, prm["theta"], prev, current, surrogate, s_prev, s_reset)
+    u_prev = prev["U"] * (1 - s_reset) if model.reset == "zero" else prev["U"]
+    theta = prm["theta"] if model.spiking else None
+    if model.kind == "alif":  # θ_eff[t − 1] = θ + γ·a[t − 1]
+        theta_prev = theta + prm["adapt"] * prev["a"]
+    else:
+        theta_prev = theta
+    lowered = theta_prev * s_reset if model.reset == "subtract" else 0.0
+    state = {}
+    alpha = prm["alpha"]
+    if model.kind == "adlif":
+        u = alpha * u_prev + (1 - alpha) * (current + prm["bias"] - prev["W"]) - lowered
+        beta = prm["alpha_adapt"]
+        seen = u if model.symplectic else u_prev
+        state["W"] = beta * prev["W"] + (1 - beta) * (prm["a"] * seen + prm["b"] * s_prev)
+    else:
+        drive = current + prm["bias"]
+        if model.synaptic:
+            state["J"] = prm["alpha_syn"] * prev["J"] + drive
+            drive = state["J"]
+        u = alpha * u_prev + (1 - alpha) * prm["v_leak"] + drive - lowered
+    state["U"] = u
+    threshold = theta
+    if model.kind == "alif":
+        state["a"] = prm["alpha_adapt"] * prev["a"] + s_prev
+        threshold = theta + prm["adapt"] * state["a"]
+    state["S"] = _Spike.apply(u - threshold, surrogate) if model.spiking else torch.zeros_like(u)
+    return state
+
+
+def _generic_step(
+    p: PopulationSpec,
+    theta: torch.Tensor,
+    prev: dict[str, torch.Tensor],
+    current: torch.Tensor,
+    surrogate: Surrogate,
+    s_prev: torch.Tensor,
+    s_reset: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """A ``neurons`` population: v[t] = A·m(v[t−1]) + e·I + b + (c − s·θ_eff[t−1]·r)·S[t−1]."""
+    blocks = {k: torch.as_tensor(v, dtype=current.dtype) for k, v in p.generic.items()}
+    names = p.model.states
+    v_prev = torch.stack([prev[n] for n in names])  # [K, B, n]
+    kept = v_prev.clone()
+    if p.model.reset == "zero":
+        kept[0] = v_prev[0] * (1 - s_reset)
+    theta_prev = theta + (blocks["g"][:, None] * v_prev).sum(0)
+    lowered = theta_prev * s_reset if p.model.reset == "subtract" else torch.zeros_like(theta_prev)
+    v = (
+        torch.einsum("jkn,kbn->jbn", blocks["A"], kept)
+        + blocks["e"][:, None] * current
+        + blocks["b"][:, None]
+        + blocks["c"][:, None] * s_prev
+        - blocks["r"][:, None] * lowered
+    )
+    threshold = theta + (blocks["g"][:, None] * v).sum(0)
+    state = dict(zip(names, v.unbind(0), strict=True))
+    state["S"] = _Spike.apply(v[0] - threshold, surrogate)
+    return state
+
+
 def simulate_graph(
     graph: Graph,
     inputs: dict[Any, torch.Tensor],
     synapse_values: dict[tuple[Any, Any], torch.Tensor],
     surrogate: Surrogate,
     detach_reset: bool = False,
-) -> tuple[dict[Any, torch.Tensor], dict[Any, torch.Tensor]]:
-    """Spikes and membranes ``{population: [T, B, size]}`` of every neuron population.
+    neuron_values: dict[tuple[Any, str], torch.Tensor] | None = None,
+) -> tuple[dict[Any, torch.Tensor], dict[Any, dict[str, torch.Tensor]]]:
+    """Spikes ``{population: [T, B, size]}`` and state variables ``{population: {"U": …, "J": …}}``
+    of every neuron population.
 
     ``synapse_values[(pre, post)]`` holds the edge's synapse weights in the order of
-    :func:`snngraph.graph.projection_spec` (differentiable leaves, to compare gradients).
+    :func:`snngraph.graph.projection_spec`, ``neuron_values[(population, parameter)]`` named
+    neuron parameters ``[size]`` (differentiable leaves, to compare gradients; the node's own
+    values where not given).
     """
     g = graph.nx
     pops = {name: population_spec(name, attrs) for name, attrs in g.nodes(data=True)}
@@ -52,14 +132,19 @@ def simulate_graph(
     zero_hops.add_nodes_from(n for n, p in pops.items() if p.is_neuron)
     zero_hops.add_edges_from((p.pre, p.post) for p in projections if pops[p.pre].is_neuron and p.min_delay == 0)
     order = list(nx.topological_sort(zero_hops))
-
-    spikes: dict[Any, list[torch.Tensor]] = {name: [] for name in order}
-    membranes: dict[Any, list[torch.Tensor]] = {name: [] for name in order}
+    given = neuron_values or {}
+    params = {
+        name: {
+            key: given.get((name, key), torch.as_tensor(value, dtype=dtype)) for key, value in pops[name].params.items()
+        }
+        for name in order
+    }
+    history: dict[Any, list[dict[str, torch.Tensor]]] = {name: [] for name in order}
 
     def presynaptic(name: Any, t: int) -> torch.Tensor:
         if t < 0:
             return torch.zeros(batch, pops[name].size, dtype=dtype)
-        return inputs[name][t] if not pops[name].is_neuron else spikes[name][t]
+        return inputs[name][t] if not pops[name].is_neuron else history[name][t]["S"]
 
     for t in range(steps):
         for name in order:
@@ -74,22 +159,12 @@ def simulate_graph(
                         index, values[torch.as_tensor(mask)], accumulate=True
                     )
                     current = current + presynaptic(proj.pre, t - int(delay)) @ weight.T
-            alpha = torch.as_tensor(p.alpha, dtype=dtype)
-            theta = torch.as_tensor(p.theta, dtype=dtype)
-            u_prev = membranes[name][-1] if t else torch.zeros(batch, p.size, dtype=dtype)
-            s_prev = spikes[name][-1] if t else torch.zeros(batch, p.size, dtype=dtype)
-            if detach_reset:
-                s_prev = s_prev.detach()
-            if p.reset == "subtract":
-                u = alpha * u_prev + current - theta * s_prev
-            elif p.reset == "zero":
-                u = alpha * u_prev * (1 - s_prev) + current
-            else:
-                u = alpha * u_prev + current
-            s = _Spike.apply(u - theta, surrogate) if p.kind == "lif" else torch.zeros_like(u)
-            membranes[name].append(u)
-            spikes[name].append(s)
-    return (
-        {name: torch.stack(v) for name, v in spikes.items()},
-        {name: torch.stack(v) for name, v in membranes.items()},
-    )
+            zero = torch.zeros(batch, p.size, dtype=dtype)
+            prev = history[name][-1] if t else {key: zero for key in (*p.model.states, "S")}
+            history[name].append(_step(p, params[name], prev, current, surrogate, detach_reset))
+    spikes = {name: torch.stack([h["S"] for h in steps_]) for name, steps_ in history.items()}
+    states = {
+        name: {key: torch.stack([h[key] for h in steps_]) for key in pops[name].model.states}
+        for name, steps_ in history.items()
+    }
+    return spikes, states

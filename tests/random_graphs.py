@@ -31,6 +31,38 @@ def _delay(rng: np.random.Generator, weight: np.ndarray | sp.coo_array, low: int
     return rng.integers(low, high + 1, size=shape)
 
 
+NEURON_KINDS = ("lif", "cuba", "alif", "adlif", "neurons")
+"""What :func:`random_graph` may draw for a hidden population: plain LIF, LIF with a synaptic
+current (CubaLIF), adaptive threshold, adaptation current, a generic two-state neuron."""
+
+
+def _add_hidden(g: Graph, rng: np.random.Generator, name: str, size: int, kind: str, reset: str) -> None:
+    """A hidden population of ``kind`` with random parameters (scalars or one per neuron)."""
+
+    def value(low: float, high: float) -> float | np.ndarray:
+        return rng.uniform(low, high, size) if rng.random() < 0.5 else float(rng.uniform(low, high))
+
+    common = {"alpha": value(0.5, 0.98), "theta": value(0.5, 1.5), "reset": reset}
+    if kind == "lif":
+        g.add_lif(name, size, **common)
+    elif kind == "cuba":
+        g.add_lif(name, size, **common, alpha_syn=value(0.3, 0.9), bias=value(-0.1, 0.2), v_leak=value(-0.2, 0.2))
+    elif kind == "alif":
+        synaptic = value(0.3, 0.9) if rng.random() < 0.3 else None
+        g.add_alif(name, size, **common, alpha_adapt=value(0.6, 0.99), adapt=value(0.0, 0.5), alpha_syn=synaptic)
+    elif kind == "adlif":
+        g.add_adlif(
+            name, size, **common, alpha_adapt=value(0.6, 0.99), a=value(-0.5, 1.0), b=value(0.0, 1.5),
+            bias=value(-0.1, 0.3), symplectic=bool(rng.random() < 0.5),
+        )  # fmt: skip
+    else:
+        a = rng.uniform(-0.3, 0.3, (2, 2)) + np.diag(rng.uniform(0.4, 0.8, 2))
+        g.add_neurons(
+            name, size, A=a, e=rng.uniform(0.5, 1.5, 2), b=rng.uniform(-0.1, 0.1, 2), c=rng.uniform(-0.3, 0.3, 2),
+            r=rng.uniform(0.0, 1.0, 2), g=np.array([0.0, rng.uniform(0.0, 0.4)]), theta=common["theta"], reset=reset,
+        )  # fmt: skip
+
+
 def random_graph(
     seed: int,
     *,
@@ -41,8 +73,11 @@ def random_graph(
     readout: bool = True,
     resets: tuple[str, ...] = RESETS,
     gain: float = 1.5,
+    kinds: tuple[str, ...] = ("lif",),
 ) -> Graph:
-    """A random graph: 1–2 inputs, 1–4 LIF populations, optionally an ``li`` readout."""
+    """A random graph: 1–2 inputs, 1–4 hidden populations of the given ``kinds``
+    (:data:`NEURON_KINDS`; only plain LIF by default), optionally an ``li`` readout (with a
+    synaptic current when the kinds go beyond plain LIF)."""
     rng = np.random.default_rng(seed)
     g = Graph()
     inputs = [f"in{i}" for i in range(rng.integers(1, 3))]
@@ -50,13 +85,12 @@ def random_graph(
         g.add_input(name, int(rng.integers(1, max_size + 1)))
     hidden = [f"lif{i}" for i in range(rng.integers(1, 5))]
     for name in hidden:
-        size = int(rng.integers(1, max_size + 1))
-        alpha = rng.uniform(0.5, 0.98, size) if rng.random() < 0.5 else float(rng.uniform(0.5, 0.98))
-        theta = rng.uniform(0.5, 1.5, size) if rng.random() < 0.5 else float(rng.uniform(0.5, 1.5))
-        g.add_lif(name, size, alpha=alpha, theta=theta, reset=str(rng.choice(resets)))
+        size, kind = int(rng.integers(1, max_size + 1)), str(rng.choice(kinds))
+        _add_hidden(g, rng, name, size, kind, str(rng.choice(resets)))
     neurons = list(hidden)
     if readout:
-        g.add_li("readout", int(rng.integers(1, max_size + 1)), alpha=float(rng.uniform(0.5, 0.98)))
+        synaptic = float(rng.uniform(0.3, 0.9)) if kinds != ("lif",) and rng.random() < 0.5 else None
+        g.add_li("readout", int(rng.integers(1, max_size + 1)), alpha=float(rng.uniform(0.5, 0.98)), alpha_syn=synaptic)
         neurons.append("readout")
     low = 0 if zero_delay else 1
     back_low = 1 + len(neurons) if zero_delay else 1

@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from graph_simulator import simulate_graph
-from random_graphs import random_graph
+from random_graphs import NEURON_KINDS, random_graph
 
 import snngraph
 from snngraph import SNN, Graph
@@ -44,30 +44,57 @@ def assert_layer_equals_graph(
     surrogate=SURROGATES[0],
     detach_reset: bool = False,
     steps: int = 17,
+    backend: str = "reference",
 ) -> None:
+    """Spikes, every state variable and the gradients of the weights, of every named neuron
+    parameter and of the input equal the population-by-population simulation of the graph."""
     net = snngraph.compile(graph, zero_delay=zero_delay)
-    model = SNN(net, backend="reference", surrogate=surrogate, detach_reset=detach_reset, dtype=torch.float64)
-    inputs = _inputs(net, steps, 2, seed)
+    learn = tuple(net.parameters)
+    model = SNN(net, backend=backend, surrogate=surrogate, detach_reset=detach_reset, dtype=torch.float64, learn=learn)
+    inputs = {name: x.requires_grad_(True) for name, x in _inputs(net, steps, 2, seed).items()}
     out = model(inputs)
     values = _edge_values(model)
-    spikes, membranes = simulate_graph(oracle_graph or graph, inputs, values, surrogate, detach_reset)
+    neuron_values = {
+        (p.name, name): getattr(model, name)[p.slice].detach().clone().requires_grad_(True)
+        for p in net.populations
+        for name in p.model.parameters
+    }
+    oracle_inputs = {name: x.detach().clone().requires_grad_(True) for name, x in inputs.items()}
+    spikes, states = simulate_graph(
+        oracle_graph or graph, oracle_inputs, values, surrogate, detach_reset, neuron_values=neuron_values
+    )
+    names = [p.name for p in net.populations]
+    layer_states = {(n, v): out.state_variable(n, v) for n in names for v in states[n]}
     for p in net.populations:
         assert torch.equal(out.spikes(p.name), spikes[p.name]), f"spikes of {p.name!r} differ"
-        torch.testing.assert_close(out.membrane(p.name), membranes[p.name], rtol=1e-10, atol=1e-10)
-    names = [p.name for p in net.populations]
-    loss_layer = _random_loss({n: out.spikes(n) for n in names}, seed) + _random_loss(
-        {n: out.membrane(n) for n in names}, seed + 1
-    )
-    loss_graph = _random_loss({n: spikes[n] for n in names}, seed) + _random_loss(
-        {n: membranes[n] for n in names}, seed + 1
-    )
+        for variable, want in states[p.name].items():
+            torch.testing.assert_close(layer_states[(p.name, variable)], want, rtol=1e-10, atol=1e-10)
+    loss_layer = _random_loss({n: out.spikes(n) for n in names}, seed) + _random_loss(layer_states, seed + 1)
+    graph_states = {(n, v): states[n][v] for n in names for v in states[n]}
+    loss_graph = _random_loss({n: spikes[n] for n in names}, seed) + _random_loss(graph_states, seed + 1)
     loss_layer.backward()
     loss_graph.backward()
+
+    def grad_of(leaf: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(leaf) if leaf.grad is None else leaf.grad  # None: no path to the loss
+
     for edge in net.edges:
         flat = model.w_in if edge.target == "input" else model.w_rec
-        leaf = values[(edge.pre, edge.post)]
-        want = torch.zeros_like(leaf) if leaf.grad is None else leaf.grad  # None: no path to the loss
+        want = grad_of(values[(edge.pre, edge.post)])
         torch.testing.assert_close(flat.grad[edge.start : edge.stop], want, rtol=1e-10, atol=1e-10)
+    for (population, name), leaf in neuron_values.items():
+        got = getattr(model, name).grad[net.population(population).slice]
+        torch.testing.assert_close(got, grad_of(leaf), rtol=1e-9, atol=1e-10, msg=lambda m: f"d{name} of {population!r}: {m}")
+    for name, x in inputs.items():
+        torch.testing.assert_close(x.grad, grad_of(oracle_inputs[name]), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_layer_equals_graph_with_mixed_neuron_kinds(seed: int) -> None:
+    """CubaLIF, ALIF, adLIF (both updates), generic neurons and CubaLI readouts, with delays,
+    resets and zero-delay hops: the oracle writes each kind's own equations out."""
+    graph = random_graph(seed, kinds=NEURON_KINDS)
+    assert_layer_equals_graph(graph, seed, surrogate=SURROGATES[seed % 4], detach_reset=seed % 3 == 0)
 
 
 @pytest.mark.parametrize("seed", range(16))

@@ -24,8 +24,8 @@ import torch
 
 from snngraph.backends import TritonOptions
 from snngraph.backends.base import round_states
-from snngraph.kinds import NeuronModel, population_columns
 from snngraph.backends.triton import TritonBackend
+from snngraph.kinds import NeuronModel, population_columns
 
 TESTS = Path(__file__).resolve().parent
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec, Needs, Plan
-from snngraph.neurons import Generic, table_gradient
+from snngraph.neurons import Generic, onset_gate, table_gradient
 from snngraph.surrogates import Surrogate
 
 
@@ -56,6 +56,7 @@ def reference_layer(layer: LayerSpec, inputs: LayerInputs) -> tuple[torch.Tensor
     current_in = sum(torch.einsum("tbc,nc->tbn", x[d_in - d : d_in - d + steps], w_in_d[d]) for d in range(d_in + 1))
     history = list(s_hist.unbind(0))  # S[t − D], …, S[t − 1]
     column = {name: getattr(g, name)[:, None, :] for name in ("e", "b", "c", "r", "g")}  # [K, 1, N]
+    gate = onset_gate(table, steps)  # [t ≥ onset]: the drive and the spikes act from each neuron's onset on
     v_prev, vs, ss = v0, [], []
     for t in range(steps):
         current = current_in[t] + sum(history[-d] @ w_rec_d[d].T for d in range(1, d_rec + 1))
@@ -66,12 +67,14 @@ def reference_layer(layer: LayerSpec, inputs: LayerInputs) -> tuple[torch.Tensor
         v = (
             torch.einsum("jkn,kbn->jbn", g.A, kept)
             + column["e"] * current
-            + column["b"]
+            + (column["b"] if gate is None else column["b"] * gate[t])
             + column["c"] * s_prev
             - column["r"] * (g.subtract * theta_prev * s_reset)
         )
         theta_eff = g.theta + (column["g"] * v).sum(0)
         s = HeavisideSurrogate.apply(v[0] - theta_eff, layer.surrogate) * g.spiking
+        if gate is not None:
+            s = s * gate[t]
         history = [*history[1:], s]
         v_prev = v
         vs.append(v)

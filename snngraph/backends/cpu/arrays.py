@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from snngraph.backends.cpu.options import CpuOptions
-from snngraph.neurons import SPIKING, SUBTRACT, THETA, ZERO, block_rows
+from snngraph.neurons import SPIKING, SUBTRACT, THETA, ZERO, block_rows, onset_row
 
 
 def time_chunks(length: int, size: int) -> Iterator[tuple[int, int]]:
@@ -63,6 +63,19 @@ class Neurons:
     def __init__(self, table: np.ndarray, batch: int) -> None:
         alpha, theta, spiking = table[ALPHA], table[THETA], table[SPIKING] > 0
         self.bias = table[BIAS] if table[BIAS].any() else None
+        onset = table[onset_row(1)]
+        self.onset = onset if onset.any() else None
+
+    def live(self, steps: int) -> np.ndarray | None:
+        """``[t ≥ onset]`` ``[T, N]`` bool (``None`` when every onset is 0)."""
+        return None if self.onset is None else np.arange(steps)[:, None] >= self.onset
+
+    def drive(self, steps: int) -> np.ndarray | None:
+        """The bias of each step, ``b·[t ≥ onset]`` ``[T, N]`` (``None`` without a bias)."""
+        if self.bias is None:
+            return None
+        live = self.live(steps)
+        return np.broadcast_to(self.bias, (steps, self.bias.size)) if live is None else self.bias * live
         zero, subtract = table[ZERO] > 0, table[SUBTRACT] > 0
         dtype = alpha.dtype
         self.alpha, self.theta = alpha, theta

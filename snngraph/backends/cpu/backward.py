@@ -293,9 +293,10 @@ def _chunk(
     grad_u: np.ndarray | None,
     grad_s: np.ndarray | None,
     needs_theta: bool,
+    live: np.ndarray | None,
 ) -> _Chunk:
     """The per-step coefficients of a chunk (``u``, ``grad_u``, ``grad_s`` ``[K, B, N]``, the
-    gradients ``None`` when zero)."""
+    gradients ``None`` when zero; ``live`` ``[K, N]`` = [t ≥ onset] or ``None``)."""
     col = column
     u_nb = neuron_major(u)
     spikes = np.greater(u_nb, neurons.threshold_nb)
@@ -303,6 +304,9 @@ def _chunk(
         gain = layer.surrogate.grad(np.subtract(u_nb, neurons.theta_nb))
     if neurons.spiking_nb is not None:
         gain *= neurons.spiking_nb
+    if live is not None:  # inert before the onset: no spikes, no surrogate
+        spikes &= live[:, :, None]
+        gain *= live[:, :, None]
     if grad_s is None:
         gain_grad_s = np.zeros(gain.shape[1]) if needs_theta else None
         drive = np.zeros_like(gain) if grad_u is None else neuron_major(grad_u)
@@ -353,10 +357,10 @@ def backward(
     theta_reset = np.zeros(n)  # Σ_{t,b} λU[t+1] S[t], t = −1 … T−2
     gain_lam_s = np.zeros((n, batch), dtype) if needs_theta else None
 
+    live = neurons.live(steps)
     for t0, t1 in reversed(list(time_chunks(steps, chunk_size(steps, n * batch, options)))):
-        chunk = _chunk(
-            layer, neurons, u[t0:t1], *(None if g is None else g[t0:t1] for g in (grad_u, grad_s)), needs_theta
-        )
+        grads = (None if g is None else g[t0:t1] for g in (grad_u, grad_s))
+        chunk = _chunk(layer, neurons, u[t0:t1], *grads, needs_theta, None if live is None else live[t0:t1])
         for i in range(t1 - t0 - 1, -1, -1):
             t = t0 + i
             following, current = lam[t + 1], lam[t]
@@ -411,7 +415,12 @@ def backward(
         theta_surrogate += gain_lam_s.sum(axis=1, dtype=np.float64)
         subtract = 0 if neurons.subtract is None else neurons.subtract
         grad_theta = (-theta_surrogate - subtract * theta_reset).astype(dtype)
-    grad_bias = lam[:steps].sum(axis=(0, 2), dtype=np.float64).astype(dtype) if needs_bias else None  # Σ λU
+    grad_bias = None
+    if needs_bias:  # Σ_{t ≥ onset} λU[t]
+        lam_t = lam[:steps].sum(axis=2, dtype=np.float64)
+        if neurons.onset is not None:
+            lam_t *= np.arange(steps)[:, None] >= neurons.onset
+        grad_bias = lam_t.sum(axis=0).astype(dtype)
     grad_w_rec = None
     if needs.w_rec:
         adjoint.gather()  # the queued spike events read λU: before the relayout

@@ -122,8 +122,9 @@ def forward(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: Cpu
     batch, n = u0.shape
     v = input_current(x, w_in, plan.inputs, steps, n, options)
     neurons = Neurons(table, batch)
-    if neurons.bias is not None:  # the constant b added to I[t] every step
-        v += neurons.bias[:, None]
+    drive, live = neurons.drive(steps), neurons.live(steps)
+    if drive is not None:  # the constant b added to I[t] from each neuron's onset on
+        v += drive[:, :, None]
     alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
     zero_nb, subtract_theta_nb = neurons.zero_nb, neurons.subtract_theta_nb
     propagate = _Propagator(plan, w_rec, v, options.event_fraction)
@@ -144,6 +145,8 @@ def forward(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: Cpu
             np.multiply(s_prev, subtract_theta_nb, out=scratch)
             v_t -= scratch
         s_t = np.greater(v_t, threshold_nb, out=buffers[t % 2])
+        if live is not None:  # no spikes before a neuron's onset
+            s_t &= live[t][:, None]
         if t + 1 < steps:
             propagate(s_t, t)
         v_prev, s_prev = v_t, s_t

@@ -11,7 +11,7 @@ from snngraph.backends.triton.graphs import LaunchBuffers
 from snngraph.backends.triton.launch import batch_minor, gather, gather_step, pad, synapse_grad
 from snngraph.backends.triton.options import TritonOptions
 from snngraph.backends.triton.plan import IndexViews, RowView
-from snngraph.neurons import spikes, table_gradient
+from snngraph.neurons import onset_gate, spikes, table_gradient
 
 _ALPHA, _THETA, _SUBTRACT, _ZERO = range(4)  # rows of the kernels' parameters
 
@@ -101,8 +101,10 @@ def backward(
     if needs.neurons:
         sums = {"A": acc[0], "theta": acc[1]}  # per (neuron, batch row)
         groups = {name: sum_.sum(1) for name, sum_ in sums.items() if name in needs.neurons}
-        if "b" in needs.neurons:
-            groups["b"] = lam_u[padding : padding + steps].sum((0, 2))  # Σ λU
+        if "b" in needs.neurons:  # Σ_{t ≥ onset} λU[t]
+            lam_t = lam_u[padding : padding + steps].sum(2)
+            gate = onset_gate(generic, steps)
+            groups["b"] = (lam_t if gate is None else lam_t * gate).sum(0)
         neurons = table_gradient(generic, groups)
     return LayerInputs(
         x=grad_x,

@@ -10,7 +10,7 @@ from snngraph.backends.triton.graphs import LaunchBuffers
 from snngraph.backends.triton.launch import batch_minor, gather, gather_step
 from snngraph.backends.triton.options import TritonOptions
 from snngraph.backends.triton.plan import IndexViews
-from snngraph.neurons import FLAGS, THETA, block_rows
+from snngraph.neurons import FLAGS, THETA, block_rows, onset_gate
 
 _PLAIN = block_rows(1)
 
@@ -56,8 +56,9 @@ def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs:
     u = buffers.tensor("u", lambda: x.new_empty(steps, batch, n))
     hist = buffers.tensor("hist", lambda: x.new_empty(d + steps, n, batch, dtype=torch.uint8))
     input_current(views, layer, x, w_in, current)
-    if bias is not None:  # the constant b added to I[t] every step
-        current += bias
+    if bias is not None:  # the constant b added to I[t] from each neuron's onset on
+        gate = onset_gate(inputs.neurons, steps)
+        current += bias if gate is None else (bias * gate)[:, None]
     hist[:d].copy_(s_hist.transpose(1, 2))
     u0 = buffers.bind("u0", u0)
     params = buffers.bind("params", table)
