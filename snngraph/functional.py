@@ -10,13 +10,14 @@ over these two functions; they are public for users who hold the parameters them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from snngraph.autograd import LayerFunction
 from snngraph.backends import BackendChoice, check_choice, make_backend
 from snngraph.backends.base import LayerSpec, Plan
+from snngraph.kinds import neuron_blocks, population_columns
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import NeuronParams, is_plain, n_rows, n_states_of
 from snngraph.surrogates import Sigmoid, Surrogate
@@ -90,6 +91,42 @@ def prepare(
     return prepare_layer(layer, backend, torch.get_default_dtype() if dtype is None else dtype)
 
 
+def neuron_params(
+    net: CompiledNetwork,
+    table: torch.Tensor | None = None,
+    parameters: Mapping[str, torch.Tensor] | None = None,
+    *,
+    elapsed: int = 0,
+) -> NeuronParams:
+    """The neuron table of ``net`` for a call that continues a run after ``elapsed`` graph steps.
+
+    ``table`` is the compiled table as a tensor (default ``net.neurons`` as float64 on the CPU);
+    ``parameters`` maps names of :data:`snngraph.kinds.NAMED` to values ``[N]`` that replace the
+    compiled ones: the columns are then built from the named parameters by the map of
+    :mod:`snngraph.kinds`, differentiably, and ``trainable`` names the groups that depend on
+    a parameter that requires grad.  The onsets are ``max(0, lag − elapsed)`` per population.
+    """
+    table = torch.as_tensor(net.neurons) if table is None else table
+    trainable: set[str] = set()
+    if parameters:
+        unknown = sorted(set(parameters) - set(net.parameters))
+        if unknown:
+            raise ValueError(f"parameters {unknown} are not parameters of this network; it has {list(net.parameters)}")
+        values = {name: parameters.get(name, table.new_tensor(value)) for name, value in net.parameters.items()}
+        columns = []
+        for p in net.populations:
+            params = {name: values[name][p.slice] for name in p.model.parameters}
+            generic = neuron_blocks(table[:, p.slice], p.model.n_states) if p.model.kind == "neurons" else None
+            part, groups = population_columns(p.model, params, net.n_states, generic)
+            columns.append(part)
+            trainable |= groups
+        table = torch.cat(columns, dim=1)
+    if elapsed < net.max_lag:
+        onset = torch.cat([torch.full((p.size,), float(max(0, p.lag - elapsed))) for p in net.populations])
+        table = torch.cat([table[:-1], onset.to(table)[None]])
+    return NeuronParams(table, frozenset(trainable))
+
+
 def lif_layer(
     x: torch.Tensor,
     w_in: torch.Tensor,
@@ -132,4 +169,4 @@ def lif_layer(
     return LayerFunction.apply(plan, neurons.trainable, x, w_in, w_rec, neurons.table, v0, s_hist)
 
 
-__all__ = ["INDICES", "check_options", "layer_spec", "lif_layer", "prepare", "prepare_layer"]
+__all__ = ["INDICES", "check_options", "layer_spec", "lif_layer", "neuron_params", "prepare", "prepare_layer"]

@@ -134,7 +134,8 @@ def _generic_blocks(attrs: dict[str, Any], size: int, name: Any) -> dict[str, np
             value = np.repeat(value[..., None], size, axis=-1)
         if value.shape != (*shape, size):
             raise ValueError(
-                f"node {name!r}: {block} must have shape {shape} or {(*shape, size)} (K = {k} states), got {value.shape}"
+                f"node {name!r}: {block} must have shape {shape} or {(*shape, size)} (K = {k} states), "
+                f"got {value.shape}"
             )
         if not np.all(np.isfinite(value)):
             raise ValueError(f"node {name!r}: {block} contains NaN or inf")

@@ -114,7 +114,9 @@ def _blocks(model: NeuronModel, p: Mapping[str, torch.Tensor]) -> dict[str, torc
             e, b_vec, r = [gain, zero], [gain * bias, zero], [one, zero]
         c, g = [zero, (1 - beta) * b], [zero, zero]
     else:
-        leak = (1 - alpha) * p["v_leak"] + bias
+        v_leak = p["v_leak"]
+        leaks = v_leak.requires_grad or bool(v_leak.any())  # (1 − α)·v_leak: no term, no dependence on α
+        leak = (1 - alpha) * v_leak + bias if leaks else bias
         if model.synaptic:
             beta = p["alpha_syn"].clamp(0.0, 1.0)
             a_matrix = [[alpha, beta], [zero, beta]]

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from snngraph.backends import BackendChoice, Plan
-from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, prepare_layer
+from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, neuron_params, prepare_layer
 from snngraph.graph import Graph
-from snngraph.kinds import neuron_blocks, population_columns
+from snngraph.kinds import neuron_blocks
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import NeuronParams
 from snngraph.surrogates import Sigmoid, Surrogate
@@ -224,31 +224,10 @@ class SNN(nn.Module):
         return self._plan
 
     def neuron_params(self, elapsed: int = 0) -> NeuronParams:
-        """The neuron table of a call that continues a run after ``elapsed`` graph steps: the
-        compiled one, or, with learned parameters, the one built from them
-        (:func:`snngraph.kinds.population_columns`, differentiable); with the onsets of a
-        population of lag ``r``, ``max(0, r − elapsed)`` (its bias acts from its graph time 0)."""
-        params = self._neuron_table()
-        if elapsed >= self.net.max_lag:
-            return params
-        onset = torch.cat([torch.full((p.size,), float(max(0, p.lag - elapsed))) for p in self.net.populations])
-        table = params.table
-        table = torch.cat([table[:-1], onset.to(table)[None]])
-        return NeuronParams(table, params.trainable)
-
-    def _neuron_table(self) -> NeuronParams:
-        if not self.learned:
-            return NeuronParams(self.table)
-        columns, trainable = [], set()
-        for p in self.net.populations:
-            params = {name: getattr(self, name)[p.slice] for name in p.model.parameters}
-            generic = None
-            if p.model.kind == "neurons":
-                generic = neuron_blocks(self.table[:, p.slice], p.model.n_states)
-            part, groups = population_columns(p.model, params, self.net.n_states, generic)
-            columns.append(part)
-            trainable |= groups
-        return NeuronParams(torch.cat(columns, dim=1), frozenset(trainable))
+        """The neuron table of a call that continues a run after ``elapsed`` graph steps
+        (:func:`snngraph.functional.neuron_params` with the learned parameters)."""
+        learned = {name: getattr(self, name) for name in self.learned}
+        return neuron_params(self.net, self.table, learned, elapsed=elapsed)
 
     def extra_repr(self) -> str:
         return (

@@ -283,11 +283,11 @@ def _plain_network(
 ) -> tuple[tuple[PopulationInfo, ...], dict[str, np.ndarray]]:
     """The populations and arrays of a version-1 or -2 file (plain LIF and LI neurons) in version 3's terms."""
     if version == 1:
-        alpha, theta, reset, spiking = (arrays.pop(name) for name in _V1_NEURONS)
+        alpha, theta, reset, _ = (arrays.pop(name) for name in _V1_NEURONS)  # spiking follows from the kind
         resets = [_V1_RESETS[code] for code in reset]
     else:
         old = arrays.pop("neurons")  # rows α, θ, s, z, m
-        alpha, theta, spiking = old[0], old[1], old[4]
+        alpha, theta = old[0], old[1]
         resets = [reset_name(s, z) for s, z in zip(old[2], old[3], strict=True)]
     populations = tuple(
         PopulationInfo(**{**p, "model": NeuronModel.named(p["kind"], resets[p["start"]])}) for p in meta["populations"]

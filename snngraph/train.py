@@ -155,8 +155,8 @@ def _train_batch(
         optimizer.step()
         state = output.state.detach()
         losses.append(loss.item())
-        spikes, membranes = output.layer_spikes.detach(), output.layer_membranes.detach()
-        outputs.append(replace(output, layer_spikes=spikes, layer_membranes=membranes, state=state))
+        spikes, states = output.layer_spikes.detach(), output.layer_states.detach()
+        outputs.append(replace(output, layer_spikes=spikes, layer_states=states, state=state))
     return sum(losses) / len(losses), outputs
 
 

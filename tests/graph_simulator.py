@@ -49,10 +49,7 @@ def _step(
         return _generic_step(p, prm["theta"], prev, current, surrogate, s_prev, s_reset)
     u_prev = prev["U"] * (1 - s_reset) if model.reset == "zero" else prev["U"]
     theta = prm["theta"] if model.spiking else None
-    if model.kind == "alif":  # θ_eff[t − 1] = θ + γ·a[t − 1]
-        theta_prev = theta + prm["adapt"] * prev["a"]
-    else:
-        theta_prev = theta
+    theta_prev = theta + prm["adapt"] * prev["a"] if model.kind == "alif" else theta  # θ_eff[t − 1]
     lowered = theta_prev * s_reset if model.reset == "subtract" else 0.0
     state = {}
     alpha = prm["alpha"]

@@ -84,7 +84,7 @@ def assert_layer_equals_graph(
         torch.testing.assert_close(flat.grad[edge.start : edge.stop], want, rtol=1e-10, atol=1e-10)
     for (population, name), leaf in neuron_values.items():
         got = getattr(model, name).grad[net.population(population).slice]
-        torch.testing.assert_close(got, grad_of(leaf), rtol=1e-9, atol=1e-10, msg=lambda m: f"d{name} of {population!r}: {m}")
+        torch.testing.assert_close(got, grad_of(leaf), rtol=1e-9, atol=1e-10, msg=f"d{name} of {population!r}")
     for name, x in inputs.items():
         torch.testing.assert_close(x.grad, grad_of(oracle_inputs[name]), rtol=1e-10, atol=1e-10)
 

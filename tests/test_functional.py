@@ -10,8 +10,7 @@ import snngraph
 from snngraph import SNN
 from snngraph.backends import CpuOptions, TritonOptions, make_backend
 from snngraph.backends.cpu import CpuBackend
-from snngraph.functional import lif_layer, prepare
-from snngraph.neurons import FLAGS, NeuronParams
+from snngraph.functional import lif_layer, neuron_params, prepare
 
 
 def _layer_inputs(net: snngraph.CompiledNetwork, steps: int, batch: int) -> tuple[torch.Tensor, ...]:
@@ -19,7 +18,7 @@ def _layer_inputs(net: snngraph.CompiledNetwork, steps: int, batch: int) -> tupl
     x = (torch.rand(net.max_input_delay + steps, batch, net.n_inputs, generator=generator) < 0.4).double()
     w_in = torch.as_tensor(net.in_weight).requires_grad_(True)
     w_rec = torch.as_tensor(net.rec_weight).requires_grad_(True)
-    u0 = torch.zeros(batch, net.n_neurons, dtype=torch.float64)
+    u0 = torch.zeros(net.n_states, batch, net.n_neurons, dtype=torch.float64)
     s_hist = torch.zeros(net.max_delay, batch, net.n_neurons, dtype=torch.float64)
     return x, w_in, w_rec, u0, s_hist
 
@@ -35,14 +34,14 @@ def test_lif_layer_is_what_the_module_runs(backend: str) -> None:
     x[net.max_input_delay + steps :] = 0  # and zero input while the lags run out
     plan = prepare(net, backend=backend, dtype=torch.float64)
     alpha = torch.as_tensor(net.alpha).requires_grad_(True)
-    neurons = NeuronParams.of(alpha, torch.as_tensor(net.theta), torch.as_tensor(net.neurons[FLAGS]))
-    assert neurons.trainable == frozenset({"alpha"})
+    neurons = neuron_params(net, parameters={"alpha": alpha})
+    assert neurons.trainable == frozenset({"A"})
     u, s = lif_layer(x, w_in, w_rec, neurons, u0, s_hist, plan)
     (u.sum() + s.sum()).backward()
     model = SNN(net, backend=backend, dtype=torch.float64, learn_alpha=True)
     out = model(x[net.max_input_delay : net.max_input_delay + steps])
     (out.layer_membranes.sum() + out.layer_spikes.sum()).backward()
-    torch.testing.assert_close(u, out.layer_membranes, rtol=0, atol=0)
+    torch.testing.assert_close(u, out.layer_states, rtol=0, atol=0)
     torch.testing.assert_close(w_rec.grad, model.w_rec.grad, rtol=0, atol=0)
     torch.testing.assert_close(alpha.grad, model.alpha.grad, rtol=0, atol=0)
 
@@ -51,11 +50,12 @@ def test_lif_layer_names_a_wrong_shape_or_dtype() -> None:
     net = snngraph.compile(random_graph(0))
     x, w_in, w_rec, u0, s_hist = _layer_inputs(net, 5, 2)
     plan = prepare(net, backend="cpu", dtype=torch.float64)
-    neurons = NeuronParams.of(
-        torch.as_tensor(net.alpha), torch.as_tensor(net.theta), torch.as_tensor(net.neurons[FLAGS])
-    )
-    with pytest.raises(ValueError, match=rf"u0 must have shape \[2, {net.n_neurons}\], got \[3, {net.n_neurons}\]"):
-        lif_layer(x, w_in, w_rec, neurons, torch.zeros(3, net.n_neurons, dtype=torch.float64), s_hist, plan)
+    neurons = neuron_params(net)
+    wrong = torch.zeros(1, 3, net.n_neurons, dtype=torch.float64)
+    with pytest.raises(
+        ValueError, match=rf"v0 must have shape \[1, 2, {net.n_neurons}\], got \[1, 3, {net.n_neurons}\]"
+    ):
+        lif_layer(x, w_in, w_rec, neurons, wrong, s_hist, plan)
     with pytest.raises(ValueError, match=r"w_rec is torch.float32 on cpu; the plan runs torch.float64"):
         lif_layer(x, w_in, w_rec.float(), neurons, u0, s_hist, plan)
     with pytest.raises(TypeError, match="NeuronParams"):

@@ -129,7 +129,7 @@ def test_module_moves_and_casts_like_any_module() -> None:
     model = SNN(net, backend="reference", learn_alpha=True, learn_theta=True)
     assert {name for name, _ in model.named_parameters()} == {"w_in", "w_rec", "alpha", "theta"}
     model = model.double()
-    assert model.w_rec.dtype == model.alpha.dtype == model.flags.dtype == torch.float64
+    assert model.w_rec.dtype == model.alpha.dtype == model.table.dtype == torch.float64
     assert model.rec_delay.dtype == torch.long
     out = model(torch.zeros(3, 1, net.n_inputs, dtype=torch.float64))
     assert out.layer_membranes.dtype == torch.float64

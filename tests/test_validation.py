@@ -42,7 +42,7 @@ def _pair() -> Graph:
         (
             lambda g: g.add_lif("a", 2, alpha=1.5),
             ValueError,
-            r"node 'a': alpha \(decay per step\) must lie in \[0, 1\]",
+            r"node 'a': alpha \(a decay per step\) must lie in \[0, 1\]",
         ),
         (lambda g: g.add_lif("a", 2, theta=0.0), ValueError, r"node 'a': theta \(threshold\) must be positive"),
         (lambda g: g.add_lif("a", 2, theta=float("nan")), ValueError, "node 'a': theta contains NaN or inf"),
@@ -243,7 +243,9 @@ def test_module_option_errors() -> None:
 def test_state_with_wrong_batch_is_refused() -> None:
     model = _model()
     state = model(torch.zeros(4, 3, 2)).state
-    with pytest.raises(ValueError, match=r"state.u must be \(2, 3\) torch.float32 on cpu \(batch 2\), got \(3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"state.v must be \(1, 2, 3\) torch.float32 on cpu \(batch 2\), got \(1, 3, 3\)"
+    ):
         model(torch.zeros(4, 2, 2), state)
 
 

@@ -66,16 +66,6 @@ class Neurons:
         onset = table[onset_row(1)]
         self.onset = onset if onset.any() else None
 
-    def live(self, steps: int) -> np.ndarray | None:
-        """``[t ≥ onset]`` ``[T, N]`` bool (``None`` when every onset is 0)."""
-        return None if self.onset is None else np.arange(steps)[:, None] >= self.onset
-
-    def drive(self, steps: int) -> np.ndarray | None:
-        """The bias of each step, ``b·[t ≥ onset]`` ``[T, N]`` (``None`` without a bias)."""
-        if self.bias is None:
-            return None
-        live = self.live(steps)
-        return np.broadcast_to(self.bias, (steps, self.bias.size)) if live is None else self.bias * live
         zero, subtract = table[ZERO] > 0, table[SUBTRACT] > 0
         dtype = alpha.dtype
         self.alpha, self.theta = alpha, theta
@@ -90,3 +80,14 @@ class Neurons:
         self.threshold_nb = per_value(self.threshold, batch)
         self.spiking_nb = None if spiking.all() else per_value(self.spiking, batch)  # None: all spike
         self.zero_nb, self.subtract_theta_nb = per_value(self.zero, batch), per_value(self.subtract_theta, batch)
+
+    def live(self, steps: int) -> np.ndarray | None:
+        """``[t ≥ onset]`` ``[T, N]`` bool (``None`` when every onset is 0)."""
+        return None if self.onset is None else np.arange(steps)[:, None] >= self.onset
+
+    def drive(self, steps: int) -> np.ndarray | None:
+        """The bias of each step, ``b·[t ≥ onset]`` ``[T, N]`` (``None`` without a bias)."""
+        if self.bias is None:
+            return None
+        live = self.live(steps)
+        return np.broadcast_to(self.bias, (steps, self.bias.size)) if live is None else self.bias * live
