@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     train, test = random_split(data, [0.8, 0.2], generator=torch.Generator().manual_seed(args.seed))
     sampler = DistributedSampler(train, shuffle=True, seed=args.seed)  # fit calls sampler.set_epoch
     train_loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler)
-    graph = build_graph(20, args.hidden, 10, max_delay=args.max_delay, seed=args.seed)
+    graph = build_graph(20, args.hidden, 10, max_delay=args.max_delay, neuron=args.neuron, seed=args.seed)
     model = snngraph.SNN(snngraph.compile(graph), backend=args.backend).to(device)
     ddp_model = DistributedDataParallel(model)
     loss_fn = MembraneLoss("readout", over="max")

@@ -36,7 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     accuracies = {}
     for name, max_delay in (("with delays", args.max_delay), ("without delays", 0)):
         graph = build_graph(
-            n_channels, args.hidden, n_classes, max_delay=max_delay, input_scale=5.0, alpha=0.6, seed=args.seed
+            n_channels,
+            args.hidden,
+            n_classes,
+            max_delay=max_delay,
+            input_scale=5.0,
+            alpha=0.6,
+            neuron=args.neuron,
+            seed=args.seed,
         )
         model = snngraph.SNN(
             snngraph.compile(graph), backend=args.backend, surrogate=snngraph.surrogates.FastSigmoid(10.0)

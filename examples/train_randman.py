@@ -1,7 +1,8 @@
 """Train a recurrent spiking network with synaptic delays on Randman, a spike-timing task.
 
-The network is a graph: input channels → a recurrent ``lif`` population whose input and
-recurrent synapses each have their own delay → an ``li`` readout, one neuron per class.
+The network is a graph: input channels → a recurrent population (``--neuron``: LIF by default,
+CubaLIF, ALIF or SE-adLIF) whose input and recurrent synapses each have their own delay → an
+``li`` readout, one neuron per class.
 It compiles into one sparse recurrent layer and trains with exact BPTT and a surrogate
 gradient; the loss is the cross-entropy of the readout's maximum membrane over time.
 
@@ -31,6 +32,16 @@ from snngraph.datasets import randman
 from snngraph.losses import MembraneLoss
 from snngraph.train import History, evaluate, fit
 
+NEURONS = {
+    "lif": ("add_lif", {}),
+    "cuba": ("add_lif", {"alpha_syn": 0.8}),
+    "alif": ("add_alif", {"alpha_adapt": 0.98, "adapt": 0.3}),
+    "adlif": ("add_adlif", {"alpha_adapt": 0.97, "a": 0.5, "b": 2.0}),
+}
+"""The hidden neuron kinds of the examples (``--neuron``): plain LIF, current-based LIF
+(synaptic time constant 5 steps), adaptive threshold and SE-adLIF, both adapting over about
+30–50 steps."""
+
 
 def build_graph(
     n_inputs: int,
@@ -41,23 +52,29 @@ def build_graph(
     density: float = 0.2,
     input_scale: float = 3.0,
     alpha: float = 0.9,
+    neuron: str = "lif",
     seed: int = 0,
 ) -> snngraph.Graph:
-    """input → recurrent lif (sparse, ``density``) → li readout.
+    """input → recurrent hidden population of kind ``neuron`` (:data:`NEURONS`; sparse,
+    ``density``) → li readout.
 
     Input synapses get random delays in [0, max_delay], recurrent ones in [1, max_delay];
     ``max_delay=0`` gives the same network without delays (input 0, recurrent 1 step).
     Input weights are normal with std ``input_scale / sqrt(n_inputs)``, so that sparse input
-    spikes drive the hidden neurons over threshold now and then.
+    spikes drive the hidden neurons over threshold now and then; adLIF neurons scale their
+    input current by ``1 − alpha``, so their input and recurrent weights are ``1 / (1 − alpha)``
+    times larger.
     """
     rng = np.random.default_rng(seed)
     g = snngraph.Graph()
     g.add_input("input", n_inputs)
-    g.add_lif("hidden", n_hidden, alpha=alpha, theta=1.0)
+    add, params = NEURONS[neuron]
+    getattr(g, add)("hidden", n_hidden, alpha=alpha, theta=1.0, **params)
+    gain = 1 / (1 - alpha) if neuron == "adlif" else 1.0  # adLIF scales its input current by 1 − α
     g.add_li("readout", n_classes, alpha=0.9)
-    w_in = rng.normal(0.0, input_scale / np.sqrt(n_inputs), size=(n_hidden, n_inputs))
+    w_in = gain * rng.normal(0.0, input_scale / np.sqrt(n_inputs), size=(n_hidden, n_inputs))
     g.connect("input", "hidden", weight=w_in, delay=snngraph.random_delays(w_in, 0, max_delay, seed=seed + 1))
-    w_rec = snngraph.random_weight(n_hidden, n_hidden, density=density, seed=seed + 2)
+    w_rec = gain * snngraph.random_weight(n_hidden, n_hidden, density=density, seed=seed + 2)
     rec_delay = snngraph.random_delays(w_rec, 1, max(1, max_delay), seed=seed + 3)
     g.connect("hidden", "hidden", weight=w_rec, delay=rec_delay)
     w_out = rng.normal(0.0, 1.0 / np.sqrt(n_hidden), size=(n_classes, n_hidden))
@@ -72,7 +89,8 @@ def add_training_args(
     parser.add_argument("--epochs", type=int, default=epochs, help="passes over the training set")
     parser.add_argument("--batch-size", type=int, default=64, help="samples per optimizer step")
     parser.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
-    parser.add_argument("--hidden", type=int, default=hidden, help="hidden lif neurons")
+    parser.add_argument("--hidden", type=int, default=hidden, help="hidden neurons")
+    parser.add_argument("--neuron", default="lif", choices=list(NEURONS), help="kind of the hidden neurons")
     parser.add_argument("--max-delay", type=int, default=max_delay, help="largest synaptic delay (steps); 0: none")
     parser.add_argument("--tbptt", type=int, default=None, help="truncated BPTT: chunk length in steps")
     parser.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this")
@@ -145,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     data = randman(args.classes, args.channels, args.steps, args.samples, seed=args.seed)
     train, test = split(data, args.seed, args.batch_size)
-    graph = build_graph(args.channels, args.hidden, args.classes, max_delay=args.max_delay, seed=args.seed)
+    graph = build_graph(
+        args.channels, args.hidden, args.classes, max_delay=args.max_delay, neuron=args.neuron, seed=args.seed
+    )
     net = snngraph.compile(graph)
     print(net.summary(steps=args.steps, batch=args.batch_size))
     model = snngraph.SNN(net, backend=args.backend, surrogate=snngraph.surrogates.FastSigmoid(10.0))

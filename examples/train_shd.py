@@ -35,7 +35,13 @@ def main(argv: list[str] | None = None) -> None:
     train = DataLoader(shd(args.data / "shd_train.h5", args.steps), batch_size=args.batch_size, shuffle=True)
     test = DataLoader(shd(args.data / "shd_test.h5", args.steps), batch_size=256)
     graph = build_graph(
-        SHD_CHANNELS, args.hidden, SHD_CLASSES, max_delay=args.max_delay, input_scale=args.input_scale, seed=args.seed
+        SHD_CHANNELS,
+        args.hidden,
+        SHD_CLASSES,
+        max_delay=args.max_delay,
+        input_scale=args.input_scale,
+        neuron=args.neuron,
+        seed=args.seed,
     )
     net = snngraph.compile(graph)
     print(net.summary(steps=args.steps, batch=args.batch_size))

@@ -2,6 +2,7 @@
 
 * :func:`randman` — the random-manifold task of Zenke & Vogels (2021), generated in memory;
 * :func:`spike_intervals` — classes defined by intervals between input spikes (needs delays);
+* :func:`store_recall` — a cue to hold across a silent delay (needs adaptation or another memory);
 * :func:`shd` — the Spiking Heidelberg Digits, read from the HDF5 files you downloaded.
 
 A ``DataLoader`` stacks samples to ``[B, T, C]``: give them to ``SNN(net, batch_first=True)`` as
@@ -11,6 +12,7 @@ they are, or transpose them to the default time-major ``[T, B, C]`` (``x.transpo
 
 from snngraph.datasets.events import bin_events, spike_raster
 from snngraph.datasets.intervals import spike_intervals
+from snngraph.datasets.memory import store_recall
 from snngraph.datasets.randman import RandomManifold, randman
 from snngraph.datasets.shd import SHD_CHANNELS, SHD_CLASSES, SpikeEvents, shd
 
@@ -24,4 +26,5 @@ __all__ = [
     "shd",
     "spike_intervals",
     "spike_raster",
+    "store_recall",
 ]
