@@ -1175,7 +1175,7 @@ def test_snntorch_reads_the_export(network: Callable[[int], snngraph.Graph], bac
     import_from_nir = pytest.importorskip("snntorch.import_nir").import_from_nir
     g = network(0)
     net = import_from_nir(to_nir(g, dt=1e-4, decay="euler", input_scale="dt/tau"))
-    x = torch.rand(40, 2, 3)
+    x = torch.rand(40, 2, 3, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         spikes = torch.stack([net(x[t])[0] for t in range(40)]).double()
     want = run(g, x.double(), backend).spikes("k")
@@ -1191,7 +1191,7 @@ def test_norse_reads_the_export(network: Callable[[int], snngraph.Graph], drive:
     g = network(1)
     dt = 1e-3
     model = norse.from_nir(to_nir(g, dt=dt, decay="euler", input_scale="dt/tau", resistance="unit"), dt=dt)
-    x = torch.rand(40, 2, 3) * drive
+    x = torch.rand(40, 2, 3, generator=torch.Generator().manual_seed(1)) * drive
     want = run(g, x.double(), backend).spikes("k")
     assert want.sum() > 0
     assert torch.equal(step_norse(model, x), want)
