@@ -15,9 +15,10 @@ See ``docs/nir.md`` for the node table and the recipes that reproduce snnTorch a
 
 from snngraph.nir.discretisation import DECAYS, INPUT_SCALES, Discretisation
 from snngraph.nir.exporter import RESISTANCES, NIRExportWarning, to_nir
-from snngraph.nir.importer import IMPORT_RESETS, from_nir
+from snngraph.nir.importer import CYCLE_BIASES, IMPORT_RESETS, from_nir
 
 __all__ = [
+    "CYCLE_BIASES",
     "DECAYS",
     "IMPORT_RESETS",
     "INPUT_SCALES",

@@ -1,7 +1,7 @@
 """One converter per NIR node type, from the node's parameters to what snngraph makes of it.
 
-A neuron node (``LIF``, ``LI``, ``IF``, ``I``, ``Threshold``) and an ``Input`` become a
-:class:`Population`; a stateless node (``Linear``, ``Affine``, ``Scale``, ``Delay``,
+A neuron node (``LIF``, ``LI``, ``IF``, ``I``, ``Threshold``, ``CubaLIF``, ``CubaLI``) and an
+``Input`` become a :class:`Population`; a stateless node (``Linear``, ``Affine``, ``Scale``, ``Delay``,
 ``Flatten``, ``Identity``) becomes a :class:`Synapse`, a map of the :class:`Signal` that flows
 through it.  :data:`CONVERTERS` maps the NIR type name to its converter; :data:`UNSUPPORTED`
 names the NIR types snngraph cannot express, and why.  The maps from NIR's parameters to α, θ
@@ -25,9 +25,10 @@ from snngraph.nir.signals import Signal
 class Population:
     """A NIR node that becomes a snngraph population of ``kind`` ``"input"``, ``"lif"`` or ``"li"``.
 
-    ``gain`` (κ per neuron) multiplies every current into it; ``leak_current`` is the constant
-    ``(1 − α)·v_leak`` (zero when ``v_leak = 0``).  ``theta`` and ``reset`` matter for ``"lif"``
-    only.
+    ``gain`` (κ per neuron, ``κ_mem·κ_syn`` with a synaptic current) multiplies every current
+    into it, weights and ``Affine`` biases alike; ``v_leak`` is snngraph's (the same number as
+    NIR's); ``alpha_syn`` (β) is set for ``CubaLIF``/``CubaLI``.  ``theta`` and ``reset`` matter
+    for ``"lif"`` only.
     """
 
     kind: str
@@ -35,7 +36,8 @@ class Population:
     theta: np.ndarray
     reset: str
     gain: np.ndarray
-    leak_current: np.ndarray
+    v_leak: np.ndarray
+    alpha_syn: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -43,7 +45,7 @@ class Population:
 
     @classmethod
     def stateless(cls, kind: str, theta: np.ndarray) -> Population:
-        """α = 0, κ = 1, no reset and no constant current: ``U[t] = I[t]``."""
+        """α = 0, κ = 1, no reset and no leak: ``U[t] = I[t]`` (plus the bias it receives)."""
         n = theta.size
         return cls(kind, np.zeros(n), theta, "none", np.ones(n), np.zeros(n))
 
@@ -94,12 +96,22 @@ def _require_zero_reset(name: str, v_reset: np.ndarray) -> None:
         )
 
 
-def _leaky(
-    name: str, disc: Discretisation, tau: np.ndarray, r: np.ndarray, v_leak: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """α, κ = R·(κ/R) and the constant current ``(1 − α)·v_leak`` of a leaky node (LIF, LI)."""
-    alpha = disc.alpha(name, tau)
-    return alpha, r * disc.leaky_scale(tau, alpha), (1 - alpha) * v_leak
+def _leaky(name: str, disc: Discretisation, tau: np.ndarray, r: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """α and κ = R·(κ/R) of a membrane with time constant ``tau`` (NIR's parameter ``what``)."""
+    alpha = disc.alpha(name, tau, what)
+    return alpha, r * disc.leaky_scale(tau, alpha)
+
+
+def _synaptic(
+    name: str, node: Any, disc: Discretisation, *fields: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """α, β, the gain ``κ_mem·κ_syn``, v_leak and the node's other ``fields`` of a CubaLIF/CubaLI."""
+    tau_mem, tau_syn, r, w_in, v_leak, *rest = _vectors(
+        name, node, "tau_mem", "tau_syn", "r", "w_in", "v_leak", *fields
+    )
+    alpha, kappa_mem = _leaky(name, disc, tau_mem, r, "tau_mem")
+    beta = disc.alpha(name, tau_syn, "tau_syn")
+    return alpha, beta, kappa_mem * w_in * disc.synaptic_scale(tau_syn, beta), v_leak, rest
 
 
 def _import_input(name: str, node: Any, disc: Discretisation) -> Population:
@@ -112,14 +124,26 @@ def _import_input(name: str, node: Any, disc: Discretisation) -> Population:
 def _import_lif(name: str, node: Any, disc: Discretisation) -> Population:
     tau, r, v_leak, theta, v_reset = _vectors(name, node, "tau", "r", "v_leak", "v_threshold", "v_reset")
     _require_zero_reset(name, v_reset)
-    alpha, gain, leak_current = _leaky(name, disc, tau, r, v_leak)
-    return Population("lif", alpha, theta, "zero", gain, leak_current)
+    alpha, gain = _leaky(name, disc, tau, r, "tau")
+    return Population("lif", alpha, theta, "zero", gain, v_leak)
 
 
 def _import_li(name: str, node: Any, disc: Discretisation) -> Population:
     tau, r, v_leak = _vectors(name, node, "tau", "r", "v_leak")
-    alpha, gain, leak_current = _leaky(name, disc, tau, r, v_leak)
-    return Population("li", alpha, np.ones(tau.size), "none", gain, leak_current)
+    alpha, gain = _leaky(name, disc, tau, r, "tau")
+    return Population("li", alpha, np.ones(tau.size), "none", gain, v_leak)
+
+
+def _import_cuba_lif(name: str, node: Any, disc: Discretisation) -> Population:
+    """A lif with ``alpha_syn = β``: ``J[t] = β·J[t−1] + κ·I[t]``, ``U[t] = α·U[t−1] + (1 − α)·v_leak + J[t]``."""
+    alpha, beta, gain, v_leak, (theta, v_reset) = _synaptic(name, node, disc, "v_threshold", "v_reset")
+    _require_zero_reset(name, v_reset)
+    return Population("lif", alpha, theta, "zero", gain, v_leak, beta)
+
+
+def _import_cuba_li(name: str, node: Any, disc: Discretisation) -> Population:
+    alpha, beta, gain, v_leak, _ = _synaptic(name, node, disc)
+    return Population("li", alpha, np.ones(alpha.size), "none", gain, v_leak, beta)
 
 
 def _import_if(name: str, node: Any, disc: Discretisation) -> Population:
@@ -163,7 +187,7 @@ def _import_affine(name: str, node: Any, disc: Discretisation) -> Synapse:
         )
     _require_finite(name, "bias", bias)
     linear = _import_linear(name, node, disc)
-    return Synapse(linear.in_size, lambda s: linear.apply(s).with_bias(name, bias.reshape(-1)))
+    return Synapse(linear.in_size, lambda s: linear.apply(s).with_bias(name, bias.reshape(-1), s.carrier()))
 
 
 def _elementwise(name: str, values: np.ndarray, what: str) -> int | None:
@@ -199,6 +223,8 @@ CONVERTERS: dict[str, Converter] = {
     "IF": _import_if,
     "I": _import_i,
     "Threshold": _import_threshold,
+    "CubaLIF": _import_cuba_lif,
+    "CubaLI": _import_cuba_li,
     "Linear": _import_linear,
     "Affine": _import_affine,
     "Scale": _import_scale,
@@ -207,8 +233,6 @@ CONVERTERS: dict[str, Converter] = {
     "Identity": _import_identity,
 }
 UNSUPPORTED: dict[str, str] = {
-    "CubaLIF": "current-based synapses (a synaptic current state per neuron)",
-    "CubaLI": "current-based synapses (a synaptic current state per neuron)",
     "Conv1d": "convolutions",
     "Conv2d": "convolutions",
     "AvgPool2d": "pooling",

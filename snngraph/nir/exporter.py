@@ -1,8 +1,11 @@
 """snngraph → NIR: :func:`to_nir`.
 
-Each population becomes one NIR node, chosen by its kind and α (see :func:`to_nir`), with τ
-from α and R from κ as in :mod:`snngraph.nir.discretisation`.  Each edge becomes one
-``Linear`` (+ ``Delay``) branch per distinct delay, its weights divided by the target's κ.
+Each population becomes one NIR node, chosen by its kind, α and synaptic current (see
+:func:`to_nir`), with τ from α (τ_syn from ``alpha_syn``) and R, w_in from κ as in
+:mod:`snngraph.nir.discretisation`.  Each edge becomes one ``Linear`` (+ ``Delay``) branch per
+distinct delay, its weights divided by the target's gain.  NIR neurons have no bias: a
+population's ``bias`` (and, where α = 0, its ``v_leak``) is written as the bias of an
+``Affine`` on one incoming branch, divided by the gain like the weights; ``v_leak`` is NIR's.
 
 No spiking NIR node subtracts θ after a spike or keeps its membrane: ``nir.LIF`` and
 ``nir.IF`` set ``v ← v_reset``, and ``nir.Threshold`` (``z = H(x − θ)``) holds no state.  A
@@ -57,38 +60,60 @@ def _inexact(message: str, written: str, strict: bool) -> None:
 
 @dataclass(frozen=True, eq=False)
 class _Exported:
-    """A population in NIR: ``node`` and the κ per neuron that divides its incoming weights."""
+    """A population in NIR: ``node``, the gain κ per neuron that divides its incoming weights, and
+    the constant current per step (``bias``, in snngraph's units) that an ``Affine`` must put in."""
 
     node: Any
     gain: np.ndarray
+    bias: np.ndarray
+
+
+def _factor(scale: np.ndarray, resistance: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the factor written to NIR, R or w_in; the gain left on the weights) for an input scale.
+
+    ``resistance="absorb"`` writes 1/scale so that the weights are exported unchanged (gain 1);
+    ``"unit"`` writes 1 and divides the weights by the scale.
+    """
+    ones = np.ones_like(scale)
+    return (1 / scale, ones) if resistance == "absorb" else (ones, scale)
 
 
 def _membrane(
     spec: PopulationSpec, disc: Discretisation, resistance: str
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """(τ, R, κ) of a population with α > 0; τ is None for α = 1 (an integrator, IF or I).
-
-    ``resistance="absorb"`` puts 1/(κ/R) into R so the weights are exported unchanged (κ = 1);
-    ``"unit"`` keeps R = 1 and divides the weights by κ = κ/R.
-    """
+    """(τ, R, κ) of a population with α > 0; τ is None for α = 1 (an integrator, IF or I)."""
     if np.all(spec.alpha == 1):
         tau, scale = None, disc.integrator_scale(spec.size)
     else:
         tau = disc.tau(spec.name, spec.alpha)
         scale = disc.leaky_scale(tau, spec.alpha)
-    if resistance == "absorb":
-        return tau, 1 / scale, np.ones_like(scale)
-    return tau, np.ones_like(scale), scale
+    return (tau, *_factor(scale, resistance))
+
+
+def _synaptic(spec: PopulationSpec, disc: Discretisation, resistance: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The parameters of a ``CubaLIF``/``CubaLI`` (τ_mem, τ_syn, R, w_in, v_leak) and its gain κ_mem·κ_syn."""
+    alpha, beta = spec.alpha, spec.params["alpha_syn"]
+    tau_mem, tau_syn = disc.tau(spec.name, alpha), disc.tau(spec.name, beta, "alpha_syn")
+    r, gain_mem = _factor(disc.leaky_scale(tau_mem, alpha), resistance)
+    w_in, gain_syn = _factor(disc.synaptic_scale(tau_syn, beta), resistance)
+    params = {"tau_mem": tau_mem, "tau_syn": tau_syn, "r": r, "w_in": w_in, "v_leak": spec.params["v_leak"].copy()}
+    return params, gain_mem * gain_syn
 
 
 def _export_input(spec: PopulationSpec, disc: Discretisation, resistance: str, strict: bool) -> _Exported:
-    return _Exported(nir_module().Input(input_type=np.array([spec.size])), np.ones(spec.size))
+    return _Exported(nir_module().Input(input_type=np.array([spec.size])), np.ones(spec.size), np.zeros(spec.size))
+
+
+def _stateless_bias(spec: PopulationSpec) -> np.ndarray:
+    """The constant of ``U[t] = I[t] + v_leak + bias`` (α = 0), which an ``Affine`` puts in."""
+    return spec.params["v_leak"] + spec.params["bias"]
 
 
 def _export_lif(spec: PopulationSpec, disc: Discretisation, resistance: str, strict: bool) -> _Exported:
-    """``lif`` → ``nir.Threshold`` (α = 0), ``nir.IF`` (α = 1) or ``nir.LIF`` (τ from α)."""
-    nir_lib, n = nir_module(), spec.size
-    if np.all(spec.alpha == 0):  # U[t] = I[t] for reset "zero" and "none": a threshold
+    """``lif`` → ``nir.CubaLIF`` (with ``alpha_syn``), ``nir.Threshold`` (α = 0), ``nir.IF`` (α = 1)
+    or ``nir.LIF`` (τ from α)."""
+    nir_lib, n, bias = nir_module(), spec.size, spec.params["bias"]
+    if np.all(spec.alpha == 0) and not spec.model.synaptic:  # U[t] = I[t] + v_leak + bias: a threshold
         if spec.reset == "subtract":
             _inexact(
                 f"population {spec.name!r} has alpha = 0 and reset 'subtract' (U[t] = I[t] - theta*S[t-1]), "
@@ -96,30 +121,37 @@ def _export_lif(spec: PopulationSpec, disc: Discretisation, resistance: str, str
                 "a nir.Threshold instead, S[t] = H(I[t] - theta) without the subtraction",
                 strict,
             )
-        return _Exported(nir_lib.Threshold(threshold=spec.theta.copy()), np.ones(n))
+        return _Exported(nir_lib.Threshold(threshold=spec.theta.copy()), np.ones(n), _stateless_bias(spec))
     if spec.reset != "zero":
         _inexact(
-            f"population {spec.name!r} uses reset {spec.reset!r} while NIR's LIF and IF reset to v_reset",
+            f"population {spec.name!r} uses reset {spec.reset!r} while NIR's LIF, IF and CubaLIF reset to v_reset",
             "NIR's reset-to-0 instead",
             strict,
         )
+    zeros, theta = np.zeros(n), spec.theta.copy()
+    if spec.model.synaptic:
+        params, gain = _synaptic(spec, disc, resistance)
+        return _Exported(nir_lib.CubaLIF(v_threshold=theta, v_reset=zeros, **params), gain, bias)
     tau, r, gain = _membrane(spec, disc, resistance)
-    zeros = np.zeros(n)
-    if tau is None:
-        return _Exported(nir_lib.IF(r=r, v_threshold=spec.theta.copy(), v_reset=zeros), gain)
-    node = nir_lib.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=spec.theta.copy(), v_reset=zeros.copy())
-    return _Exported(node, gain)
+    if tau is None:  # α = 1: (1 − α)·v_leak = 0
+        return _Exported(nir_lib.IF(r=r, v_threshold=theta, v_reset=zeros), gain, bias)
+    node = nir_lib.LIF(tau=tau, r=r, v_leak=spec.params["v_leak"].copy(), v_threshold=theta, v_reset=zeros)
+    return _Exported(node, gain, bias)
 
 
 def _export_li(spec: PopulationSpec, disc: Discretisation, resistance: str, strict: bool) -> _Exported:
-    """``li`` → an ``Output`` (α = 0), ``nir.I`` (α = 1) or ``nir.LI`` (τ from α)."""
-    nir_lib, n = nir_module(), spec.size
-    if np.all(spec.alpha == 0):  # U[t] = I[t]: the weighted sum an Output node holds
-        return _Exported(nir_lib.Output(output_type=np.array([n])), np.ones(n))
+    """``li`` → ``nir.CubaLI`` (with ``alpha_syn``), an ``Output`` (α = 0), ``nir.I`` (α = 1) or
+    ``nir.LI`` (τ from α)."""
+    nir_lib, n, bias = nir_module(), spec.size, spec.params["bias"]
+    if spec.model.synaptic:
+        params, gain = _synaptic(spec, disc, resistance)
+        return _Exported(nir_lib.CubaLI(**params), gain, bias)
+    if np.all(spec.alpha == 0):  # U[t] = I[t] + v_leak + bias: the affine sum an Output node holds
+        return _Exported(nir_lib.Output(output_type=np.array([n])), np.ones(n), _stateless_bias(spec))
     tau, r, gain = _membrane(spec, disc, resistance)
-    if tau is None:
-        return _Exported(nir_lib.I(r=r), gain)
-    return _Exported(nir_lib.LI(tau=tau, r=r, v_leak=np.zeros(n)), gain)
+    if tau is None:  # α = 1: (1 − α)·v_leak = 0
+        return _Exported(nir_lib.I(r=r), gain, bias)
+    return _Exported(nir_lib.LI(tau=tau, r=r, v_leak=spec.params["v_leak"].copy()), gain, bias)
 
 
 POPULATION_EXPORTERS: dict[str, Callable[[PopulationSpec, Discretisation, str, bool], _Exported]] = {
@@ -150,9 +182,19 @@ def _export_names(populations: Mapping[Any, PopulationSpec]) -> dict[Any, str]:
 
 
 def _projection_nodes(
-    proj: ProjectionSpec, gain: np.ndarray, names: Mapping[Any, str], disc: Discretisation, taken: set[str]
+    proj: ProjectionSpec,
+    target: _Exported,
+    names: Mapping[Any, str],
+    disc: Discretisation,
+    taken: set[str],
+    bias_delay: int | None,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """One ``Linear`` (+ ``Delay``) branch per distinct delay of projection ``proj``."""
+    """One ``Linear`` (+ ``Delay``) branch per distinct delay of projection ``proj``.
+
+    The branch of delay ``bias_delay`` also carries the target's bias: its ``Linear`` becomes an
+    ``Affine`` after the ``Delay``, which then delays the presynaptic values, so that the bias
+    is there from step 0.
+    """
     nir_lib = nir_module()
     nodes, edges = {}, []
     delays = np.unique(proj.delay)
@@ -161,8 +203,19 @@ def _projection_nodes(
         weight = np.zeros(proj.shape)
         np.add.at(weight, (proj.post_index[mask], proj.pre_index[mask]), proj.weight[mask])
         base = f"{names[proj.pre]}_to_{names[proj.post]}" + (f"_d{delay}" if delays.size > 1 else "")
+        weight = weight / target.gain[:, None]
+        if delay == bias_delay:
+            source = names[proj.pre]
+            if delay > 0:
+                source = _unique(f"{base}_delay", taken)
+                nodes[source] = nir_lib.Delay(delay=np.full(proj.shape[1], delay * disc.dt))
+                edges.append((names[proj.pre], source))
+            affine = _unique(base, taken)
+            nodes[affine] = nir_lib.Affine(weight=weight, bias=target.bias / target.gain)
+            edges += [(source, affine), (affine, names[proj.post])]
+            continue
         linear = _unique(base, taken)
-        nodes[linear] = nir_lib.Linear(weight=weight / gain[:, None])
+        nodes[linear] = nir_lib.Linear(weight=weight)
         edges.append((names[proj.pre], linear))
         last = linear
         if delay > 0:
@@ -171,6 +224,35 @@ def _projection_nodes(
             edges.append((linear, last))
         edges.append((last, names[proj.post]))
     return nodes, edges
+
+
+def _bias_carriers(projections: Sequence[ProjectionSpec], exported: Mapping[Any, _Exported]) -> dict[int, int]:
+    """For each population with a bias, the projection (its index) and delay whose branch carries
+    it: the first projection into it with a zero-delay synapse, else the first, at its smallest delay."""
+    carriers: dict[Any, tuple[int, int]] = {}
+    for index, proj in enumerate(projections):
+        if not np.any(exported[proj.post].bias):
+            continue
+        delay = int(proj.delay.min())
+        if proj.post not in carriers or (delay == 0 and carriers[proj.post][1] > 0):
+            carriers[proj.post] = (index, delay)
+    return dict(carriers.values())
+
+
+def _bias_node(
+    name: Any, target: _Exported, populations: Mapping[Any, PopulationSpec], names: Mapping[Any, str], taken: set[str]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The bias of a population that receives no edge: an ``Affine`` with zero weights from the first input."""
+    source = next((p for p in populations.values() if p.kind == "input"), None)
+    if source is None:
+        raise ValueError(
+            f"population {name!r} has a bias (or v_leak with alpha = 0) and no incoming edge; NIR writes "
+            "a bias as an Affine on an edge, so add an input population to carry it"
+        )
+    node = _unique(f"{names[name]}_bias", taken)
+    weight = np.zeros((populations[name].size, source.size))
+    affine = nir_module().Affine(weight=weight, bias=target.bias / target.gain)
+    return {node: affine}, [(names[source.name], node), (node, names[name])]
 
 
 def _output_map(
@@ -195,6 +277,7 @@ def to_nir(
     dt: float,
     decay: str = "exp",
     input_scale: str = "1-alpha",
+    synapse_scale: str | None = None,
     resistance: str = "absorb",
     strict: bool = False,
     outputs: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -202,13 +285,21 @@ def to_nir(
 ) -> nir.NIRGraph:
     """Export a graph (or a trained :class:`SNN`, through ``model.to_graph()``) to NIR.
 
-    The inverse of :func:`~snngraph.nir.from_nir` with the same ``dt``/``decay``/``input_scale``.
-    A ``lif`` population becomes ``nir.LIF`` (τ from α), ``nir.IF`` when α = 1 or
-    ``nir.Threshold`` when α = 0; an ``li`` becomes ``nir.LI``, ``nir.I`` when α = 1, or, when
-    α = 0, an ``Output`` node holding its weighted sum.  Each edge becomes one ``Linear``
+    The inverse of :func:`~snngraph.nir.from_nir` with the same ``dt``/``decay``/``input_scale``/
+    ``synapse_scale``.  A ``lif`` population becomes ``nir.CubaLIF`` when it has ``alpha_syn``,
+    else ``nir.LIF`` (τ from α), ``nir.IF`` when α = 1 or ``nir.Threshold`` when α = 0; an
+    ``li`` becomes ``nir.CubaLI`` with ``alpha_syn``, else ``nir.LI``, ``nir.I`` when α = 1, or,
+    when α = 0, an ``Output`` node holding its affine sum.  Each edge becomes one ``Linear``
     (+ ``Delay`` of ``d·dt``) branch per distinct delay ``d``.  ``resistance="absorb"`` writes
-    R = 1/scale so the weights are exported as they are (snnTorch's convention); ``"unit"``
-    writes R = 1 and divides the weights by the scale (Norse's).
+    R = 1/κ_mem and w_in = 1/κ_syn so the weights are exported as they are (snnTorch's
+    convention); ``"unit"`` writes R = w_in = 1 and divides the weights by the gain (Norse's).
+
+    A population's ``bias`` b becomes the bias b/κ of an ``Affine``: the branch of its first
+    incoming edge with a zero-delay synapse (else of its first edge, with the ``Delay`` moved
+    before the ``Affine`` so that the bias is there from step 0), or, with no incoming edge, an
+    ``"<name>_bias"`` ``Affine`` with zero weights from the first input.  Where α = 0
+    (``Threshold``, ``Output``) ``v_leak`` acts as a bias and is written the same way; an ``IF``
+    or ``I`` (α = 1) has no leak, so its ``v_leak`` has no effect and is not written.
 
     NIR's neurons reset to ``v_reset`` or, for ``Threshold``, hold no state: a ``"subtract"``
     or ``"none"`` reset is exported as reset-to-0, and α = 0 with ``"subtract"`` as a
@@ -223,20 +314,32 @@ def to_nir(
     if resistance not in RESISTANCES:
         raise ValueError(f"unknown resistance {resistance!r}; choose one of {RESISTANCES}")
     graph = graph_or_model.to_graph() if isinstance(graph_or_model, SNN) else graph_or_model
-    disc = Discretisation(dt, decay, input_scale)
+    disc = Discretisation(dt, decay, input_scale, synapse_scale=synapse_scale)
     populations, projections = read_graph(graph)
     g = graph.nx if isinstance(graph, Graph) else graph
     names = _export_names(populations)
     exported = {}
     for name, spec in populations.items():  # a loop, not a comprehension: the warnings' stacklevel counts frames
+        if spec.kind not in POPULATION_EXPORTERS:
+            raise ValueError(
+                f"population {name!r} is of kind {spec.kind!r}, which has no NIR node; to_nir writes "
+                f"{sorted(POPULATION_EXPORTERS)} populations"
+            )
         exported[name] = POPULATION_EXPORTERS[spec.kind](spec, disc, resistance, strict)
     nodes = {names[name]: e.node for name, e in exported.items()}
     taken = set(nodes)
     edges: list[tuple[str, str]] = []
-    for proj in projections:
-        branch_nodes, branch_edges = _projection_nodes(proj, exported[proj.post].gain, names, disc, taken)
-        nodes.update(branch_nodes)
-        edges.extend(branch_edges)
+    carriers = _bias_carriers(projections, exported)
+    for index, proj in enumerate(projections):
+        branch = _projection_nodes(proj, exported[proj.post], names, disc, taken, carriers.get(index))
+        nodes.update(branch[0])
+        edges.extend(branch[1])
+    carried = {projections[index].post for index in carriers}
+    for name, e in exported.items():
+        if np.any(e.bias) and name not in carried:
+            branch = _bias_node(name, e, populations, names, taken)
+            nodes.update(branch[0])
+            edges.extend(branch[1])
     for out, name in _output_map(g, outputs, exported).items():
         if isinstance(exported[name].node, nir_lib.Output):
             continue  # an α = 0 readout is an Output already

@@ -4,8 +4,8 @@ The NIR graph is flattened (:mod:`snngraph.nir.subgraphs`) and every node conver
 (:mod:`snngraph.nir.converters`): neuron nodes and inputs become populations, stateless nodes
 maps of the :class:`~snngraph.nir.signals.Signal` between them.  Walking back from each
 population through the stateless nodes gives its input current as a sum of delayed population
-outputs; each term becomes one snngraph edge (the target's κ folded into the weights) and each
-constant a current from the bias input.
+outputs; each term becomes one snngraph edge (the target's gain folded into the weights), an
+undelayed constant the target's ``bias`` and a delayed one a current from the bias input.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from snngraph.graph import Graph
 from snngraph.nir.converters import Population, Synapse, convert
 from snngraph.nir.dependency import nir_module
 from snngraph.nir.discretisation import Discretisation
-from snngraph.nir.signals import Signal
+from snngraph.nir.signals import BiasKey, Signal
 from snngraph.nir.subgraphs import FlatEdges, FlatNodes, flatten
 
 if TYPE_CHECKING:
     import nir
 
 IMPORT_RESETS = ("zero", "subtract")
+CYCLE_BIASES = ("start", "feedback")
 
 Edges = dict[str, dict[str, dict[int, np.ndarray]]]  # post → pre → delay → κ·M [post, pre]
-Constants = dict[str, dict[int, np.ndarray]]  # post → delay → constant current [post]
+Constants = dict[str, dict[BiasKey, np.ndarray]]  # post → (carrier, delay) → κ·b [post]
 
 
 @dataclass
@@ -75,7 +76,7 @@ class _Reader:
                 cycle = " -> ".join(map(repr, [*self.pending[self.pending.index(name) :], name]))
                 raise ValueError(
                     f"cycle {cycle} passes through no neuron node; a NIR cycle needs a neuron "
-                    "(LIF, LI, IF, I, Threshold) to hold its state"
+                    "(LIF, LI, IF, I, Threshold, CubaLIF, CubaLI) to hold its state"
                 )
             self.pending.append(name)
             synapse = self.synapses[name]
@@ -108,28 +109,39 @@ def from_nir(
     dt: float,
     decay: str = "exp",
     input_scale: str = "1-alpha",
+    synapse_scale: str | None = None,
     bias_input: str | None = None,
     reset: str = "zero",
+    cycle_bias: str = "start",
     delay_tolerance: float = 1e-6,
 ) -> Graph:
     """Import a NIR graph (or a ``.nir`` file, read with ``nir.read``) as a :class:`Graph`.
 
-    ``dt``, ``decay`` and ``input_scale`` choose the discretisation
+    ``dt``, ``decay``, ``input_scale`` and ``synapse_scale`` choose the discretisation
     (:class:`~snngraph.nir.Discretisation`).  Stateless chains between neuron nodes (``Linear``,
     ``Affine``, ``Scale``, ``Delay``, subgraph ports) become one snngraph edge per pair of
-    populations, with the chains' weights multiplied out, the target's κ folded in, and one
+    populations, with the chains' weights multiplied out, the target's gain κ folded in, and one
     delay per synapse; several chains into a node sum.  A cycle without a ``Delay`` node
-    (snnTorch's ``RLeaky``, Rockpool's recurrent subgraphs) reads its feedback from the previous
-    step: the edge that closes it in a depth-first walk from the inputs gets delay 1.
+    (snnTorch's ``RLeaky``/``RSynaptic``, Rockpool's recurrent subgraphs) reads its feedback from
+    the previous step: the edge that closes it in a depth-first walk from the inputs gets delay 1.
 
-    Constant currents (an ``Affine`` bias, a leak towards ``v_leak ≠ 0``) need
-    ``bias_input="<name>"``: an input population of size 1 added after the NIR inputs, which
-    must be fed with ones.  ``reset`` is the snngraph reset of ``LIF``/``IF`` nodes: ``"zero"``
-    (what NIR's reset-to-0 means) or ``"subtract"``, an explicit override for files whose
-    writer says reset-to-0 for a subtracting neuron (snnTorch's default ``Leaky``).
+    ``CubaLIF``/``CubaLI`` become ``lif``/``li`` populations with ``alpha_syn``, ``v_leak`` is
+    kept as ``v_leak``, and an ``Affine`` bias that reaches a neuron node undelayed becomes the
+    node's ``bias`` (``κ·b``; with a synaptic current it enters J, as NIR's input does).  A bias
+    that arrives late, behind a ``Delay`` of d steps (from step d on) or, with
+    ``cycle_bias="feedback"``, with the feedback of a cycle (from step 1 on: nirtorch's executor,
+    which Norse's ``from_nir`` runs, reads the feedback chain's whole output, bias included, from
+    the previous step), needs ``bias_input="<name>"``: an input population of size 1 added after
+    the NIR inputs, which must be fed with ones.  With ``cycle_bias="start"`` the bias of a
+    feedback chain is there from step 0, as in snnTorch's own ``RSynaptic``.  A bias that an
+    ``Affine`` computes from several populations at once does not travel with a feedback.
+
+    ``reset`` is the snngraph reset of ``LIF``/``IF``/``CubaLIF`` nodes: ``"zero"`` (what NIR's
+    reset-to-0 means) or ``"subtract"``, an explicit override for files whose writer says
+    reset-to-0 for a subtracting neuron (snnTorch's default ``Leaky``/``Synaptic``).
 
     An ``Output`` fed straight by a neuron node names that population; any other ``Output``
-    becomes an ``li`` population with α = 0 (U[t] = I[t], an exact linear readout).
+    becomes an ``li`` population with α = 0 (U[t] = I[t] + bias, an exact affine readout).
     ``result.nx.graph["nir_outputs"]`` maps each ``Output`` to its population.  Inputs are
     added in the NIR node order (``nir.read`` returns them sorted by name), so feed the model
     a dict ``{input name: [T, B, size]}``.
@@ -142,14 +154,19 @@ def from_nir(
         raise TypeError(f"from_nir takes a nir.NIRGraph or a path to a .nir file, got {type(root).__name__}")
     if reset not in IMPORT_RESETS:
         raise ValueError(f"unknown reset {reset!r}; choose one of {IMPORT_RESETS}")
-    disc = Discretisation(dt, decay, input_scale, delay_tolerance)
+    if cycle_bias not in CYCLE_BIASES:
+        raise ValueError(f"unknown cycle_bias {cycle_bias!r}; choose one of {CYCLE_BIASES}")
+    disc = Discretisation(dt, decay, input_scale, delay_tolerance, synapse_scale)
     reader = _Reader(*flatten(root, nir_lib), disc)
     populations = {name: replace(p, reset=reset) if p.reset == "zero" else p for name, p in reader.populations.items()}
     currents = {name: reader.signal_in(name, p.size) for name, p in populations.items() if p.kind != "input"}
     nir_outputs = _outputs(reader, populations, currents)
-    edges, constant = _synapses(populations, currents, bias_input)
-    _close_zero_delay_cycles(edges, populations)
-    result = _build(populations, edges, constant, bias_input)
+    edges, constants = _synapses(populations, currents)
+    for pre, post in _close_zero_delay_cycles(edges, populations):
+        if cycle_bias == "feedback" and (pre, 0) in constants[post]:
+            constants[post][pre, 1] = constants[post].pop((pre, 0))
+    bias, delayed = _split_constants(constants, currents, bias_input)
+    result = _build(populations, edges, bias, delayed, bias_input)
     result.nx.graph["nir_outputs"] = nir_outputs
     return result
 
@@ -180,12 +197,10 @@ def _shown_population(signal: Signal, populations: Mapping[str, Population]) -> 
     return source if unchanged and populations[source].kind != "input" else None
 
 
-def _synapses(
-    populations: dict[str, Population], currents: dict[str, Signal], bias_input: str | None
-) -> tuple[Edges, Constants]:
-    """Per target ``{source: {delay: κ·M}}`` and the constant currents ``{delay: [post]}``."""
+def _synapses(populations: dict[str, Population], currents: dict[str, Signal]) -> tuple[Edges, Constants]:
+    """Per target ``{source: {delay: κ·M}}`` and its constants ``{(carrier, delay): κ·b}``."""
     edges: Edges = {}
-    constant: Constants = {}
+    constants: Constants = {}
     for post, signal in currents.items():
         target = populations[post]
         for (pre, delay), matrix in signal.terms.items():
@@ -195,31 +210,49 @@ def _synapses(
                     "population cannot be presynaptic: read it out through an Output instead"
                 )
             edges.setdefault(post, {}).setdefault(pre, {})[delay] = target.gain[:, None] * matrix
-        bias = {delay: target.gain * vector for delay, vector in signal.bias.items()}
-        if np.any(target.leak_current):
-            bias[0] = bias.get(0, 0) + target.leak_current
-        bias = {delay: vector for delay, vector in bias.items() if np.any(vector)}
-        if bias and bias_input is None:
-            origin = signal.bias_nodes or (post,)
+        constants[post] = {key: target.gain * vector for key, vector in signal.bias.items()}
+    return edges, constants
+
+
+def _split_constants(
+    constants: Constants, currents: Mapping[str, Signal], bias_input: str | None
+) -> tuple[dict[str, np.ndarray], dict[str, dict[int, np.ndarray]]]:
+    """The populations' own ``bias`` (the undelayed constants) and the delayed constants
+    ``{post: {delay: [post]}}`` that need the bias input."""
+    bias: dict[str, np.ndarray] = {}
+    delayed: dict[str, dict[int, np.ndarray]] = {}
+    for post, parts in constants.items():
+        late: dict[int, np.ndarray] = {}
+        for (_, delay), vector in parts.items():
+            if delay == 0:
+                bias[post] = bias.get(post, 0.0) + vector
+            else:
+                late[delay] = late.get(delay, 0.0) + vector
+        late = {delay: vector for delay, vector in late.items() if np.any(vector)}
+        if late and bias_input is None:
+            origin = currents[post].bias_nodes[0]
             raise ValueError(
-                f"node {origin[0]!r} puts a constant current into {post!r} (an Affine bias or "
-                "v_leak != 0), which snngraph neurons do not have; pass bias_input='<name>' to "
-                "add an input population of size 1 fed with ones, or make the bias/v_leak zero"
+                f"node {origin!r} puts a constant current into {post!r} that starts after step 0 "
+                "(an Affine bias behind a Delay, or on a feedback with cycle_bias='feedback'), which a "
+                "population bias cannot express; pass bias_input='<name>' to add an input population "
+                "of size 1 fed with ones"
             )
-        if bias:
-            constant[post] = bias
-    return edges, constant
+        if late:
+            delayed[post] = late
+    return bias, delayed
 
 
-def _close_zero_delay_cycles(edges: Edges, populations: dict[str, Population]) -> None:
+def _close_zero_delay_cycles(edges: Edges, populations: dict[str, Population]) -> set[tuple[str, str]]:
     """A cycle with no delay reads the previous step: the zero-delay synapses of the edge that
-    closes it (depth-first from the inputs) get delay 1."""
+    closes it (depth-first from the inputs) get delay 1.  Returns the edges that were closed."""
     order = sorted(populations, key=lambda name: populations[name].kind != "input")
     zero_hops = {pre: [post for post in edges if 0 in edges[post].get(pre, {})] for pre in order}
-    for pre, post in _back_edges(order, zero_hops):
+    back = _back_edges(order, zero_hops)
+    for pre, post in back:
         terms = edges[post][pre]
         matrix = terms.pop(0)
         terms[1] = terms[1] + matrix if 1 in terms else matrix
+    return back
 
 
 def _back_edges(order: Sequence[str], successors: Mapping[str, Sequence[str]]) -> set[tuple[str, str]]:
@@ -245,27 +278,34 @@ def _back_edges(order: Sequence[str], successors: Mapping[str, Sequence[str]]) -
     return back
 
 
-def _build(populations: dict[str, Population], edges: Edges, constant: Constants, bias_input: str | None) -> Graph:
+def _build(
+    populations: dict[str, Population],
+    edges: Edges,
+    bias: Mapping[str, np.ndarray],
+    delayed: Mapping[str, dict[int, np.ndarray]],
+    bias_input: str | None,
+) -> Graph:
     """The snngraph Graph: NIR inputs, the bias input, neurons, then edges."""
     result = Graph()
     for name, p in populations.items():
         if p.kind == "input":
             result.add_input(name, p.size)
-    if constant:
+    if delayed:
         if bias_input in populations:
             raise ValueError(f"bias_input {bias_input!r} is also a NIR node name; choose another name")
         result.add_input(bias_input, 1)
     for name, p in populations.items():
+        params = {"alpha": p.alpha, "bias": bias.get(name, 0.0), "alpha_syn": p.alpha_syn, "v_leak": p.v_leak}
         if p.kind == "lif":
-            result.add_lif(name, p.size, alpha=p.alpha, theta=p.theta, reset=p.reset)
+            result.add_lif(name, p.size, theta=p.theta, reset=p.reset, **params)
         elif p.kind == "li":
-            result.add_li(name, p.size, alpha=p.alpha)
+            result.add_li(name, p.size, **params)
     for post, sources in edges.items():
         for pre, terms in sources.items():
             weight, delay = _projection(terms)
             result.connect(pre, post, weight=weight, delay=delay)
-    for post, bias in constant.items():
-        weight, delay = _projection({d: vector[:, None] for d, vector in bias.items()})
+    for post, late in delayed.items():
+        weight, delay = _projection({d: vector[:, None] for d, vector in late.items()})
         result.connect(bias_input, post, weight=weight, delay=delay)
     return result
 
@@ -288,4 +328,4 @@ def _projection(terms: dict[int, np.ndarray]) -> tuple[np.ndarray | sp.coo_array
     return weight, np.concatenate(delays)
 
 
-__all__ = ["IMPORT_RESETS", "from_nir"]
+__all__ = ["CYCLE_BIASES", "IMPORT_RESETS", "from_nir"]

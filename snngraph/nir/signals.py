@@ -4,7 +4,7 @@ Between two neuron nodes NIR may put any chain of ``Linear``, ``Affine``, ``Scal
 ``Delay`` nodes.  Each of them maps its input linearly (plus a constant and a shift in time),
 so whatever leaves the chain is a :class:`Signal`: a sum of matrices applied to delayed
 population outputs, plus delayed constants.  The importer turns each term into one snngraph
-edge and each constant into a current from the bias input.
+edge and each constant into the target's bias (undelayed) or a current from the bias input.
 """
 
 from __future__ import annotations
@@ -14,21 +14,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+BiasKey = tuple[str | None, int]  # (carrier population or None, delay in steps)
+
 
 @dataclass
 class Signal:
     """The output of a stateless NIR node as a sum over populations and delays:
 
-        y[t] = Σ_{(p, d)} M_{p,d} · out_p[t − d]  +  Σ_d b_d · [t ≥ d]
+        y[t] = Σ_{(p, d)} M_{p,d} · out_p[t − d]  +  Σ_{(c, d)} b_{c,d} · [t ≥ d]
 
     ``terms`` maps (source population, delay in steps) to ``M`` of shape ``[size, source size]``;
-    ``bias`` maps a delay to ``b`` of shape ``[size]``; ``bias_nodes`` names the NIR nodes that
-    put a bias in (for error messages).
+    ``bias`` maps (carrier, delay) to ``b`` of shape ``[size]``, where the carrier is the one
+    population whose undelayed output the ``Affine`` that put the bias in was reading (``None``
+    when it read several, or none undelayed): a bias travels with its carrier's feedback when
+    the importer closes a cycle (``cycle_bias="feedback"``).  ``bias_nodes`` names the NIR nodes
+    that put a bias in (for error messages).
     """
 
     size: int
     terms: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
-    bias: dict[int, np.ndarray] = field(default_factory=dict)
+    bias: dict[BiasKey, np.ndarray] = field(default_factory=dict)
     bias_nodes: tuple[str, ...] = ()
 
     @classmethod
@@ -40,21 +45,26 @@ class Signal:
         terms, bias = dict(self.terms), dict(self.bias)
         for key, matrix in other.terms.items():
             terms[key] = terms[key] + matrix if key in terms else matrix
-        for delay, vector in other.bias.items():
-            bias[delay] = bias[delay] + vector if delay in bias else vector
+        for key, vector in other.bias.items():
+            bias[key] = bias[key] + vector if key in bias else vector
         return Signal(self.size, terms, bias, self.bias_nodes + other.bias_nodes)
 
     def rows(self, map_rows: Callable[[np.ndarray], np.ndarray], size: int) -> Signal:
         """Apply one linear map to every term ``[size, source size]`` and bias ``[size]``."""
         terms = {key: map_rows(matrix) for key, matrix in self.terms.items()}
-        bias = {delay: map_rows(vector) for delay, vector in self.bias.items()}
+        bias = {key: map_rows(vector) for key, vector in self.bias.items()}
         return Signal(size, terms, bias, self.bias_nodes)
 
-    def with_bias(self, node: str, vector: np.ndarray) -> Signal:
-        """``y + b``, the bias ``b`` put in by NIR node ``node`` (nothing when it is zero)."""
+    def with_bias(self, node: str, vector: np.ndarray, carrier: str | None) -> Signal:
+        """``y + b``, the bias ``b`` put in by NIR node ``node`` reading ``carrier`` (nothing when it is zero)."""
         if not np.any(vector):
             return self
-        return self + Signal(self.size, {}, {0: vector}, (node,))
+        return self + Signal(self.size, {}, {(carrier, 0): vector}, (node,))
+
+    def carrier(self) -> str | None:
+        """The one population whose undelayed output this signal reads, if there is exactly one."""
+        sources = {source for source, delay in self.terms if delay == 0}
+        return next(iter(sources)) if len(sources) == 1 else None
 
     def delayed(self, steps: np.ndarray) -> Signal:
         """Row ``i`` delayed by ``steps[i]``: terms and biases split by distinct delay."""
@@ -62,9 +72,9 @@ class Signal:
         for k in np.unique(steps):
             part = self.rows(lambda a, mask=steps == k: (a.T * mask).T, self.size)
             terms = {(src, d + int(k)): m for (src, d), m in part.terms.items()}
-            bias = {d + int(k): b for d, b in part.bias.items()}
+            bias = {(carrier, d + int(k)): b for (carrier, d), b in part.bias.items()}
             result = result + Signal(self.size, terms, bias)
         return result
 
 
-__all__ = ["Signal"]
+__all__ = ["BiasKey", "Signal"]
