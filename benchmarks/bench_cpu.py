@@ -16,6 +16,12 @@ Every contender runs the same network (same weights, same input spikes):
 * ``scaling``: cpu forward+backward against the firing rate (input drive) and against N at
   a fixed fan-out of 40.
 
+Neurons with two state variables run on both networks too, with the same weights: CubaLIF (a
+synaptic current, ``alpha_syn`` = 0.8) and SE-adLIF (an adaptation current) on the cpu backend,
+against the LIF row (target on the sparse network: a two-state neuron costs at most 1.3× the
+LIF time), and on the dense one snnTorch ``RSynaptic`` and Norse ``LIFRecurrent`` with a synaptic
+current (target: snngraph's CubaLIF faster than both).
+
 The neuron model is that of docs/design.md ("The model"): LIF with α = 0.9, θ = 1, reset by
 subtraction detached from the backward pass (as snnTorch does), ATan surrogate of slope 2 (snnTorch's default), readouts
 leaky integrators with α = 0.9 fed by the hidden spikes of the same step.  Norse's
@@ -62,6 +68,13 @@ from snngraph import SNN, Graph
 from snngraph.surrogates import ATan
 
 ALPHA, THETA, SLOPE = 0.9, 1.0, 2.0
+ALPHA_SYN = 0.8  # the synaptic current's decay of the CubaLIF rows
+NEURONS = {
+    "lif": ("add_lif", {}),
+    "CubaLIF": ("add_lif", {"alpha_syn": ALPHA_SYN}),
+    "SE-adLIF": ("add_adlif", {"alpha_adapt": 0.97, "a": 0.5, "b": 2.0}),
+}
+"""The hidden neuron kinds of the snngraph rows: ``Graph`` method and parameters."""
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu.json"
 
 
@@ -125,10 +138,11 @@ def make_input(case: Case, dtype: torch.dtype) -> torch.Tensor:
     return (torch.rand(shape, generator=generator) < case.input_rate).to(dtype)
 
 
-def make_graph(case: Case, weights: Weights, reset: str = "subtract") -> Graph:
+def make_graph(case: Case, weights: Weights, reset: str = "subtract", neuron: str = "lif") -> Graph:
     g = Graph()
     g.add_input("in", case.inputs)
-    g.add_lif("h", case.hidden, alpha=ALPHA, theta=THETA, reset=reset)
+    add, params = NEURONS[neuron]
+    getattr(g, add)("h", case.hidden, alpha=ALPHA, theta=THETA, reset=reset, **params)
     g.add_li("out", case.outputs, alpha=ALPHA)
     g.connect("in", "h", weight=weights.w_in, delay=0)
     recurrent = sp.coo_array((weights.value, (weights.post, weights.pre)), shape=(case.hidden, case.hidden))
@@ -142,9 +156,17 @@ def make_graph(case: Case, weights: Weights, reset: str = "subtract") -> Graph:
 
 
 class SnnGraphModel(nn.Module):
-    def __init__(self, case: Case, weights: Weights, dtype: torch.dtype, backend: str, reset: str = "subtract"):
+    def __init__(
+        self,
+        case: Case,
+        weights: Weights,
+        dtype: torch.dtype,
+        backend: str,
+        reset: str = "subtract",
+        neuron: str = "lif",
+    ):
         super().__init__()
-        net = snngraph.compile(make_graph(case, weights, reset))
+        net = snngraph.compile(make_graph(case, weights, reset, neuron))
         self.net = net
         self.snn = SNN(net, backend=backend, surrogate=ATan(SLOPE), detach_reset=True, dtype=dtype)
 
@@ -209,26 +231,25 @@ class DenseLoop(nn.Module):
 
 
 class SnnTorchModel(nn.Module):
-    """snnTorch as its tutorials write it: Linear → RLeaky (all-to-all) → Linear → Leaky.
+    """snnTorch as its tutorials write it: Linear → RLeaky (all-to-all) → Linear → Leaky, or with
+    ``synaptic`` Linear → RSynaptic (a synaptic current, ``alpha`` = :data:`ALPHA_SYN`).
 
     The spike function is :class:`ATanSpike`, the formula of ``snntorch.surrogate.atan``, which
     keeps the input's dtype (snnTorch's returns float32), so the model also runs in float64.
     """
 
-    def __init__(self, case: Case, weights: Weights, dtype: torch.dtype):
+    def __init__(self, case: Case, weights: Weights, dtype: torch.dtype, synaptic: bool = False):
         super().__init__()
         import snntorch
 
         n = case.hidden
+        self.synaptic = synaptic
         self.fc_in = nn.Linear(case.inputs, n, bias=False)
-        self.lif = snntorch.RLeaky(
-            beta=ALPHA,
-            threshold=THETA,
-            linear_features=n,
-            all_to_all=True,
-            reset_mechanism="subtract",
-            spike_grad=ATanSpike.apply,
-        )
+        options = {"threshold": THETA, "linear_features": n, "all_to_all": True, "reset_mechanism": "subtract"}
+        if synaptic:
+            self.lif = snntorch.RSynaptic(alpha=ALPHA_SYN, beta=ALPHA, spike_grad=ATanSpike.apply, **options)
+        else:
+            self.lif = snntorch.RLeaky(beta=ALPHA, spike_grad=ATanSpike.apply, **options)
         self.fc_out = nn.Linear(n, case.outputs, bias=False)
         self.readout = snntorch.Leaky(beta=ALPHA, reset_mechanism="none")
         w_rec, _ = weights.dense_recurrent(1)
@@ -240,11 +261,12 @@ class SnnTorchModel(nn.Module):
         self.to(dtype)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        spk, mem = self.lif.reset_mem()
+        state = self.lif.reset_mem()  # (spk, mem), or (spk, syn, mem) with a synaptic current
         mem_out = self.readout.reset_mem()
         spikes, readout = [], []
         for t in range(x.shape[0]):
-            spk, mem = self.lif(self.fc_in(x[t]), spk, mem)
+            state = self.lif(self.fc_in(x[t]), *state)
+            spk = state[0]
             _, mem_out = self.readout(self.fc_out(spk), mem_out)
             spikes.append(spk)
             readout.append(mem_out)
@@ -253,18 +275,23 @@ class SnnTorchModel(nn.Module):
 
 class NorseModel(nn.Module):
     """Norse ``LIFRecurrent`` → Linear → ``LI``, with ``tau_syn_inv = 1/dt`` (no synaptic
-    current: the box LIF of docs/design.md, "The model", with reset to zero) and weights scaled by 1/(1 − α)."""
+    current: the box LIF of docs/design.md, "The model", with reset to zero) and weights scaled by 1/(1 − α).
 
-    def __init__(self, case: Case, weights: Weights, dtype: torch.dtype):
+    With ``synaptic``, ``tau_syn_inv = (1 − ALPHA_SYN)/dt``: Norse's current-based LIF, whose
+    current ``i[t] = β·i[t−1] + I[t]`` enters ``v[t] = α·v[t−1] + (1 − α)·i[t]``, the CubaLIF with
+    reset to zero and the same weight scale."""
+
+    def __init__(self, case: Case, weights: Weights, dtype: torch.dtype, synaptic: bool = False):
         super().__init__()
         import norse.torch as norse
 
         dt = 1e-3
+        tau_syn_inv = (1 - ALPHA_SYN) / dt if synaptic else 1 / dt
         tau_mem_inv = (1 - ALPHA) / dt
         scale = 1 / (1 - ALPHA)
         w_rec, _ = weights.dense_recurrent(1)
         p = norse.LIFParameters(
-            tau_syn_inv=torch.tensor(1 / dt),
+            tau_syn_inv=torch.tensor(tau_syn_inv),
             tau_mem_inv=torch.tensor(tau_mem_inv),
             v_leak=torch.tensor(0.0),
             v_th=torch.tensor(THETA),
@@ -305,18 +332,37 @@ Builder = Callable[[Case, Weights, torch.dtype], nn.Module]
 CPU = "snngraph cpu"
 
 
-def contenders(case: Case) -> dict[str, Builder]:
+@dataclass(frozen=True)
+class Contender:
+    """How to build a contender, and the snngraph twin it must equal: its hidden neuron kind
+    (:data:`NEURONS`) and reset."""
+
+    build: Builder
+    neuron: str = "lif"
+    reset: str = "subtract"
+
+
+def _snngraph(backend: str, neuron: str = "lif") -> Contender:
+    return Contender(lambda c, w, dt: SnnGraphModel(c, w, dt, backend, neuron=neuron), neuron)
+
+
+def contenders(case: Case) -> dict[str, Contender]:
     """The contenders of a case (the first is the baseline of the ratios)."""
-    table: dict[str, Builder] = {CPU: lambda c, w, dt: SnnGraphModel(c, w, dt, "cpu")}
+    table = {CPU: _snngraph("cpu")}
+    for neuron in ("CubaLIF", "SE-adLIF"):
+        table[f"{CPU}, {neuron}"] = _snngraph("cpu", neuron)
     if case.name == "sparse":
-        table["dense torch loop, masked [D,N,N]"] = lambda c, w, dt: DenseLoop(c, w, dt, masked=True)
+        table["dense torch loop, masked [D,N,N]"] = Contender(lambda c, w, dt: DenseLoop(c, w, dt, masked=True))
     if case.name == "dense":
-        table["snngraph reference"] = lambda c, w, dt: SnnGraphModel(c, w, dt, "reference")
-        table["best dense torch loop"] = lambda c, w, dt: DenseLoop(c, w, dt, masked=False)
+        table["snngraph reference"] = _snngraph("reference")
+        table["best dense torch loop"] = Contender(lambda c, w, dt: DenseLoop(c, w, dt, masked=False))
         if _installed("snntorch"):
-            table["snnTorch RLeaky"] = SnnTorchModel
+            table["snnTorch RLeaky"] = Contender(SnnTorchModel)
+            table["snnTorch RSynaptic"] = Contender(lambda c, w, dt: SnnTorchModel(c, w, dt, True), "CubaLIF")
         if _installed("norse"):
-            table["Norse LIFRecurrent"] = NorseModel
+            table["Norse LIFRecurrent"] = Contender(NorseModel, reset="zero")
+            synaptic = Contender(lambda c, w, dt: NorseModel(c, w, dt, True), "CubaLIF", "zero")
+            table["Norse LIFRecurrent, synaptic current"] = synaptic
     return table
 
 
@@ -396,7 +442,7 @@ def _status_kib(field: str) -> int:
 def peak_memory(case: Case, contender: str, runs: int = 3) -> int:
     """Peak RSS increase (bytes) of a forward+backward after a warm-up, the least of ``runs``."""
     weights = make_weights(case)
-    model = contenders(case)[contender](case, weights, torch.float32)
+    model = contenders(case)[contender].build(case, weights, torch.float32)
     x = make_input(case, torch.float32)
     train_step(model, x)
     peaks = []
@@ -434,21 +480,22 @@ def compare(got: tuple[torch.Tensor, torch.Tensor], want: tuple[torch.Tensor, to
     }
 
 
-def equivalence(case: Case, weights: Weights, name: str, build: Builder) -> dict[str, Any]:
-    """Spikes and readout of ``name`` against snngraph (its zero-reset twin for Norse), float64,
-    and the weights a training step reaches: a peer must train its input, recurrent and readout
-    weights, as snngraph does, or its backward pass would skip work."""
+def equivalence(case: Case, weights: Weights, name: str, contender: Contender) -> dict[str, Any]:
+    """Spikes and readout of ``name`` against its snngraph twin (the same neuron kind and reset),
+    float64, and the weights a training step reaches: a peer must train its input, recurrent and
+    readout weights, as snngraph does, or its backward pass would skip work."""
     x = make_input(case, torch.float64)
-    reset = "zero" if name.startswith("Norse") else "subtract"
-    model = build(case, weights, torch.float64)
+    reset, neuron = contender.reset, contender.neuron
+    model = contender.build(case, weights, torch.float64)
     with torch.no_grad():
-        want = SnnGraphModel(case, weights, torch.float64, "cpu", reset)(x)
+        want = SnnGraphModel(case, weights, torch.float64, "cpu", reset, neuron)(x)
         got = model(x)
     train_step(model, x)
     trained = [param for param, value in model.named_parameters() if value.grad is not None]
     if not name.startswith("snngraph") and len(trained) < 3:
         raise RuntimeError(f"{name}: a training step reaches only {trained}; expected input, recurrent and readout")
-    return {"checked_against": f"snngraph cpu, reset={reset!r}, float64", "trained": trained, **compare(got, want)}
+    twin = f"snngraph cpu, {neuron}, reset={reset!r}, float64"
+    return {"checked_against": twin, "trained": trained, **compare(got, want)}
 
 
 def hidden_rate(case: Case) -> float:
@@ -484,13 +531,13 @@ def run_case(case: Case, repeats: int, round_s: float) -> dict[str, Any]:
     rate = hidden_rate(case)
     print(f"\n{case.name}: {describe(case)}, hidden firing rate {100 * rate:.1f}%")
     builders = contenders(case)
-    models = {name: build(case, weights, torch.float32) for name, build in builders.items()}
+    models = {name: contender.build(case, weights, torch.float32) for name, contender in builders.items()}
     timings = time_models(models, x, repeats, round_s=round_s)
     rows = []
-    for name, build in builders.items():
+    for name, contender in builders.items():
         row: dict[str, Any] = {"contender": name}
         if name != CPU:
-            row.update(equivalence(case, weights, name, build))
+            row.update(equivalence(case, weights, name, contender))
         row.update(timings[name])
         memory = measure_memory(case, name)
         row["peak_rss_mib"] = None if memory is None else memory / 2**20
@@ -530,18 +577,23 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets on forward+backward time, each with the measured ratio it bounds."""
-    wanted = [  # (case, contender, the ratio is contender/cpu (True) or cpu/contender, bound)
-        ("sparse", "dense torch loop, masked [D,N,N]", True, ">=", 30.0),
-        ("dense", "snnTorch RLeaky", True, ">=", 2.0),
-        ("dense", "best dense torch loop", False, "<=", 1.5),
+    cuba, adlif = f"{CPU}, CubaLIF", f"{CPU}, SE-adLIF"
+    wanted = [  # (case, numerator, denominator of the ratio of fwd+bwd times, relation, bound)
+        ("sparse", "dense torch loop, masked [D,N,N]", CPU, ">=", 30.0),
+        ("sparse", cuba, CPU, "<=", 1.3),
+        ("sparse", adlif, CPU, "<=", 1.3),
+        ("dense", "snnTorch RLeaky", CPU, ">=", 2.0),
+        ("dense", CPU, "best dense torch loop", "<=", 1.5),
+        ("dense", "snnTorch RSynaptic", cuba, ">=", 1.0),
+        ("dense", "Norse LIFRecurrent, synaptic current", cuba, ">=", 1.0),
     ]
     targets = []
-    for case, contender, over_cpu, relation, bound in wanted:
-        rows = [row for row in results[case]["rows"] if row["contender"] == contender]
+    for case, top, bottom, relation, bound in wanted:
+        rows = {row["contender"]: row for row in results[case]["rows"]}
         value = None
-        if rows:
-            value = rows[0]["train_ratio"] if over_cpu else 1 / rows[0]["train_ratio"]
-        name = f"{contender} / cpu" if over_cpu else f"cpu / {contender}"
+        if top in rows and bottom in rows:
+            value = paired_ratio(rows[top], rows[bottom], "train")
+        name = f"{top} / {bottom}"
         met = None if value is None else bool(value >= bound if relation == ">=" else value <= bound)
         targets.append({"case": case, "ratio": name, "value": value, "target": f"{relation} {bound:g}", "met": met})
     return targets

@@ -11,7 +11,8 @@ from random_graphs import NEURON_KINDS, random_graph
 
 import snngraph
 from snngraph import SNN, Graph
-from snngraph.neurons import threshold
+from snngraph.backends.base import round_states
+from snngraph.neurons import spikes, threshold
 from snngraph.surrogates import Sigmoid
 
 
@@ -214,3 +215,22 @@ def _networkx_node(**attrs: object) -> None:
 def test_bad_neuron_parameters_name_the_node(build, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build(Graph())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_states_keep_the_spikes_of_an_adaptive_threshold(dtype: torch.dtype) -> None:
+    """With θ_eff = θ + γ·a, rounding U and a separately could move a state across the threshold;
+    round_states keeps every spike exact (recomputed from the rounded states)."""
+    net = snngraph.compile(_one_neuron("add_alif", alpha_adapt=0.9, adapt=0.7))
+    table = torch.as_tensor(net.neurons).repeat(1, 500)
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(40, 1, 3, 500, generator=generator, dtype=torch.float64) * 3
+    theta_eff = 1.0 + 0.7 * a
+    u = theta_eff * (1 + torch.randn(a.shape, generator=generator, dtype=torch.float64) * 1e-3)
+    v = torch.cat([u, a], dim=1)
+    low = round_states(v, table, dtype)
+    assert low.dtype == dtype
+    assert torch.equal(spikes(low.double(), table), spikes(v, table))
+    assert 0 < spikes(v, table).mean() < 1
+    unit = torch.finfo(dtype).eps * v.abs()
+    assert torch.all((low.double() - v).abs() <= 4 * unit)
