@@ -91,8 +91,6 @@ class TritonBackend:
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
         """V ``[T, K, B, N]``."""
-        if not plan.layer.plain:
-            raise NotImplementedError("the triton backend runs plain LIF/LI layers (K = 1) only so far")
         return forward.forward(plan.structures, plan.layer, self.options, inputs)
 
     def backward(
