@@ -17,7 +17,7 @@ import os
 
 import pytest
 import torch
-from layer_checks import assert_close_to_reference, relative_error
+from layer_checks import assert_close_to_reference, assert_matches_reference, relative_error
 from random_graphs import random_graph
 
 import snngraph
@@ -209,3 +209,21 @@ def test_saved_states_rounded(saved_dtype: torch.dtype) -> None:
     assert torch.equal(got_v, want_v)
     for name, grad in want._asdict().items():
         assert relative_error(getattr(got, name), grad) < 0.02, name
+
+
+def test_named_kinds() -> None:
+    """Through ``SNN``: ALIF, adLIF and current-based LIF populations (K = 2) with an LI readout."""
+    g = snngraph.Graph()
+    g.add_input("in", 4)
+    g.add_alif("alif", 6, alpha_adapt=0.9, adapt=0.2, alpha=0.85, theta=0.7)
+    g.add_adlif("adlif", 5, alpha_adapt=0.8, a=0.3, b=0.5, theta=0.6)
+    g.add_lif("cuba", 4, alpha=0.8, alpha_syn=0.7, theta=0.5, reset="zero")
+    g.add_li("out", 3)
+    g.connect("in", "alif", weight=snngraph.random_weight(6, 4, 0.8, 1) * 2.0, delay=0)
+    g.connect("alif", "adlif", weight=snngraph.random_weight(5, 6, 0.8, 2) * 2.0, delay=1)
+    g.connect("adlif", "cuba", weight=snngraph.random_weight(4, 5, 0.8, 3) * 2.0, delay=1)
+    g.connect("cuba", "out", weight=snngraph.random_weight(3, 4, 0.8, 4), delay=0)
+    g.connect("alif", "alif", weight=snngraph.random_weight(6, 6, 0.4, 5), delay=2)
+    net = snngraph.compile(g)
+    assert net.n_states == 2
+    assert_matches_reference(net, PERSISTENT, steps=8, seed=1, input_scale=1.5)

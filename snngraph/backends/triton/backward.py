@@ -45,7 +45,7 @@ def backward(
     grad_v = x.new_zeros(steps, k, batch, n) if grad_v is None else grad_v
     grad_s = x.new_zeros(steps, batch, n) if grad_s is None else grad_s
     d, padding = layer.max_delay, pad(layer)
-    loop = time_loop(views, options, cols, steps, batch, x)
+    loop = time_loop(views, options, cols, steps, batch, x, k)
     factors = not layer.plain and bool(needs.neurons)  # the kernel writes λv[t] and λq[t]
     key = (steps, batch, v.dtype, layer.surrogate, layer.detach_reset, factors)
     buffers = LaunchBuffers.get(views.graphs, "backward", key, loop.graphed)

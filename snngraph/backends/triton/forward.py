@@ -50,7 +50,7 @@ def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs:
     rows = views.rec_rows
     n, d, k = layer.n_neurons, layer.max_delay, layer.n_states
     steps, batch = x.shape[0] - layer.max_input_delay, x.shape[1]
-    loop = time_loop(views, options, rows, steps, batch, x)
+    loop = time_loop(views, options, rows, steps, batch, x, k)
     buffers = LaunchBuffers.get(views.graphs, "forward", (steps, batch), loop.graphed)
     current = buffers.tensor("current", lambda: x.new_empty(steps, batch, n))
     u = buffers.tensor("u", lambda: x.new_empty(steps, k, batch, n))
