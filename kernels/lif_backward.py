@@ -5,6 +5,7 @@ import triton.language as tl
 
 from .gather import gather_synapses, synapse_rows
 from .neurons import load_neurons
+from .states import add_states, adjoint_states, carry_back, dot, load_states, load_table, store_states
 from .surrogates import surrogate_grad
 
 
@@ -39,6 +40,9 @@ def lif_backward_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_B: tl.constexpr,
     BLOCK_J: tl.constexpr,
+    GENERIC: tl.constexpr = False,
+    N_STATES: tl.constexpr = 1,
+    STEP_FACTORS: tl.constexpr = False,
 ):
     """Steps ``t = t_first, t_first − 1, …`` (``n_steps`` of them) for a block of neurons × batch:
 
@@ -60,6 +64,22 @@ def lif_backward_kernel(
     as rows over presynaptic neurons with ``shift = +d``.  As in the forward kernel, the
     persistent loop holds every neuron in one program (``RESIDENT``: with the synapses in
     registers); otherwise one step per launch.
+
+    ``GENERIC``: neurons of ``N_STATES = K`` state variables (:mod:`.states`), with λv[t] ``K``
+    tiles in registers and λI[t] = e·λv[t] in place of λU in ``lam_u`` (what the synapses see):
+
+        λS[t] = ∂L/∂S[t] + Σ_{rec synapses k: i → j, d} w_k·λI[t + d]_j + own[t]
+        λq[t] = spiking·σ'(v₀[t] − θ − g·v[t])·λS[t]
+        λv[t] = ∂L/∂v[t] + through[t] + λq[t]·(e₀ − g)
+        through[t − 1] = D(S[t − 1])ᵀ Aᵀ λv[t] − s·S[t − 1]·g·(r·λv[t])
+        own[t − 1]     = c·λv[t] − z·v₀[t − 1]·(A[:, 0]·λv[t]) − s·θ_eff[t − 1]·(r·λv[t])
+
+    (``own`` without its reset terms when ``DETACH_RESET``; :func:`.states.carry_back`).  Then
+    ``u`` and ``grad_u`` are ``[T, K, B, N]``, ``u0`` ``[K, B, N]``, ``params`` the table
+    ``[P, N]``; ``du0`` ``[K + 1, B, N]`` carries ``(through, own)`` from launch to launch: zero
+    before ``t = T − 1``, ∂L/∂v0 and the neuron's part of ∂L/∂s_hist[−1] after ``t = 0``.
+    ``STEP_FACTORS``: ``acc`` ``[T, K + 1, B, N]`` receives λv[t] and λq[t], the factors of the
+    table's gradient (summed over t and b by the host).
     """
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -69,19 +89,27 @@ def lif_backward_kernel(
     batch_major = offs_b[None, :] * n_neurons + rows[:, None]
     batch_minor = rows[:, None] * n_batch + offs_b[None, :]
     step = n_neurons * n_batch
-    alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
-    dtype = alpha.dtype
+    if GENERIC:
+        theta, subtract, zero, spiking, a, e, _, c, r, g = load_table(params_ptr, rows, mask_n, n_neurons, N_STATES)
+    else:
+        alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
+    dtype = theta.dtype
     slope = tl.load(slope_ptr)
     if HAS_REC:
         start, length, max_length, syn_mask, syn_offset, syn_weight = synapse_rows(
             cols_ptr, rows, mask_n, index_ptr, shift_ptr, weight_ptr, step, n_batch, RESIDENT, BLOCK_J
         )
     u_offset = tl.cast(t_first, tl.int64) * step
-    u = tl.load(u_ptr + u_offset + batch_major, mask=mask, other=0.0).to(dtype)
-    lam_row = tl.cast(pad + t_first + 1, tl.int64) * step
-    lam_next = tl.load(lam_u_ptr + lam_row + batch_minor, mask=mask, other=0.0)
-    d_alpha = tl.zeros([BLOCK_N, BLOCK_B], dtype=dtype)
-    d_theta = tl.zeros([BLOCK_N, BLOCK_B], dtype=dtype)
+    if GENERIC:
+        v = load_states(u_ptr + u_offset * N_STATES, batch_major, step, mask, dtype, N_STATES)
+        through = load_states(du0_ptr, batch_major, step, mask, dtype, N_STATES)
+        own = tl.load(du0_ptr + N_STATES * step + batch_major, mask=mask, other=0.0)
+    else:
+        u = tl.load(u_ptr + u_offset + batch_major, mask=mask, other=0.0).to(dtype)
+        lam_row = tl.cast(pad + t_first + 1, tl.int64) * step
+        lam_next = tl.load(lam_u_ptr + lam_row + batch_minor, mask=mask, other=0.0)
+        d_alpha = tl.zeros([BLOCK_N, BLOCK_B], dtype=dtype)
+        d_theta = tl.zeros([BLOCK_N, BLOCK_B], dtype=dtype)
     for i in range(n_steps):
         t = t_first - i
         t_offset = tl.cast(t, tl.int64) * step
@@ -110,28 +138,53 @@ def lif_backward_kernel(
                 RESIDENT,
                 BLOCK_J,
             )
-        if not DETACH_RESET:
-            lam_s -= (subtract * theta + zero * alpha * u) * lam_next
-        s = tl.where(u > theta, spiking, 0.0)
-        surrogate = spiking * surrogate_grad(u - theta, slope, SURROGATE) * lam_s
-        lam_u = tl.load(grad_u_ptr + t_offset + batch_major, mask=mask, other=0.0)
-        lam_u += alpha * lam_next * (1.0 - zero * s) + surrogate
-        tl.store(lam_u_ptr + tl.cast(pad + t, tl.int64) * step + batch_minor, lam_u, mask=mask)
-        # the state before t: U[t − 1] (u0 at t = 0) and S[t − 1] (the history holds S[−D] … S[T − 1])
-        first = mask & (tl.zeros([BLOCK_N, BLOCK_B], dtype=tl.int32) + t == 0)
-        u_prev = tl.load(u_ptr + t_offset - step + batch_major, mask=mask & ~first, other=0.0)
-        u_prev = u_prev.to(dtype) + tl.load(u0_ptr + batch_major, mask=first, other=0.0)
-        s_row = tl.cast(max_delay + t - 1, tl.int64) * step
-        s_prev = tl.load(hist_ptr + s_row + batch_minor, mask=mask, other=0).to(dtype)
-        keep = 1.0 - zero * s_prev
-        d_alpha += lam_u * u_prev * keep
-        d_theta -= surrogate + subtract * lam_u * s_prev
-        tl.store(du0_ptr + batch_major, alpha * keep * lam_u, mask=first)
-        u = u_prev
-        lam_next = lam_u
+        if GENERIC:
+            grad_v = load_states(grad_u_ptr + t_offset * N_STATES, batch_major, step, mask, dtype, N_STATES)
+            lam_s += own
+            lam_v, lam_q = adjoint_states(grad_v, through, lam_s, v, theta, spiking, g, slope, SURROGATE, N_STATES)
+            tl.store(lam_u_ptr + tl.cast(pad + t, tl.int64) * step + batch_minor, dot(e, lam_v, N_STATES), mask=mask)
+            if STEP_FACTORS:
+                factors = acc_ptr + t_offset * (N_STATES + 1) + batch_major
+                store_states(factors, 0, step, lam_v, mask, N_STATES)
+                tl.store(factors + N_STATES * step, lam_q, mask=mask)
+            # the state before t: v[t − 1] (v0 at t = 0) and S[t − 1]
+            first = mask & (tl.zeros([BLOCK_N, BLOCK_B], dtype=tl.int32) + t == 0)
+            v_prev = add_states(
+                load_states(u_ptr + (t_offset - step) * N_STATES, batch_major, step, mask & ~first, dtype, N_STATES),
+                load_states(u0_ptr, batch_major, step, first, dtype, N_STATES),
+                N_STATES,
+            )
+            s_row = tl.cast(max_delay + t - 1, tl.int64) * step
+            s_prev = tl.load(hist_ptr + s_row + batch_minor, mask=mask, other=0).to(dtype)
+            through, own = carry_back(lam_v, v_prev, s_prev, theta, subtract, zero, a, c, r, g, DETACH_RESET, N_STATES)
+            v = v_prev
+        else:
+            if not DETACH_RESET:
+                lam_s -= (subtract * theta + zero * alpha * u) * lam_next
+            s = tl.where(u > theta, spiking, 0.0)
+            surrogate = spiking * surrogate_grad(u - theta, slope, SURROGATE) * lam_s
+            lam_u = tl.load(grad_u_ptr + t_offset + batch_major, mask=mask, other=0.0)
+            lam_u += alpha * lam_next * (1.0 - zero * s) + surrogate
+            tl.store(lam_u_ptr + tl.cast(pad + t, tl.int64) * step + batch_minor, lam_u, mask=mask)
+            # the state before t: U[t − 1] (u0 at t = 0) and S[t − 1] (the history holds S[−D] … S[T − 1])
+            first = mask & (tl.zeros([BLOCK_N, BLOCK_B], dtype=tl.int32) + t == 0)
+            u_prev = tl.load(u_ptr + t_offset - step + batch_major, mask=mask & ~first, other=0.0)
+            u_prev = u_prev.to(dtype) + tl.load(u0_ptr + batch_major, mask=first, other=0.0)
+            s_row = tl.cast(max_delay + t - 1, tl.int64) * step
+            s_prev = tl.load(hist_ptr + s_row + batch_minor, mask=mask, other=0).to(dtype)
+            keep = 1.0 - zero * s_prev
+            d_alpha += lam_u * u_prev * keep
+            d_theta -= surrogate + subtract * lam_u * s_prev
+            tl.store(du0_ptr + batch_major, alpha * keep * lam_u, mask=first)
+            u = u_prev
+            lam_next = lam_u
         if HAS_REC:
             tl.debug_barrier()
-    d_alpha += tl.load(acc_ptr + batch_minor, mask=mask, other=0.0)
-    d_theta += tl.load(acc_ptr + step + batch_minor, mask=mask, other=0.0)
-    tl.store(acc_ptr + batch_minor, d_alpha, mask=mask)
-    tl.store(acc_ptr + step + batch_minor, d_theta, mask=mask)
+    if GENERIC:
+        store_states(du0_ptr, batch_major, step, through, mask, N_STATES)
+        tl.store(du0_ptr + N_STATES * step + batch_major, own, mask=mask)
+    else:
+        d_alpha += tl.load(acc_ptr + batch_minor, mask=mask, other=0.0)
+        d_theta += tl.load(acc_ptr + step + batch_minor, mask=mask, other=0.0)
+        tl.store(acc_ptr + batch_minor, d_alpha, mask=mask)
+        tl.store(acc_ptr + step + batch_minor, d_theta, mask=mask)

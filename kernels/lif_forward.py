@@ -5,6 +5,7 @@ import triton.language as tl
 
 from .gather import gather_synapses, synapse_rows
 from .neurons import load_neurons
+from .states import load_states, load_table, step_states, store_states
 
 
 @triton.jit(do_not_specialize=["t_start", "t_stop"])
@@ -28,6 +29,8 @@ def lif_forward_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_B: tl.constexpr,
     BLOCK_J: tl.constexpr,
+    GENERIC: tl.constexpr = False,
+    N_STATES: tl.constexpr = 1,
 ):
     """Steps ``t = t_start … t_stop − 1`` for a block of neurons × a block of the batch:
 
@@ -39,6 +42,13 @@ def lif_forward_kernel(
     ``hist`` ``[D + T, N, B]`` uint8 holds S[t] at row ``D + t`` (rows before ``D + t_start`` are
     given, the rest are written here); ``params`` ``[5, N]`` (:mod:`.neurons`); the recurrent
     synapses as rows over postsynaptic neurons with ``shift = −d`` (:mod:`.gather`).
+
+    ``GENERIC``: the neurons of ``N_STATES = K`` state variables instead (:mod:`.states`),
+
+        v[t] = A·m(v[t−1]) + e·I[t] + b + c·S[t−1] − r·(s·θ_eff[t−1]·S[t−1]),   S[t] = spiking·H(v₀[t] − θ_eff[t]),
+
+    with ``u`` the states ``[T, K, B, N]``, ``u_prev`` ``[K, B, N]`` = v[t_start − 1] and
+    ``params`` the whole table ``[P, N]``; ``current`` stays ``I_in`` ``[T, B, N]`` (no bias in it).
 
     U and S stay in registers from step to step.  With recurrent synapses, a step reads spikes
     that other neurons wrote one or more steps before, so either the program holds every neuron
@@ -55,14 +65,20 @@ def lif_forward_kernel(
     batch_major = offs_b[None, :] * n_neurons + rows[:, None]
     batch_minor = rows[:, None] * n_batch + offs_b[None, :]
     step = n_neurons * n_batch
-    alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
+    if GENERIC:
+        theta, subtract, zero, spiking, a, e, b, c, r, g = load_table(params_ptr, rows, mask_n, n_neurons, N_STATES)
+    else:
+        alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
     if HAS_REC:
         start, length, max_length, syn_mask, syn_offset, syn_weight = synapse_rows(
             rows_ptr, rows, mask_n, index_ptr, shift_ptr, weight_ptr, step, n_batch, RESIDENT, BLOCK_J
         )
-    u = tl.load(u_prev_ptr + batch_major, mask=mask, other=0.0)
+    if GENERIC:
+        v = load_states(u_prev_ptr, batch_major, step, mask, theta.dtype, N_STATES)
+    else:
+        u = tl.load(u_prev_ptr + batch_major, mask=mask, other=0.0)
     s_row = tl.cast(max_delay + t_start - 1, tl.int64) * step
-    s = tl.load(hist_ptr + s_row + batch_minor, mask=mask, other=0).to(u.dtype)
+    s = tl.load(hist_ptr + s_row + batch_minor, mask=mask, other=0).to(theta.dtype)
     for t in range(t_start, t_stop):
         t_offset = tl.cast(t, tl.int64) * step
         current = tl.load(current_ptr + t_offset + batch_major, mask=mask, other=0.0)
@@ -87,9 +103,13 @@ def lif_forward_kernel(
                 RESIDENT,
                 BLOCK_J,
             )
-        u = alpha * u * (1.0 - zero * s) + current - subtract * theta * s
-        s = tl.where(u > theta, spiking, 0.0)
-        tl.store(u_ptr + t_offset + batch_major, u, mask=mask)
+        if GENERIC:
+            v, s = step_states(v, s, current, theta, subtract, zero, spiking, a, e, b, c, r, g, N_STATES)
+            store_states(u_ptr + t_offset * N_STATES, batch_major, step, v, mask, N_STATES)
+        else:
+            u = alpha * u * (1.0 - zero * s) + current - subtract * theta * s
+            s = tl.where(u > theta, spiking, 0.0)
+            tl.store(u_ptr + t_offset + batch_major, u, mask=mask)
         hist_row = tl.cast(max_delay + t, tl.int64) * step
         tl.store(hist_ptr + hist_row + batch_minor, s.to(tl.uint8), mask=mask)
         if HAS_REC:

@@ -1,12 +1,14 @@
 """The Triton backend without a GPU.
 
 * ``test_interpreter_cases`` runs ``tests/triton_interpreter_cases.py`` (forward and every
-  gradient against the reference) and ``tests/triton_kernel_cases.py`` (each kernel launched
+  gradient against the reference), ``tests/triton_states_cases.py`` (the same for layers of
+  generic neurons, K = 1 … 4) and ``tests/triton_kernel_cases.py`` (each kernel launched
   alone against its formula) in a separate process with ``TRITON_INTERPRET=1``, so the flag
   never reaches the other tests;
 * ``test_kernels_compile_for_hopper`` compiles every kernel for sm_90 (float32 and float64)
-  with the ptxas that ships with Triton, so a kernel that the interpreter accepts but the
-  compiler rejects fails here, not on the first GPU;
+  with the ptxas that ships with Triton, the time-loop kernels both plain and generic
+  (K = 1 … 4), so a kernel that the interpreter accepts but the compiler rejects fails here,
+  not on the first GPU;
 * the host-side pieces that need no kernel.
 """
 
@@ -42,6 +44,7 @@ def test_interpreter_cases() -> None:
         "-p",
         "no:cacheprovider",
         str(TESTS / "triton_interpreter_cases.py"),
+        str(TESTS / "triton_states_cases.py"),
         str(TESTS / "triton_kernel_cases.py"),
     ]
     result = subprocess.run(command, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=900)
@@ -86,17 +89,43 @@ def test_kernels_compile_for_hopper(dtype: str, monkeypatch: pytest.MonkeyPatch)
         {"HAS_REC": True, "RESIDENT": False},
         {"HAS_REC": False, "RESIDENT": False},
     ]
+    plain = {"GENERIC": False, "N_STATES": 1}
     variants = [
         (gather_kernel, {"ACCUMULATE": True, "BLOCK_R": 32, "BLOCK_B": 8, "BLOCK_J": 8}),
         (gather_chunks_kernel, {"CHUNK": 128, "BLOCK_B": 8, "BLOCK_J": 64}),
         (synapse_grad_kernel, {"BLOCK_K": 128, "BLOCK_B": 8}),
-        *((lif_forward_kernel, {**loop, **blocks}) for loop in loops),
+        *((lif_forward_kernel, {**loop, **blocks, **plain}) for loop in loops),
         *(
             (
                 lif_backward_kernel,
-                {"SURROGATE": code, "DETACH_RESET": code % 2 == 1, **loops[code % 3], **blocks, "ADD_REC": code == 2},
+                {
+                    "SURROGATE": code,
+                    "DETACH_RESET": code % 2 == 1,
+                    **loops[code % 3],
+                    **blocks,
+                    "ADD_REC": code == 2,
+                    **plain,
+                    "STEP_FACTORS": False,
+                },
             )
             for code in range(4)
+        ),
+        *((lif_forward_kernel, {**loops[k % 3], **blocks, "GENERIC": True, "N_STATES": k}) for k in range(1, 5)),
+        *(
+            (
+                lif_backward_kernel,
+                {
+                    "SURROGATE": k - 1,
+                    "DETACH_RESET": k % 2 == 0,
+                    **loops[k % 3],
+                    **blocks,
+                    "ADD_REC": k == 2,
+                    "GENERIC": True,
+                    "N_STATES": k,
+                    "STEP_FACTORS": k != 3,
+                },
+            )
+            for k in range(1, 5)
         ),
     ]
     target = backends.GPUTarget("cuda", 90, 32)

@@ -16,6 +16,13 @@ delays give ∂x and ∂w_in (matrix products or gather kernels), and
 :mod:`snngraph.kernels.synapse_grad` accumulates ∂w on the stored synapses only, where the
 presynaptic neuron spiked.
 
+Generic neurons (``layer.plain`` false, K = 1 … 4 states; docs/design.md, "Neurons"): the same
+kernels specialised by ``GENERIC``/``N_STATES`` read the whole table and keep the K states
+(forward) or λv (backward) as register tiles (:mod:`snngraph.kernels.states`); the synapses see
+λI = e·λv where a plain layer has λU, so every synaptic gradient runs unchanged; the table's
+gradient is summed on the host from the λv[t] and λq[t] that the reverse loop writes, ∂e from
+I[t] recomputed from the input and the spike history.
+
 The time loop runs either *persistent* — one launch that loops over time inside the kernel,
 every program owning all neurons of one batch row and gathering the recurrent term itself
 (safe without a grid barrier: only the program's own threads exchange spikes) — or *per step*:
@@ -42,7 +49,8 @@ imported only when a kernel runs, so that ``import snngraph`` works without it.
 
 Internal tensors are batch-minor (``[time, N, B]``), so that a synapse gathers ``B`` contiguous
 values: the spike history ``hist`` ``[D + T, N, B]`` (uint8, S[t] at row ``D + t``) and the
-adjoint ``λU`` ``[P + T + P, N, B]`` with zero pads of ``P = max(D, Din)`` rows on both ends.
+adjoint ``λU`` (λI) ``[P + T + P, N, B]`` with zero pads of ``P = max(D, Din)`` rows on both
+ends.  The states keep the interface's ``[T, K, B, N]``.
 """
 
 from __future__ import annotations
@@ -91,8 +99,6 @@ class TritonBackend:
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
         """V ``[T, K, B, N]``."""
-        if not plan.layer.plain:
-            raise NotImplementedError("the triton backend runs plain LIF/LI layers (K = 1) only so far")
         return forward.forward(plan.structures, plan.layer, self.options, inputs)
 
     def backward(

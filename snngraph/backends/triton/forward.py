@@ -1,4 +1,4 @@
-"""Forward pass of the Triton backend (see the package docstring): U ``[T, B, N]``."""
+"""Forward pass of the Triton backend (see the package docstring): the states V ``[T, K, B, N]``."""
 
 from __future__ import annotations
 
@@ -41,26 +41,26 @@ def input_current(views: IndexViews, layer: LayerSpec, x: torch.Tensor, w_in: to
 
 
 def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs: LayerInputs) -> torch.Tensor:
-    """V ``[T, 1, B, N]`` of a plain layer, docs/design.md ("The model")."""
+    """V ``[T, K, B, N]``, docs/design.md ("The model", "Neurons"): a plain layer through the
+    kernels' ``[5, N]`` rows with the bias in the current, any other through the whole table."""
     from snngraph.kernels.lif_forward import lif_forward_kernel
 
     x, w_in, w_rec, table, v0, s_hist = inputs
-    table, bias = kernel_params(table)
-    u0 = v0[0]
+    table, bias = kernel_params(table) if layer.plain else (table, None)
     rows = views.rec_rows
-    n, d = layer.n_neurons, layer.max_delay
+    n, d, k = layer.n_neurons, layer.max_delay, layer.n_states
     steps, batch = x.shape[0] - layer.max_input_delay, x.shape[1]
-    loop = time_loop(views, options, rows, steps, batch, x)
+    loop = time_loop(views, options, rows, steps, batch, x, k)
     buffers = LaunchBuffers.get(views.graphs, "forward", (steps, batch), loop.graphed)
     current = buffers.tensor("current", lambda: x.new_empty(steps, batch, n))
-    u = buffers.tensor("u", lambda: x.new_empty(steps, batch, n))
+    u = buffers.tensor("u", lambda: x.new_empty(steps, k, batch, n))
     hist = buffers.tensor("hist", lambda: x.new_empty(d + steps, n, batch, dtype=torch.uint8))
     input_current(views, layer, x, w_in, current)
     if bias is not None:  # the constant b added to I[t] from each neuron's onset on
         gate = onset_gate(inputs.neurons, steps)
         current += bias if gate is None else (bias * gate)[:, None]
     hist[:d].copy_(s_hist.transpose(1, 2))
-    u0 = buffers.bind("u0", u0)
+    u0 = buffers.bind("u0", v0)
     params = buffers.bind("params", table)
     w_rows = None if rows is None else buffers.bind("w_rows", w_rec[rows.order])
     fused = (rows.ptr, rows.index, rows.shift, w_rows) if loop.fused else (params,) * 4
@@ -84,9 +84,11 @@ def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs:
                 t_start + count,
                 HAS_REC=loop.fused,
                 RESIDENT=step.resident,
+                GENERIC=not layer.plain,
+                N_STATES=k,
                 num_stages=1,  # no software pipelining across the steps' barriers
                 **step.meta(),
             )
 
     buffers.run(launch)
-    return (u.clone() if loop.graphed else u)[:, None]
+    return u.clone() if loop.graphed else u

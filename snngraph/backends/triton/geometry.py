@@ -18,6 +18,10 @@ RESIDENT_TILE_BYTES = 16384
 """Largest ``[N, longest row]`` tile of weights that the persistent loop keeps in registers."""
 ELEMENTS_PER_THREAD = 8
 """Tile elements per thread: the warps of a launch (4 to 16); more spill registers."""
+STEP_TILE = 512
+"""Elements of the step kernel's tile of neurons × batch (no gather in it) for neurons of one state
+variable; neurons of ``K`` get ``STEP_TILE / K`` (``K`` rounded up to a power of two), so that their
+states and table rows stay in registers (sm_90: no spills up to K = 4 in float64)."""
 
 
 def pow2(n: int, cap: int) -> int:
@@ -122,10 +126,18 @@ def is_persistent(views: IndexViews, options: TritonOptions) -> bool:
 
 
 def time_loop(
-    views: IndexViews, options: TritonOptions, rec: RowView | None, steps: int, batch: int, x: torch.Tensor
+    views: IndexViews,
+    options: TritonOptions,
+    rec: RowView | None,
+    steps: int,
+    batch: int,
+    x: torch.Tensor,
+    n_states: int = 1,
 ) -> TimeLoop:
-    """The loop over ``steps`` for recurrent synapses ``rec`` (rows of this direction)."""
+    """The loop over ``steps`` for recurrent synapses ``rec`` (rows of this direction), neurons of
+    ``n_states`` state variables."""
     n = views.n_neurons
+    tile = STEP_TILE // pow2(n_states, STEP_TILE)
     if not is_persistent(views, options):
         graphed = x.is_cuda and options.cuda_graphs and n * batch <= options.graph_max_step_elements
         chunked = rec is not None and not options.deterministic
@@ -136,8 +148,8 @@ def time_loop(
         else:  # one program sums each row: no atomic adds
             gather = Geometry.blocked(rec.n_rows, batch, rec.mean_length)
         spans = [(t, 1) for t in range(steps)]
-        return TimeLoop(Geometry.blocked(n, batch, tile=512), spans, False, gather, graphed, chunked)
+        return TimeLoop(Geometry.blocked(n, batch, tile=tile), spans, False, gather, graphed, chunked)
     if rec is None:  # independent neurons: any blocks, the whole time loop in each
-        return TimeLoop(Geometry.blocked(n, batch, tile=512), [(0, steps)], False, None, False)
+        return TimeLoop(Geometry.blocked(n, batch, tile=tile), [(0, steps)], False, None, False)
     geometry = Geometry.holding(rec, batch, x.element_size())
     return TimeLoop(geometry, [(0, steps)], True, None, False)
