@@ -5,7 +5,16 @@ import triton.language as tl
 
 from .gather import gather_synapses, synapse_rows
 from .neurons import load_neurons
-from .states import add_states, adjoint_states, carry_back, dot, load_states, load_table, store_states
+from .states import (
+    add_states,
+    adjoint_states,
+    carry_back,
+    dot,
+    load_onset,
+    load_states,
+    load_table,
+    store_states,
+)
 from .surrogates import surrogate_grad
 
 
@@ -43,6 +52,7 @@ def lif_backward_kernel(
     GENERIC: tl.constexpr = False,
     N_STATES: tl.constexpr = 1,
     STEP_FACTORS: tl.constexpr = False,
+    ONSET: tl.constexpr = False,
 ):
     """Steps ``t = t_first, t_first − 1, …`` (``n_steps`` of them) for a block of neurons × batch:
 
@@ -95,6 +105,8 @@ def lif_backward_kernel(
         alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
     dtype = theta.dtype
     slope = tl.load(slope_ptr)
+    if ONSET:
+        onset = load_onset(params_ptr, rows, mask_n, n_neurons, GENERIC, N_STATES)
     if HAS_REC:
         start, length, max_length, syn_mask, syn_offset, syn_weight = synapse_rows(
             cols_ptr, rows, mask_n, index_ptr, shift_ptr, weight_ptr, step, n_batch, RESIDENT, BLOCK_J
@@ -138,10 +150,13 @@ def lif_backward_kernel(
                 RESIDENT,
                 BLOCK_J,
             )
+        live_spiking = spiking  # the spiking flag of this step: 0 (no surrogate) before the onset
+        if ONSET:
+            live_spiking = tl.where(onset <= t, spiking, 0.0)
         if GENERIC:
             grad_v = load_states(grad_u_ptr + t_offset * N_STATES, batch_major, step, mask, dtype, N_STATES)
             lam_s += own
-            lam_v, lam_q = adjoint_states(grad_v, through, lam_s, v, theta, spiking, g, slope, SURROGATE, N_STATES)
+            lam_v, lam_q = adjoint_states(grad_v, through, lam_s, v, theta, live_spiking, g, slope, SURROGATE, N_STATES)
             tl.store(lam_u_ptr + tl.cast(pad + t, tl.int64) * step + batch_minor, dot(e, lam_v, N_STATES), mask=mask)
             if STEP_FACTORS:
                 factors = acc_ptr + t_offset * (N_STATES + 1) + batch_major
@@ -161,8 +176,8 @@ def lif_backward_kernel(
         else:
             if not DETACH_RESET:
                 lam_s -= (subtract * theta + zero * alpha * u) * lam_next
-            s = tl.where(u > theta, spiking, 0.0)
-            surrogate = spiking * surrogate_grad(u - theta, slope, SURROGATE) * lam_s
+            s = tl.where(u > theta, live_spiking, 0.0)
+            surrogate = live_spiking * surrogate_grad(u - theta, slope, SURROGATE) * lam_s
             lam_u = tl.load(grad_u_ptr + t_offset + batch_major, mask=mask, other=0.0)
             lam_u += alpha * lam_next * (1.0 - zero * s) + surrogate
             tl.store(lam_u_ptr + tl.cast(pad + t, tl.int64) * step + batch_minor, lam_u, mask=mask)

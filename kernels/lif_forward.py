@@ -5,7 +5,7 @@ import triton.language as tl
 
 from .gather import gather_synapses, synapse_rows
 from .neurons import load_neurons
-from .states import load_states, load_table, step_states, store_states
+from .states import gated, load_onset, load_states, load_table, step_states, store_states
 
 
 @triton.jit(do_not_specialize=["t_start", "t_stop"])
@@ -31,6 +31,7 @@ def lif_forward_kernel(
     BLOCK_J: tl.constexpr,
     GENERIC: tl.constexpr = False,
     N_STATES: tl.constexpr = 1,
+    ONSET: tl.constexpr = False,
 ):
     """Steps ``t = t_start … t_stop − 1`` for a block of neurons × a block of the batch:
 
@@ -69,6 +70,8 @@ def lif_forward_kernel(
         theta, subtract, zero, spiking, a, e, b, c, r, g = load_table(params_ptr, rows, mask_n, n_neurons, N_STATES)
     else:
         alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
+    if ONSET:
+        onset = load_onset(params_ptr, rows, mask_n, n_neurons, GENERIC, N_STATES)
     if HAS_REC:
         start, length, max_length, syn_mask, syn_offset, syn_weight = synapse_rows(
             rows_ptr, rows, mask_n, index_ptr, shift_ptr, weight_ptr, step, n_batch, RESIDENT, BLOCK_J
@@ -103,12 +106,19 @@ def lif_forward_kernel(
                 RESIDENT,
                 BLOCK_J,
             )
+        live_spiking = spiking  # the spiking flag of this step: 0 before the onset
+        if ONSET:
+            live = onset <= t
+            live_spiking = tl.where(live, spiking, 0.0)
         if GENERIC:
-            v, s = step_states(v, s, current, theta, subtract, zero, spiking, a, e, b, c, r, g, N_STATES)
+            drive = b  # and the drive b
+            if ONSET:
+                drive = gated(b, live, N_STATES)
+            v, s = step_states(v, s, current, theta, subtract, zero, live_spiking, a, e, drive, c, r, g, N_STATES)
             store_states(u_ptr + t_offset * N_STATES, batch_major, step, v, mask, N_STATES)
         else:
             u = alpha * u * (1.0 - zero * s) + current - subtract * theta * s
-            s = tl.where(u > theta, spiking, 0.0)
+            s = tl.where(u > theta, live_spiking, 0.0)
             tl.store(u_ptr + t_offset + batch_major, u, mask=mask)
         hist_row = tl.cast(max_delay + t, tl.int64) * step
         tl.store(hist_ptr + hist_row + batch_minor, s.to(tl.uint8), mask=mask)

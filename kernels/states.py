@@ -2,7 +2,9 @@
 rows, one step forward and what one step hands back to the step before it in BPTT.
 
 The table ``[P, N]`` has the rows θ, s, z, spiking, then the blocks ``A`` (``K²`` rows,
-``A[j, k]`` at ``j·K + k``), ``e``, ``b``, ``c``, ``r``, ``g`` (``K`` rows each).  The states of
+``A[j, k]`` at ``j·K + k``), ``e``, ``b``, ``c``, ``r``, ``g`` (``K`` rows each), then the onsets.
+Before its onset a neuron is inert: the kernels built with ``ONSET`` zero its drive ``b`` and its
+spiking flag (and with it the surrogate) at the steps ``t < onset``.  The states of
 a tile of neurons × batch are a tuple of ``K`` tiles ``[BLOCK_N, BLOCK_B]`` (``v[0]`` = U), the
 blocks tuples of ``[BLOCK_N, 1]`` columns; every loop over the states is a ``tl.static_range``
 over the constexpr ``K`` (≤ 4), unrolled, so the states stay in registers.  Forward
@@ -40,6 +42,23 @@ def load_table(table_ptr, rows, mask, n_neurons, K: tl.constexpr):
     r = load_rows(table_ptr, 4 + K * K + 3 * K, rows, mask, n_neurons, K)
     g = load_rows(table_ptr, 4 + K * K + 4 * K, rows, mask, n_neurons, K)
     return theta, subtract, zero, spiking, a, e, b, c, r, g
+
+
+@triton.jit
+def load_onset(table_ptr, rows, mask, n_neurons, GENERIC: tl.constexpr, K: tl.constexpr):
+    """The onsets of ``rows`` ``[BLOCK_N, 1]``: the last row of a generic table (``4 + K² + 5K``),
+    row 5 of the plain kernels' parameters."""
+    row = 4 + K * K + 5 * K if GENERIC else 5
+    return tl.load(table_ptr + row * n_neurons + rows, mask=mask, other=0.0)[:, None]
+
+
+@triton.jit
+def gated(x, live, K: tl.constexpr):
+    """``x·[live]`` for each of the ``K`` columns of ``x`` (a neuron's drive before its onset)."""
+    out = ()
+    for k in tl.static_range(K):
+        out = out + (tl.where(live, x[k], 0.0),)
+    return out
 
 
 @triton.jit

@@ -7,86 +7,20 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from graph_simulator import simulate_graph
+from graph_checks import SURROGATES, assert_layer_equals_graph, biased_chain
 from random_graphs import NEURON_KINDS, random_graph
 
 import snngraph
 from snngraph import SNN, Graph
-from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
-
-SURROGATES = [Sigmoid(25.0), FastSigmoid(10.0), ATan(2.0), Triangle(0.8)]
 
 
-def _inputs(net: snngraph.CompiledNetwork, steps: int, batch: int, seed: int) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    return {p.name: (torch.rand(steps, batch, p.size, generator=generator) < 0.4).double() for p in net.inputs}
-
-
-def _edge_values(model: SNN) -> dict:
-    """Each edge's synapse weights as fresh leaves, in the flat (edge) order of the model."""
-    values = {}
-    for edge in model.net.edges:
-        flat = model.w_in if edge.target == "input" else model.w_rec
-        values[(edge.pre, edge.post)] = flat[edge.start : edge.stop].detach().clone().requires_grad_(True)
-    return values
-
-
-def _random_loss(tensors: dict, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype)).sum() for _, t in sorted(tensors.items()))
-
-
-def assert_layer_equals_graph(
-    graph: Graph,
-    seed: int,
-    zero_delay: str = "retime",
-    oracle_graph: Graph | None = None,
-    surrogate=SURROGATES[0],
-    detach_reset: bool = False,
-    steps: int = 17,
-    backend: str = "reference",
-) -> None:
-    """Spikes, every state variable and the gradients of the weights, of every named neuron
-    parameter and of the input equal the population-by-population simulation of the graph."""
-    net = snngraph.compile(graph, zero_delay=zero_delay)
-    learn = tuple(net.parameters)
-    model = SNN(net, backend=backend, surrogate=surrogate, detach_reset=detach_reset, dtype=torch.float64, learn=learn)
-    inputs = {name: x.requires_grad_(True) for name, x in _inputs(net, steps, 2, seed).items()}
-    out = model(inputs)
-    values = _edge_values(model)
-    neuron_values = {
-        (p.name, name): getattr(model, name)[p.slice].detach().clone().requires_grad_(True)
-        for p in net.populations
-        for name in p.model.parameters
-    }
-    oracle_inputs = {name: x.detach().clone().requires_grad_(True) for name, x in inputs.items()}
-    spikes, states = simulate_graph(
-        oracle_graph or graph, oracle_inputs, values, surrogate, detach_reset, neuron_values=neuron_values
-    )
-    names = [p.name for p in net.populations]
-    layer_states = {(n, v): out.state_variable(n, v) for n in names for v in states[n]}
-    for p in net.populations:
-        assert torch.equal(out.spikes(p.name), spikes[p.name]), f"spikes of {p.name!r} differ"
-        for variable, want in states[p.name].items():
-            torch.testing.assert_close(layer_states[(p.name, variable)], want, rtol=1e-10, atol=1e-10)
-    loss_layer = _random_loss({n: out.spikes(n) for n in names}, seed) + _random_loss(layer_states, seed + 1)
-    graph_states = {(n, v): states[n][v] for n in names for v in states[n]}
-    loss_graph = _random_loss({n: spikes[n] for n in names}, seed) + _random_loss(graph_states, seed + 1)
-    loss_layer.backward()
-    loss_graph.backward()
-
-    def grad_of(leaf: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(leaf) if leaf.grad is None else leaf.grad  # None: no path to the loss
-
-    for edge in net.edges:
-        flat = model.w_in if edge.target == "input" else model.w_rec
-        want = grad_of(values[(edge.pre, edge.post)])
-        torch.testing.assert_close(flat.grad[edge.start : edge.stop], want, rtol=1e-10, atol=1e-10)
-    for (population, name), leaf in neuron_values.items():
-        got = getattr(model, name).grad[net.population(population).slice]
-        torch.testing.assert_close(got, grad_of(leaf), rtol=1e-9, atol=1e-10, msg=f"d{name} of {population!r}")
-    for name, x in inputs.items():
-        torch.testing.assert_close(x.grad, grad_of(oracle_inputs[name]), rtol=1e-10, atol=1e-10)
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_biases_of_populations_that_start_late(backend: str) -> None:
+    """A bias acts from a population's own graph time 0: a population that retiming delays by a
+    lag is inert before it (no drive, no spikes, no surrogate gradient), in every chunk split."""
+    graph = biased_chain()
+    assert [p.lag for p in snngraph.compile(graph).populations] == [0, 1, 2]
+    assert_layer_equals_graph(graph, 3, backend=backend, steps=12)
 
 
 @pytest.mark.parametrize("seed", range(12))

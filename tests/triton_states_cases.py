@@ -17,8 +17,9 @@ import os
 
 import pytest
 import torch
+from graph_checks import assert_layer_equals_graph, biased_chain
 from layer_checks import assert_close_to_reference, assert_matches_reference, relative_error
-from random_graphs import random_graph
+from random_graphs import NEURON_KINDS, random_graph
 
 import snngraph
 from snngraph.backends import TritonOptions
@@ -227,3 +228,16 @@ def test_named_kinds() -> None:
     net = snngraph.compile(g)
     assert net.n_states == 2
     assert_matches_reference(net, PERSISTENT, steps=8, seed=1, input_scale=1.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_layer_equals_graph_with_mixed_kinds(seed: int) -> None:
+    """Mixed kinds with lags (onsets), through SNN, against the graph simulated population by population."""
+    graph = random_graph(seed, kinds=NEURON_KINDS, max_size=3, max_delay=4)
+    assert_layer_equals_graph(graph, seed, backend="triton", steps=9)
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_biases_of_populations_that_start_late(loop: str) -> None:
+    """Plain neurons with biases and lags 0, 1, 2: the onsets in the plain kernels."""
+    assert_layer_equals_graph(biased_chain(), 3, backend=LOOPS[loop], steps=9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec, Needs
-from snngraph.backends.triton.forward import input_current, kernel_params
+from snngraph.backends.triton.forward import has_onsets, input_current, kernel_params
 from snngraph.backends.triton.geometry import time_loop
 from snngraph.backends.triton.graphs import LaunchBuffers
 from snngraph.backends.triton.launch import batch_minor, gather, gather_step, pad, synapse_grad
@@ -47,7 +47,8 @@ def backward(
     d, padding = layer.max_delay, pad(layer)
     loop = time_loop(views, options, cols, steps, batch, x, k)
     factors = not layer.plain and bool(needs.neurons)  # the kernel writes λv[t] and λq[t]
-    key = (steps, batch, v.dtype, layer.surrogate, layer.detach_reset, factors)
+    onsets = has_onsets(generic)
+    key = (steps, batch, v.dtype, layer.surrogate, layer.detach_reset, factors, onsets)
     buffers = LaunchBuffers.get(views.graphs, "backward", key, loop.graphed)
     lam_u = buffers.tensor("lam_u", lambda: x.new_empty(padding + steps + padding, n, batch))
     lam_u[:padding].zero_()
@@ -102,6 +103,7 @@ def backward(
                 GENERIC=not layer.plain,
                 N_STATES=k,
                 STEP_FACTORS=factors,
+                ONSET=onsets,
                 num_stages=1,
                 **step.meta(),
             )
@@ -179,8 +181,9 @@ def _table_grads(
         sums["A"] = torch.einsum("tjbn,tkbn->jkn", lam_v, kept)
     if "e" in groups:
         sums["e"] = torch.einsum("tkbn,tbn->kn", lam_v, current)
-    if "b" in groups:
-        sums["b"] = lam_v.sum((0, 2))
+    if "b" in groups:  # Σ_{t ≥ onset} λv[t]
+        gate = onset_gate(table, v.shape[0])
+        sums["b"] = (lam_v if gate is None else lam_v * gate[:, None, None]).sum((0, 2))
     if "c" in groups:
         sums["c"] = torch.einsum("tkbn,tbn->kn", lam_v, s_prev)
     if "r" in groups:

@@ -16,11 +16,17 @@ _PLAIN = block_rows(1)
 
 
 def kernel_params(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The kernels' ``[5, N]`` rows (α, θ, s, z, m; :mod:`snngraph.kernels.neurons`) of a plain
-    table (``K = 1``, α = A₀₀) and its bias b₀ (``None`` when zero everywhere)."""
+    """The plain kernels' ``[6, N]`` rows (α, θ, s, z, m; :mod:`snngraph.kernels.neurons`; then
+    the onsets) of a plain table (``K = 1``, α = A₀₀) and its bias b₀ (``None`` when zero
+    everywhere)."""
     alpha, bias = table[_PLAIN["A"]], table[_PLAIN["b"]][0]
-    params = torch.cat([alpha, table[THETA : THETA + 1], table[FLAGS]])
+    params = torch.cat([alpha, table[THETA : THETA + 1], table[FLAGS], table[-1:]])
     return params, (bias if bool(bias.any()) else None)
+
+
+def has_onsets(table: torch.Tensor) -> bool:
+    """Whether some neuron of the table starts late (the kernels then run with ``ONSET``)."""
+    return bool(table[-1].any())
 
 
 def input_current(views: IndexViews, layer: LayerSpec, x: torch.Tensor, w_in: torch.Tensor, out: torch.Tensor) -> None:
@@ -46,12 +52,13 @@ def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs:
     from snngraph.kernels.lif_forward import lif_forward_kernel
 
     x, w_in, w_rec, table, v0, s_hist = inputs
+    onsets = has_onsets(table)
     table, bias = kernel_params(table) if layer.plain else (table, None)
     rows = views.rec_rows
     n, d, k = layer.n_neurons, layer.max_delay, layer.n_states
     steps, batch = x.shape[0] - layer.max_input_delay, x.shape[1]
     loop = time_loop(views, options, rows, steps, batch, x, k)
-    buffers = LaunchBuffers.get(views.graphs, "forward", (steps, batch), loop.graphed)
+    buffers = LaunchBuffers.get(views.graphs, "forward", (steps, batch, onsets), loop.graphed)
     current = buffers.tensor("current", lambda: x.new_empty(steps, batch, n))
     u = buffers.tensor("u", lambda: x.new_empty(steps, k, batch, n))
     hist = buffers.tensor("hist", lambda: x.new_empty(d + steps, n, batch, dtype=torch.uint8))
@@ -86,6 +93,7 @@ def forward(views: IndexViews, layer: LayerSpec, options: TritonOptions, inputs:
                 RESIDENT=step.resident,
                 GENERIC=not layer.plain,
                 N_STATES=k,
+                ONSET=onsets,
                 num_stages=1,  # no software pipelining across the steps' barriers
                 **step.meta(),
             )
