@@ -2,7 +2,8 @@
 where the layer is quiet.
 
 Modules: :mod:`~snngraph.backends.cpu.plan` (the index structures derived once per model),
-:mod:`~snngraph.backends.cpu.forward`, :mod:`~snngraph.backends.cpu.backward` and
+:mod:`~snngraph.backends.cpu.forward`, :mod:`~snngraph.backends.cpu.backward`,
+:mod:`~snngraph.backends.cpu.states` (the generic neuron's algebra) and
 :mod:`~snngraph.backends.cpu.arrays` (time chunks, layouts, per-neuron constants); this
 module holds :class:`CpuBackend`; :mod:`~snngraph.backends.cpu.options` holds the measured
 thresholds that choose between its paths (:class:`CpuOptions`).
@@ -46,6 +47,26 @@ does not depend on the recursion is vectorised over the chunk.  Afterwards
 
 (dense delay blocks take their weight gradient from one BLAS product per time chunk).
 
+Generic neurons (``layer.plain`` False: ``K = 1 … 4`` states, docs/design.md "Neurons") take
+their own path through the same synaptic machinery; the plain path above is for ``K = 1``,
+``e = r = 1``, ``c = g = 0`` only.  Forward: the currents ``I`` ``[T, N, B]`` are built as ``V``
+is above (inputs, history, the spikes of each step sent into the future rows), and the states
+``V`` ``[T, K, N, B]`` are a separate array, returned as the ``[T, K, B, N]`` view; per step
+
+    v[t] = A v'[t−1] + e I[t] + b + (c − s θ_eff[t−1] r) S[t−1],   S[t] = m·H(v₀[t] − θ_eff[t])
+
+with ``v'`` = ``v`` but ``U (1 − z S[t−1])``, ``θ_eff = θ + g·v``, each sum over the states
+skipping the coefficients that are zero for every neuron.  Backward, in the same time chunks,
+with λv ``[K]`` per neuron and ``λI = e·λv`` in the place of λU in everything synaptic (the
+per-step adjoint product, the weight and input gradients, ∂S[−k]):
+
+    λS[t] = ∂L/∂S[t] + Σ_{rec k: j→i, d} w_k λI[t+d]_i + (c − z v₀[t] A[:, 0] − s θ_eff[t] r)·λv[t+1]
+    λv[t] = ∂L/∂v[t] + Dᵀ Aᵀ λv[t+1] − s S[t] g (r·λv[t+1]) + m σ'(v₀[t] − θ_eff[t]) λS[t] (e₀ − g)
+
+(``D = diag(1 − z S[t], 1, …)``; the reset terms of λS dropped with ``detach_reset``); the
+gradient of every group of the table is summed per chunk (:mod:`~snngraph.backends.cpu.states`),
+``∂e`` from the currents recomputed from the saved states' spikes with the forward machinery.
+
 Dense or sparse.  The synapses of one delay whose bounding box ``post × pre`` is at least
 ``CpuOptions.dense_density`` full (and not tiny) form a dense block multiplied with BLAS through
 torch; all other synapses share the sparse structures.
@@ -53,7 +74,10 @@ torch; all other synapses share the sparse structures.
 Memory.  Saved for backward (by :mod:`snngraph.autograd`): the inputs and ``U``.  Backward
 workspace: λU ``(T + D)·N·B`` values, about 8 arrays of one time chunk (``T/chunks`` steps,
 ``CpuOptions.chunks``), ``(2D − 1)·N·B`` for the gradient of the incoming spikes and the queue of spike
-events (two int64 per event, at most ``(T + D)·N·B / chunks`` events).
+events (two int64 per event, at most ``(T + D)·N·B / chunks`` events).  Generic neurons: saved
+``V`` ``K·T·B·N``; forward ``I`` ``T·B·N`` besides ``V``; backward λI ``(T + D)·N·B`` (as λU),
+λv of one chunk ``K·(T/chunks + 1)·N·B``, the chunk's states, spikes and coefficients, and
+``T·B·N`` for the recomputed currents when ``∂e`` is wanted.
 """
 
 from __future__ import annotations
@@ -92,9 +116,8 @@ class CpuBackend:
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
         """V ``[T, K, B, N]``."""
-        if not plan.layer.plain:
-            raise NotImplementedError("the cpu backend runs plain LIF/LI layers (K = 1) only so far")
-        return forward.forward(plan.layer, inputs, plan.structures, self.options)
+        run = forward.forward if plan.layer.plain else forward.forward_states
+        return run(plan.layer, inputs, plan.structures, self.options)
 
     def backward(
         self,
@@ -106,6 +129,8 @@ class CpuBackend:
         needs: Needs,
     ) -> LayerInputs:
         """Gradients of ``inputs`` (``None`` where ``needs`` says no)."""
+        if not plan.layer.plain:
+            return backward.backward_states(plan.layer, inputs, v, grad_v, grad_s, needs, plan.structures, self.options)
         u = v[:, 0].to(inputs.w_rec.dtype)  # states may have been saved in bfloat16/float16
         grad_u = None if grad_v is None else grad_v[:, 0]
         grads = backward.backward(plan.layer, inputs, u, grad_u, grad_s, needs, plan.structures, self.options)

@@ -39,8 +39,8 @@ def delayed_rows(a: np.ndarray, d: int, steps: int) -> np.ndarray:
 
 
 def neuron_major(a: np.ndarray) -> np.ndarray:
-    """``[K, B, N]`` → a contiguous ``[K, N, B]`` (a copy, or a view when the memory already is)."""
-    return np.ascontiguousarray(a.transpose(0, 2, 1))
+    """``[…, B, N]`` → a contiguous ``[…, N, B]`` (a copy, or a view when the memory already is)."""
+    return np.ascontiguousarray(a.swapaxes(-1, -2))
 
 
 def batch_major(lam: np.ndarray, steps: int, options: CpuOptions) -> np.ndarray:

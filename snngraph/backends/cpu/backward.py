@@ -17,6 +17,7 @@ from snngraph.backends.cpu.arrays import (
     neuron_major,
     time_chunks,
 )
+from snngraph.backends.cpu.forward import currents
 from snngraph.backends.cpu.options import CpuOptions
 from snngraph.backends.cpu.plan import (
     DenseBlock,
@@ -28,6 +29,8 @@ from snngraph.backends.cpu.plan import (
     torch_csr,
     torch_product_matrix,
 )
+from snngraph.backends.cpu.states import GenericNeurons, TableGradient, rows
+from snngraph.neurons import table_gradient
 
 
 def _gather_gradient(
@@ -268,6 +271,51 @@ def _input_gradients(
     return grad_x, _scatter_gradient(w.size, plan, grad_sparse, block_grads, w.dtype)
 
 
+def _synaptic_gradients(
+    layer: LayerSpec,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    lam: np.ndarray,
+    adjoint: _Adjoint,
+    local_s: np.ndarray | None,
+    needs: Needs,
+    plan: LayerPlan,
+    options: CpuOptions,
+) -> tuple[np.ndarray | None, ...]:
+    """Gradients ``(x, w_in, w_rec, s_hist)`` once λU (λI of generic neurons) ``lam``
+    ``[T + D, N, B]`` is known for every step, ``arrays`` = ``(x, w_in, w_rec, s_hist)``; ``None``
+    where not needed.  λU is relaid out in place (:func:`~snngraph.backends.cpu.arrays.batch_major`).
+
+    ∂S[−k] = Σ_{rec k: j→i, d} w_k λU[−k+d]_i, from the adjoint product on a zero-padded window,
+    plus ``local_s`` ``[N, B]`` for ``k = 1`` (the neuron's own terms, ``None`` for none); the
+    history's spikes join the recurrent weight gradient.
+    """
+    x, w_in, w_rec, s_hist = arrays
+    steps, depth, dtype = lam.shape[0] - layer.max_delay, layer.max_delay, lam.dtype
+    grad_s_hist = None
+    if needs.s_hist:
+        grad_s_hist = np.empty_like(s_hist)
+        window = np.zeros((2 * depth - 1, *lam.shape[1:]), dtype)  # λU[−D+1 … D−1]
+        window[depth - 1 :] = lam[:depth]
+        for k in range(1, depth + 1):
+            lam_s = adjoint.backprop(window[depth - k : 2 * depth - k], -k)
+            if k == 1 and local_s is not None:
+                lam_s += local_s
+            grad_s_hist[depth - k] = lam_s.T
+    if needs.w_rec:
+        adjoint.accumulate(neuron_major(s_hist), -depth)
+        adjoint.gather()  # the queued spike events read λU: before the relayout
+    lam_batch_major = batch_major(lam, steps, options) if adjoint.sampled or needs.x or needs.w_in else None
+    grad_w_rec = None
+    if needs.w_rec:
+        if adjoint.sampled:
+            adjoint.sample(lam_batch_major)
+        grad_w_rec = adjoint.gradient(w_rec.size, dtype)
+    grad_x = grad_w_in = None
+    if needs.x or needs.w_in:
+        grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, plan.inputs, steps, needs, options)
+    return grad_x, grad_w_in, grad_w_rec, grad_s_hist
+
+
 @dataclass
 class _Chunk:
     """What the backward recursion needs of steps ``t0 … t1−1``, ``[K, N, B]`` each.
@@ -394,21 +442,13 @@ def backward(
     grad_alpha += (lam0 * u_last * keep0).sum(axis=1, dtype=np.float64)
     theta_reset += (lam0 * s_last).sum(axis=1, dtype=np.float64)
     grad_u0 = np.ascontiguousarray((alpha_col * keep0 * lam0).T) if needs.v0 else None
-    grad_s_hist = None
-    if needs.s_hist:
-        grad_s_hist = np.empty_like(s_hist)
-        window = np.zeros((2 * depth - 1, n, batch), dtype)  # λU[−D+1 … D−1]
-        window[depth - 1 :] = lam[:depth]
-        for k in range(1, depth + 1):
-            lam_s = adjoint.backprop(window[depth - k : 2 * depth - k], -k)
-            if k == 1 and not layer.detach_reset:
-                if neurons.subtract_theta is not None:
-                    lam_s -= col(neurons.subtract_theta) * lam0
-                if neurons.zero_alpha is not None:
-                    lam_s -= col(neurons.zero_alpha) * u_last * lam0
-            grad_s_hist[depth - k] = lam_s.T
-    if needs.w_rec:
-        adjoint.accumulate(neuron_major(s_hist), -depth)
+    reset_s = None  # the reset terms of ∂L/∂S[−1]: −(s θ + z α U[−1]) λU[0]
+    if needs.s_hist and not layer.detach_reset and (neurons.subtract is not None or neurons.zero is not None):
+        reset_s = np.zeros((n, batch), dtype)
+        if neurons.subtract_theta is not None:
+            reset_s -= col(neurons.subtract_theta) * lam0
+        if neurons.zero_alpha is not None:
+            reset_s -= col(neurons.zero_alpha) * u_last * lam0
 
     grad_theta = None
     if needs_theta:
@@ -421,16 +461,116 @@ def backward(
         if neurons.onset is not None:
             lam_t *= np.arange(steps)[:, None] >= neurons.onset
         grad_bias = lam_t.sum(axis=0).astype(dtype)
-    grad_w_rec = None
-    if needs.w_rec:
-        adjoint.gather()  # the queued spike events read λU: before the relayout
-    lam_batch_major = batch_major(lam, steps, options) if adjoint.sampled or needs.x or needs.w_in else None
-    if needs.w_rec:
-        if adjoint.sampled:
-            adjoint.sample(lam_batch_major)
-        grad_w_rec = adjoint.gradient(w_rec.size, dtype)
-    grad_x = grad_w_in = None
-    if needs.x or needs.w_in:
-        grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, plan.inputs, steps, needs, options)
+    grad_x, grad_w_in, grad_w_rec, grad_s_hist = _synaptic_gradients(
+        layer, (x, w_in, w_rec, s_hist), lam, adjoint, reset_s, needs, plan, options
+    )
     grad_alpha = grad_alpha.astype(dtype) if needs_alpha else None
     return grad_x, grad_w_in, grad_w_rec, grad_alpha, grad_theta, grad_bias, grad_u0, grad_s_hist
+
+
+def _own_currents(
+    layer: LayerSpec,
+    inputs: LayerInputs,
+    v: torch.Tensor,
+    neurons: GenericNeurons,
+    plan: LayerPlan,
+    options: CpuOptions,
+) -> np.ndarray:
+    """I[t] ``[T, N, B]`` of the forward pass again, from the inputs and the spikes of the saved
+    states ``v`` ``[T, K, B, N]`` (for ``∂e``), with the forward pass's synaptic machinery."""
+    current, propagate = currents(layer, [as_numpy(t) for t in inputs], plan, options)
+    steps = current.shape[0]
+    for t0, t1 in time_chunks(steps, chunk_size(steps, v[0].numel(), options)):
+        spikes, _ = neurons.spikes(_saved_states(v, t0, t1, inputs.x.dtype))
+        for t in range(t0, min(t1, steps - 1)):
+            propagate(spikes[t - t0], t)
+    return current
+
+
+def _saved_states(v: torch.Tensor, t0: int, t1: int, dtype: torch.dtype) -> np.ndarray:
+    """Steps ``t0 … t1−1`` of the saved states ``v`` ``[T, K, B, N]`` (perhaps 16-bit) in the
+    compute ``dtype``, neuron-major ``[C, K, N, B]``."""
+    return neuron_major(as_numpy(v[t0:t1].to(dtype)))
+
+
+def backward_states(
+    layer: LayerSpec,
+    inputs: LayerInputs,
+    v: torch.Tensor,
+    grad_v: torch.Tensor | None,
+    grad_s: torch.Tensor | None,
+    needs: Needs,
+    plan: LayerPlan,
+    options: CpuOptions,
+) -> LayerInputs:
+    """Gradients of a layer of generic neurons (``None`` where not needed) by the reverse-time
+    recursion of :mod:`~snngraph.backends.cpu.states`, with λI = e·λv in place of the plain
+    path's λU in everything synaptic.
+
+    λI is one array ``[T + D, N, B]`` as λU is; λv lives per time chunk, ``[C + 1, K, N, B]``
+    with λv of the step after the chunk last, and the table's sums are taken chunk by chunk.
+    """
+    arrays = [as_numpy(t) for t in inputs]
+    x, w_in, w_rec, table, v0, s_hist = arrays
+    k, batch, n = v0.shape
+    steps, depth, dtype = v.shape[0], layer.max_delay, x.dtype
+    neurons = GenericNeurons(table, batch, layer.detach_reset, needs.neurons)
+    sums = TableGradient(neurons, needs.neurons, n)
+    lam = np.empty((steps + depth, n, batch), dtype)  # λI
+    lam[steps:] = 0
+    adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, options)
+    coupled = adjoint.has_synapses or bool(neurons.coupling)  # λS has terms besides ∂L/∂S
+    surrogate_sums = bool({"theta", "g"} & needs.neurons)
+    current = _own_currents(layer, inputs, v, neurons, plan, options) if "e" in needs.neurons else None
+    scratch = np.empty((n, batch), dtype)
+    work = (scratch, np.empty((n, batch), dtype))
+    following = np.zeros((k, n, batch), dtype)  # λv[t1]
+    for t0, t1 in reversed(list(time_chunks(steps, chunk_size(steps, k * n * batch, options)))):
+        size = t1 - t0
+        step = neurons.transitions(_saved_states(v, t0, t1, inputs.x.dtype))
+        gain = neurons.gain(layer.surrogate, step.v[:, 0], step.theta)
+        lam_v = np.empty((size + 1, k, n, batch), dtype)  # λv[t0 … t1], from ∂L/∂v + (e₀ − g)·σ'·∂L/∂S
+        lam_v[size] = following
+        if grad_v is not None:
+            lam_v[:size] = as_numpy(grad_v[t0:t1]).swapaxes(-1, -2)
+        gain_grad_s = None  # σ'·∂L/∂S (grad_v and grad_s are never both None)
+        if grad_s is not None:
+            gain_grad_s = gain * as_numpy(grad_s[t0:t1]).swapaxes(-1, -2)
+            neurons.spike_gain(rows(lam_v[:size]), (gain_grad_s,), np.empty_like(gain), add=grad_v is not None)
+        gain_lam_s = np.empty_like(gain) if coupled else None  # σ'·(λS − ∂L/∂S), every step writes it
+        for i in range(size - 1, -1, -1):
+            t = t0 + i
+            later, now = lam_v[i + 1], lam_v[i]
+            neurons.pull_back(step, i, later, now, work, add=True)
+            part = adjoint.backprop(lam[t + 1 : t + 1 + depth], t) if adjoint.has_synapses else None
+            part = neurons.couple(step, i, later, part, scratch)
+            if part is not None:
+                np.multiply(gain[i], part, out=gain_lam_s[i])
+                neurons.spike_gain(now, (gain_lam_s[i],), scratch, add=True)
+            neurons.to_current((lam[t],), now, scratch, add=False)
+        if surrogate_sums and gain_grad_s is not None:
+            gain_lam_s = gain_grad_s if gain_lam_s is None else np.add(gain_lam_s, gain_grad_s, out=gain_lam_s)
+        sums.add_steps(step.v, lam_v[:size], gain_lam_s, None if current is None else current[t0:t1])
+        sums.add_transitions(step, lam_v[1:])
+        if needs.w_rec:
+            adjoint.accumulate(step.spikes, t0)
+        following = lam_v[0]
+
+    # The step before the run: v[−1] = v0 and S[−1] = s_hist[D − 1] meet λv[0].
+    history = neurons.transitions(neuron_major(v0)[None], s_hist[-1].T[None])
+    sums.add_transitions(history, following[None])
+    grad_v0 = None
+    if needs.v0:
+        grad_v0 = np.empty((k, n, batch), dtype)
+        neurons.pull_back(history, 0, following, grad_v0, work, add=False)
+        grad_v0 = np.ascontiguousarray(grad_v0.swapaxes(1, 2))
+    local_s = neurons.couple(history, 0, following, None, scratch) if needs.s_hist else None
+    grads = _synaptic_gradients(layer, (x, w_in, w_rec, s_hist), lam, adjoint, local_s, needs, plan, options)
+    grad_x, grad_w_in, grad_w_rec, grad_s_hist = (None if g is None else torch.from_numpy(g) for g in grads)
+    grad_table = None
+    if needs.neurons:
+        groups = {name: torch.from_numpy(value) for name, value in sums.result(dtype).items()}
+        grad_table = table_gradient(inputs.neurons, groups)
+    return LayerInputs(
+        grad_x, grad_w_in, grad_w_rec, grad_table, None if grad_v0 is None else torch.from_numpy(grad_v0), grad_s_hist
+    )

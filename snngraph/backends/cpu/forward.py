@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec
-from snngraph.backends.cpu.arrays import Neurons, chunk_size, delayed_rows, time_chunks
+from snngraph.backends.cpu.arrays import Neurons, chunk_size, delayed_rows, neuron_major, time_chunks
 from snngraph.backends.cpu.options import CpuOptions
 from snngraph.backends.cpu.plan import LayerPlan, SynapsePlan, as_numpy, sparse_input_matrices, torch_product_matrix
+from snngraph.backends.cpu.states import GenericNeurons
 
 
 def input_current(
@@ -113,23 +114,36 @@ class _Propagator:
         self.v[t + self.delays[lo:hi]] += current
 
 
+def currents(
+    layer: LayerSpec, arrays: list[np.ndarray], plan: LayerPlan, options: CpuOptions, drive: np.ndarray | None = None
+) -> tuple[np.ndarray, _Propagator]:
+    """The currents ``[T, N, B]`` before the time loop — the input currents (plus ``drive``
+    ``[T, N]`` where given) and the spikes of the incoming history ``S[−D … −1]`` — and the
+    propagator that adds those of the layer's own steps; ``arrays`` are the inputs of the call
+    as NumPy."""
+    x, w_in, w_rec, _, v0, s_hist = arrays
+    steps = x.shape[0] - layer.max_input_delay
+    v = input_current(x, w_in, plan.inputs, steps, v0.shape[2], options)
+    if drive is not None:  # the constant b added to I[t] from each neuron's onset on
+        v += drive[:, :, None]
+    propagate = _Propagator(plan, w_rec, v, options.event_fraction)
+    for k in range(layer.max_delay, 0, -1):  # S[−k] reaches step −k + d for d ≥ k
+        propagate(s_hist[layer.max_delay - k].T, -k)
+    return v, propagate
+
+
 def forward(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: CpuOptions) -> torch.Tensor:
     """V ``[T, 1, B, N]`` of a plain layer by the recursion of docs/design.md ("The model"; see the
     package docstring), computed neuron-major and returned as a view of the ``[T, N, B]`` array."""
-    x, w_in, w_rec, table, v0, s_hist = (as_numpy(t) for t in inputs)
-    u0 = v0[0]
-    steps = x.shape[0] - layer.max_input_delay
+    arrays = [as_numpy(t) for t in inputs]
+    x, table, u0, s_hist = arrays[0], arrays[3], arrays[4][0], arrays[5]
     batch, n = u0.shape
-    v = input_current(x, w_in, plan.inputs, steps, n, options)
     neurons = Neurons(table, batch)
+    steps = x.shape[0] - layer.max_input_delay
     drive, live = neurons.drive(steps), neurons.live(steps)
-    if drive is not None:  # the constant b added to I[t] from each neuron's onset on
-        v += drive[:, :, None]
+    v, propagate = currents(layer, arrays, plan, options, drive)
     alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
     zero_nb, subtract_theta_nb = neurons.zero_nb, neurons.subtract_theta_nb
-    propagate = _Propagator(plan, w_rec, v, options.event_fraction)
-    for k in range(layer.max_delay, 0, -1):  # S[−k] reaches U[−k + d] for d ≥ k
-        propagate(s_hist[layer.max_delay - k].T, -k)
     buffers = [np.empty((n, batch), bool) for _ in range(2)]
     leak, scratch = np.empty((n, batch), x.dtype), np.empty((n, batch), x.dtype)
     v_prev, s_prev = u0.T, s_hist[-1].T
@@ -151,3 +165,30 @@ def forward(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: Cpu
             propagate(s_t, t)
         v_prev, s_prev = v_t, s_t
     return torch.from_numpy(v).transpose(1, 2)[:, None]
+
+
+def forward_states(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, options: CpuOptions) -> torch.Tensor:
+    """V ``[T, K, B, N]`` of a layer of generic neurons (:mod:`~snngraph.backends.cpu.states`),
+    computed neuron-major ``[T, K, N, B]`` next to the currents ``[T, N, B]`` and returned as a
+    view; the synapses as in the plain path."""
+    arrays = [as_numpy(t) for t in inputs]
+    table, v0, s_hist = arrays[3:]
+    k, batch, n = v0.shape
+    current, propagate = currents(layer, arrays, plan, options)
+    steps, dtype = current.shape[0], current.dtype
+    neurons = GenericNeurons(table, batch, layer.detach_reset)
+    v = np.empty((steps, k, n, batch), dtype)
+    work = (np.empty((n, batch), dtype), np.empty((n, batch), dtype))
+    buffers = [np.empty((n, batch), bool) for _ in range(2)]
+    thresholds = [np.empty((n, batch), dtype) for _ in range(2)]
+    v_prev, s_prev = neuron_major(v0), s_hist[-1].T
+    theta_prev = neurons.threshold(v_prev, thresholds[1], work[0])
+    for t in range(steps):
+        v_t = v[t]
+        neurons.advance(v_t, v_prev, s_prev, theta_prev, current[t], work)
+        theta_prev = neurons.threshold(v_t, thresholds[t % 2], work[0])
+        s_t = neurons.fire(v_t[0], theta_prev, buffers[t % 2])
+        if t + 1 < steps:
+            propagate(s_t, t)
+        v_prev, s_prev = v_t, s_t
+    return torch.from_numpy(v).transpose(2, 3)
