@@ -17,10 +17,11 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import torch
-from layer_checks import assert_close_scaled, assert_close_to_reference, relative_error
+from layer_checks import assert_close_scaled, assert_close_to_reference, assert_matches_reference, relative_error
 from random_graphs import random_graph
 
 import snngraph
+from snngraph import Graph
 from snngraph.backends import CpuOptions
 from snngraph.backends.base import LayerInputs, Plan
 from snngraph.functional import lif_layer, prepare, prepare_layer
@@ -238,3 +239,24 @@ def test_states_saved_in_16_bits_keep_spikes(saved: torch.dtype) -> None:
     assert torch.equal(full["spikes"], low["spikes"])
     for name in ("w_rec", "w_in", "neurons", "x"):
         assert relative_error(low[name], full[name]) < 0.03, name
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["attached", "detached"])
+def test_named_kinds_through_the_module(detach: bool) -> None:
+    """CubaLIF, ALIF, SE-adLIF and a CubaLI readout in one layer (K = 2), every parameter learnable,
+    through ``SNN``."""
+    rng = np.random.default_rng(0)
+    g = Graph()
+    g.add_input("x", 5)
+    g.add_lif("cuba", 7, alpha_syn=0.7, reset="subtract")
+    g.add_alif("alif", 6, alpha_adapt=0.9, adapt=0.3, reset="zero")
+    g.add_adlif("adlif", 5, alpha_adapt=0.8, a=0.5, b=0.4, symplectic=True)
+    g.add_li("out", 3, alpha_syn=0.5)
+    for pre, post, delay in [("x", "cuba", 0), ("cuba", "alif", 0), ("alif", "adlif", 1), ("adlif", "cuba", 5)]:
+        size = (g.population_size(post), g.population_size(pre))
+        g.connect(pre, post, weight=rng.normal(0.5, 1.0, size), delay=delay)
+    g.connect("alif", "alif", weight=rng.normal(0.0, 0.5, (6, 6)), delay=2)
+    g.connect("adlif", "out", weight=rng.normal(0.0, 1.0, (3, 5)), delay=0)
+    net = snngraph.compile(g)
+    assert not snngraph.neurons.is_plain(net.neurons)
+    assert_matches_reference(net, "cpu", steps=25, batch=3, seed=1, detach_reset=detach)

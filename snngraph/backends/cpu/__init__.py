@@ -55,7 +55,7 @@ is above (inputs, history, the spikes of each step sent into the future rows), a
 
     v[t] = A v'[t−1] + e I[t] + b + (c − s θ_eff[t−1] r) S[t−1],   S[t] = m·H(v₀[t] − θ_eff[t])
 
-with ``v'`` = ``v`` but ``U (1 − z S[t−1])``, ``θ_eff = θ + g·v``, each sum over the states
+with ``v'[t]`` = ``v[t]`` but ``U (1 − z S[t])``, ``θ_eff = θ + g·v``, each sum over the states
 skipping the coefficients that are zero for every neuron.  Backward, in the same time chunks,
 with λv ``[K]`` per neuron and ``λI = e·λv`` in the place of λU in everything synaptic (the
 per-step adjoint product, the weight and input gradients, ∂S[−k]):
