@@ -6,7 +6,8 @@ At the level of the op: a compiled random graph's layer is re-declared with ``n_
 "reference" with the same inputs and the same random loss on the states, the spikes or both:
 equal spikes, states and every gradient (input, weights, every group of the table, incoming
 state).  Over each reset, ``detach_reset``, delays beyond one step, each propagation path of the
-backend, 16-bit saved states and seeded sweeps of graphs.
+backend, 16-bit saved states and seeded sweeps of graphs; and the named kinds (CubaLIF, ALIF,
+SE-adLIF) through ``SNN``, whole and chunked runs.
 """
 
 from __future__ import annotations
@@ -241,10 +242,8 @@ def test_states_saved_in_16_bits_keep_spikes(saved: torch.dtype) -> None:
         assert relative_error(low[name], full[name]) < 0.03, name
 
 
-@pytest.mark.parametrize("detach", [False, True], ids=["attached", "detached"])
-def test_named_kinds_through_the_module(detach: bool) -> None:
-    """CubaLIF, ALIF, SE-adLIF and a CubaLI readout in one layer (K = 2), every parameter learnable,
-    through ``SNN``."""
+def _named_kinds_graph() -> Graph:
+    """CubaLIF, ALIF, SE-adLIF and a CubaLI readout in one layer (K = 2), with feedback."""
     rng = np.random.default_rng(0)
     g = Graph()
     g.add_input("x", 5)
@@ -257,6 +256,27 @@ def test_named_kinds_through_the_module(detach: bool) -> None:
         g.connect(pre, post, weight=rng.normal(0.5, 1.0, size), delay=delay)
     g.connect("alif", "alif", weight=rng.normal(0.0, 0.5, (6, 6)), delay=2)
     g.connect("adlif", "out", weight=rng.normal(0.0, 1.0, (3, 5)), delay=0)
-    net = snngraph.compile(g)
+    return g
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["attached", "detached"])
+def test_named_kinds_through_the_module(detach: bool) -> None:
+    """Every parameter learnable, through ``SNN``."""
+    net = snngraph.compile(_named_kinds_graph())
     assert not snngraph.neurons.is_plain(net.neurons)
     assert_matches_reference(net, "cpu", steps=25, batch=3, seed=1, detach_reset=detach)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_chunked_run_equals_whole_run(dtype: torch.dtype) -> None:
+    """Bit for bit, as for plain neurons: the state carries every state variable."""
+    net = snngraph.compile(_named_kinds_graph())
+    model = snngraph.SNN(net, backend="cpu", dtype=dtype)
+    x = (torch.rand(31, 3, net.n_inputs, generator=torch.Generator().manual_seed(1)) < 0.4).to(dtype)
+    whole, state, chunks = model(x), None, []
+    for part in x.split([9, 2, 20]):
+        chunks.append(model(part, state))
+        state = chunks[-1].state
+    for p in net.populations:
+        assert torch.equal(torch.cat([c.spikes(p.name) for c in chunks]), whole.spikes(p.name))
+        assert torch.equal(torch.cat([c.membrane(p.name) for c in chunks]), whole.membrane(p.name))
