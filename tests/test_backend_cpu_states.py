@@ -2,8 +2,8 @@
 
 At the level of the op: a compiled random graph's layer is re-declared with ``n_states = K`` and
 ``plain = False`` and given a random generic table (a stable ``A``, random ``e``, ``b``, ``c``,
-``r``, ``g ≥ 0``, mixed resets per neuron, some readouts); ``lif_layer`` then runs on "cpu" and
-"reference" with the same inputs and the same random loss on the states, the spikes or both:
+``r``, ``g ≥ 0``, mixed resets per neuron, some readouts, onsets); ``lif_layer`` then runs on
+"cpu" and "reference" with the same inputs and the same random loss on the states, the spikes or both:
 equal spikes, states and every gradient (input, weights, every group of the table, incoming
 state).  Over each reset, ``detach_reset``, delays beyond one step, each propagation path of the
 backend, 16-bit saved states and seeded sweeps of graphs; and the named kinds (CubaLIF, ALIF,
@@ -53,7 +53,8 @@ def random_table(
     """A generic table ``[P, N]`` of ``K = k`` states with bounded dynamics: every row of ``A``
     has absolute sum below 0.9 (spectral radius < 1).  Blocks are random, or structured as the
     named kinds build them (entries zero or one for every neuron), so that every path of the
-    backend's sums runs; ``adaptive=False`` keeps ``g₀ = 0`` (θ_eff independent of U)."""
+    backend's sums runs; onsets 0, or 0 … 3 per neuron; ``adaptive=False`` keeps ``g₀ = 0``
+    (θ_eff independent of U)."""
 
     def pick(*choices: np.ndarray) -> np.ndarray:
         return choices[rng.integers(len(choices))]
@@ -74,8 +75,9 @@ def random_table(
     theta = rng.uniform(0.5, 1.5, n)
     flags = np.array([reset_flags(name) for name in rng.choice(resets, n)]).T
     spiking = (rng.random(n) < 0.8).astype(float)
+    onset = pick(np.zeros(n), rng.integers(0, 4, n).astype(float))
     blocks = {name: torch.as_tensor(value) for name, value in zip("Aebcrg", (a, e, b, c, r, g), strict=True)}
-    table = assemble(blocks, *(torch.as_tensor(row) for row in (theta, flags[0], flags[1], spiking)))
+    table = assemble(blocks, *(torch.as_tensor(row) for row in (theta, flags[0], flags[1], spiking, onset)))
     return table.to(dtype)
 
 

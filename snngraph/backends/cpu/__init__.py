@@ -53,7 +53,8 @@ their own path through the same synaptic machinery; the plain path above is for 
 is above (inputs, history, the spikes of each step sent into the future rows), and the states
 ``V`` ``[T, K, N, B]`` are a separate array, returned as the ``[T, K, B, N]`` view; per step
 
-    v[t] = A v'[t−1] + e I[t] + b + (c − s θ_eff[t−1] r) S[t−1],   S[t] = m·H(v₀[t] − θ_eff[t])
+    v[t] = A v'[t−1] + e I[t] + b·[t ≥ onset] + (c − s θ_eff[t−1] r) S[t−1],
+    S[t] = m·[t ≥ onset]·H(v₀[t] − θ_eff[t])
 
 with ``v'[t]`` = ``v[t]`` but ``U (1 − z S[t])``, ``θ_eff = θ + g·v``, each sum over the states
 skipping the coefficients that are zero for every neuron.  Backward, in the same time chunks,

@@ -52,6 +52,12 @@ def batch_major(lam: np.ndarray, steps: int, options: CpuOptions) -> np.ndarray:
     return flat.reshape(rows, batch, n)
 
 
+def live(onset: np.ndarray | None, t0: int, t1: int) -> np.ndarray | None:
+    """``[t ≥ onset]`` ``[t1 − t0, N]`` bool for steps ``t0 … t1−1`` (``None`` for ``onset`` ``None``:
+    every onset is 0)."""
+    return None if onset is None else np.arange(t0, t1)[:, None] >= onset
+
+
 _PLAIN = block_rows(1)
 ALPHA, BIAS = _PLAIN["A"].start, _PLAIN["b"].start  # α = A₀₀ and b₀ of a plain table (K = 1)
 
@@ -83,7 +89,7 @@ class Neurons:
 
     def live(self, steps: int) -> np.ndarray | None:
         """``[t ≥ onset]`` ``[T, N]`` bool (``None`` when every onset is 0)."""
-        return None if self.onset is None else np.arange(steps)[:, None] >= self.onset
+        return live(self.onset, 0, steps)
 
     def drive(self, steps: int) -> np.ndarray | None:
         """The bias of each step, ``b·[t ≥ onset]`` ``[T, N]`` (``None`` without a bias)."""

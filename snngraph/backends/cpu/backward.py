@@ -481,7 +481,7 @@ def _own_currents(
     current, propagate = currents(layer, [as_numpy(t) for t in inputs], plan, options)
     steps = current.shape[0]
     for t0, t1 in time_chunks(steps, chunk_size(steps, v[0].numel(), options)):
-        spikes, _ = neurons.spikes(_saved_states(v, t0, t1, inputs.x.dtype))
+        spikes, _ = neurons.spikes(_saved_states(v, t0, t1, inputs.x.dtype), t0)
         for t in range(t0, min(t1, steps - 1)):
             propagate(spikes[t - t0], t)
     return current
@@ -527,8 +527,8 @@ def backward_states(
     following = np.zeros((k, n, batch), dtype)  # λv[t1]
     for t0, t1 in reversed(list(time_chunks(steps, chunk_size(steps, k * n * batch, options)))):
         size = t1 - t0
-        step = neurons.transitions(_saved_states(v, t0, t1, inputs.x.dtype))
-        gain = neurons.gain(layer.surrogate, step.v[:, 0], step.theta)
+        step = neurons.transitions(_saved_states(v, t0, t1, inputs.x.dtype), t0)
+        gain = neurons.gain(layer.surrogate, step.v[:, 0], step.theta, t0)
         lam_v = np.empty((size + 1, k, n, batch), dtype)  # λv[t0 … t1], from ∂L/∂v + (e₀ − g)·σ'·∂L/∂S
         lam_v[size] = following
         if grad_v is not None:
@@ -550,14 +550,14 @@ def backward_states(
             neurons.to_current((lam[t],), now, scratch, add=False)
         if surrogate_sums and gain_grad_s is not None:
             gain_lam_s = gain_grad_s if gain_lam_s is None else np.add(gain_lam_s, gain_grad_s, out=gain_lam_s)
-        sums.add_steps(step.v, lam_v[:size], gain_lam_s, None if current is None else current[t0:t1])
+        sums.add_steps(t0, step.v, lam_v[:size], gain_lam_s, None if current is None else current[t0:t1])
         sums.add_transitions(step, lam_v[1:])
         if needs.w_rec:
             adjoint.accumulate(step.spikes, t0)
         following = lam_v[0]
 
     # The step before the run: v[−1] = v0 and S[−1] = s_hist[D − 1] meet λv[0].
-    history = neurons.transitions(neuron_major(v0)[None], s_hist[-1].T[None])
+    history = neurons.transitions(neuron_major(v0)[None], -1, s_hist[-1].T[None])
     sums.add_transitions(history, following[None])
     grad_v0 = None
     if needs.v0:

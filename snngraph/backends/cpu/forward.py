@@ -184,10 +184,11 @@ def forward_states(layer: LayerSpec, inputs: LayerInputs, plan: LayerPlan, optio
     v_prev, s_prev = neuron_major(v0), s_hist[-1].T
     theta_prev = neurons.threshold(v_prev, thresholds[1], work[0])
     for t in range(steps):
-        v_t = v[t]
-        neurons.advance(v_t, v_prev, s_prev, theta_prev, current[t], work)
+        v_t, gate = v[t], neurons.gate(t, t + 1)
+        gate = None if gate is None else gate[0]  # [N, 1]
+        neurons.advance(v_t, v_prev, s_prev, theta_prev, current[t], gate, work)
         theta_prev = neurons.threshold(v_t, thresholds[t % 2], work[0])
-        s_t = neurons.fire(v_t[0], theta_prev, buffers[t % 2])
+        s_t = neurons.fire(v_t[0], theta_prev, buffers[t % 2], gate)
         if t + 1 < steps:
             propagate(s_t, t)
         v_prev, s_prev = v_t, s_t

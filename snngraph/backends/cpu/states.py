@@ -5,10 +5,11 @@ per-step algebra of the forward recursion and of BPTT (docs/design.md, "Neurons"
 Per neuron, with ``S_p = S[t−1]``, ``m(v)`` = ``v`` with ``m₀ = v₀·(1 − z·S_p)`` and
 ``θ_eff[t] = θ + g·v[t]``:
 
-    v[t] = A·m(v[t−1]) + e·I[t] + b + (c − s·θ_eff[t−1]·r)·S_p,     S[t] = spiking·H(v₀[t] − θ_eff[t])
+    v[t] = A·m(v[t−1]) + e·I[t] + b·[t ≥ onset] + (c − s·θ_eff[t−1]·r)·S_p
+    S[t] = spiking·[t ≥ onset]·H(v₀[t] − θ_eff[t])
 
 Backward, with ``λv[t] = dL/dv[t]`` (a ``K``-vector), ``λS[t] = dL/dS[t]``, ``λ = 0`` for
-``t ≥ T`` and ``σ'[t] = spiking·σ'(v₀[t] − θ_eff[t])``:
+``t ≥ T`` and ``σ'[t] = spiking·[t ≥ onset]·σ'(v₀[t] − θ_eff[t])``:
 
     λS[t] = ∂L/∂S[t] + Σ_{rec k: j→i, d} w_k·λI_i[t+d] + W[t]·λv[t+1]
     λv[t] = ∂L/∂v[t] + J[t]ᵀ·λv[t+1] + σ'[t]·λS[t]·(e₀ − g)
@@ -23,17 +24,17 @@ Backward, with ``λv[t] = dL/dv[t]`` (a ``K``-vector), ``λS[t] = dL/dS[t]``, ``
 last step of the incoming history):
 
     ∂A[j, k] = Σ λv_j[t+1]·m_k(v[t]),   ∂c = Σ λv[t+1]·S[t],   ∂r = −Σ λv[t+1]·s·θ_eff[t]·S[t]
-    ∂b = Σ λv[t],   ∂e = Σ λv[t]·I[t]
+    ∂b = Σ_{t ≥ onset} λv[t],   ∂e = Σ λv[t]·I[t]
     ∂g_k = −Σ σ'[t]·λS[t]·v_k[t] − Σ s·S[t]·v_k[t]·(r·λv[t+1])
     ∂θ   = −Σ σ'[t]·λS[t]         − Σ s·S[t]·(r·λv[t+1])
 
 and for the incoming state ``∂v0 = J[−1]ᵀ·λv[0]``, ``∂S[−1] ∋ W[−1]·λv[0]``.
 
 Layout: neuron-major as in the plain path, a step's states ``[K, N, B]``, its spikes and
-currents ``[N, B]`` (a run of ``C`` steps ``[C, K, N, B]`` and ``[C, N, B]``).  The per-neuron
-coefficients are contiguous ``[N, B]`` arrays (:func:`~snngraph.backends.cpu.arrays.per_value`),
-and a sum over the states skips the coefficients that are zero for every neuron and the
-multiplication by those that are one for every neuron.
+currents ``[N, B]`` (a run of ``C`` steps ``[C, K, N, B]`` and ``[C, N, B]``).  A sum over the
+states skips the coefficients that are zero for every neuron and the multiplication by those
+that are one for every neuron; a coefficient that all neurons share is a scalar, the others
+contiguous ``[N, B]`` arrays (:func:`coefficient`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snngraph.backends.cpu.arrays import per_value
-from snngraph.neurons import SPIKING, SUBTRACT, THETA, ZERO, block_rows, n_states_of
+from snngraph.backends.cpu.arrays import live, per_value
+from snngraph.neurons import SPIKING, SUBTRACT, THETA, ZERO, block_rows, n_states_of, onset_row
 from snngraph.surrogates import Surrogate
 
 Term = tuple[int, np.ndarray | np.generic | None]
@@ -150,6 +151,9 @@ class GenericNeurons:
         self.threshold_nb = per_value(np.where(spiking, theta, np.inf).astype(dtype), batch)  # ∞: readouts
         self.spiking_nb = None if spiking.all() else per_value(spiking, batch)  # None: all spike
         self.zero_nb = per_value(zero, batch) if zero.any() else None
+        onset = table[onset_row(k)]
+        self.onset = onset if onset.any() else None  # None: every neuron lives from step 0
+        self.last_onset = int(onset.max())
         # s as [N, B], where a transition needs s·S: for J[t] when g ≠ 0, or for ∂r, ∂θ, ∂g
         lowered = subtract.any() and (g.any() or bool({"r", "theta", "g"} & wants))
         self.subtract_nb = per_value(subtract, batch) if lowered else None
@@ -177,6 +181,11 @@ class GenericNeurons:
         self.fixed_coupling = LinearMap((c - sub_r_w * theta)[None], batch).rows[0] if fixed else None
         self._coupling = [(c[j], zero_a[j], sub_r_w[j]) for j in self.coupling]  # [N] each
 
+    def gate(self, t0: int, t1: int) -> np.ndarray | None:
+        """``[t ≥ onset]`` ``[t1 − t0, N, 1]`` bool of steps ``t0 … t1−1``: the bias and the spikes
+        (with their surrogate) act from each neuron's onset on; ``None`` once every neuron is past it."""
+        return None if self.onset is None or t0 >= self.last_onset else live(self.onset, t0, t1)[:, :, None]
+
     # ------------------------------------------------------------------ the forward step
 
     def threshold(self, v: Sequence[np.ndarray], out: np.ndarray, scratch: np.ndarray) -> np.ndarray | None:
@@ -189,13 +198,17 @@ class GenericNeurons:
         out += self.theta_nb
         return out
 
-    def fire(self, u: np.ndarray, theta: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-        """S = spiking·H(U − θ_eff) as bool into ``out`` (θ_eff ``None``: θ)."""
+    def fire(self, u: np.ndarray, theta: np.ndarray | None, out: np.ndarray, gate: np.ndarray | None) -> np.ndarray:
+        """S = spiking·[t ≥ onset]·H(U − θ_eff) as bool into ``out`` (θ_eff ``None``: θ; ``gate``
+        of :meth:`gate`, ``None``: all live)."""
         if theta is None:
-            return np.greater(u, self.threshold_nb, out=out)  # threshold ∞ for readouts
-        np.greater(u, theta, out=out)
-        if self.spiking_nb is not None:
-            np.logical_and(out, self.spiking_nb, out=out)
+            np.greater(u, self.threshold_nb, out=out)  # threshold ∞ for readouts
+        else:
+            np.greater(u, theta, out=out)
+            if self.spiking_nb is not None:
+                np.logical_and(out, self.spiking_nb, out=out)
+        if gate is not None:
+            np.logical_and(out, gate, out=out)
         return out
 
     def advance(
@@ -205,11 +218,12 @@ class GenericNeurons:
         spikes: np.ndarray,
         theta: np.ndarray | None,
         current: np.ndarray,
+        gate: np.ndarray | None,
         work: tuple[np.ndarray, np.ndarray],
     ) -> None:
         """``out`` = v[t] ``[K, N, B]`` from ``prev`` = v[t−1], ``spikes`` = S[t−1] ``[N, B]`` (bool,
-        or float for the history), ``theta`` = θ_eff[t−1] (:meth:`threshold`) and ``current`` =
-        I[t]; ``work``: two ``[N, B]`` arrays."""
+        or float for the history), ``theta`` = θ_eff[t−1] (:meth:`threshold`), ``current`` = I[t]
+        and ``gate`` = [t ≥ onset] ``[N, 1]`` (``None``: all live); ``work``: two ``[N, B]`` arrays."""
         scratch, kept = work
         states = list(prev)
         if self.zero_nb is not None:  # m₀ = U[t−1]·(1 − z·S[t−1])
@@ -218,22 +232,23 @@ class GenericNeurons:
             states[0] = np.multiply(prev[0], kept, out=kept)
         self.update(out, (*states, current, spikes), scratch, add=False)
         if self.bias_nb is not None:
-            out += self.bias_nb
+            out += self.bias_nb if gate is None else self.bias_nb * gate
         if self.reset is not None:  # − s·r·θ_eff[t−1]·S[t−1]
             self.reset(out, (np.multiply(theta, spikes, out=kept),), scratch, add=True)
 
     # ------------------------------------------------------------------ the backward step
 
-    def spikes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """S (bool) and θ_eff (``None`` when g = 0) ``[C, N, B]`` of the states ``v`` ``[C, K, N, B]``."""
+    def spikes(self, v: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """S (bool) and θ_eff (``None`` when g = 0) ``[C, N, B]`` of the states ``v`` ``[C, K, N, B]``
+        of steps ``t0 …``."""
         shape = (v.shape[0], *v.shape[2:])
         theta = self.threshold(rows(v), np.empty(shape, self.dtype), np.empty(shape, self.dtype))
-        return self.fire(v[:, 0], theta, np.empty(shape, bool)), theta
+        return self.fire(v[:, 0], theta, np.empty(shape, bool), self.gate(t0, t0 + v.shape[0])), theta
 
-    def transitions(self, v: np.ndarray, spikes: np.ndarray | None = None) -> Transition:
-        """The :class:`Transition` of the states ``v`` ``[C, K, N, B]``, with their own spikes or
-        the given ``spikes`` ``[C, N, B]`` (the incoming history)."""
-        fired, theta = self.spikes(v)
+    def transitions(self, v: np.ndarray, t0: int, spikes: np.ndarray | None = None) -> Transition:
+        """The :class:`Transition` of the states ``v`` ``[C, K, N, B]`` of steps ``t0 …``, with
+        their own spikes or the given ``spikes`` ``[C, N, B]`` (the incoming history)."""
+        fired, theta = self.spikes(v, t0)
         spikes = fired if spikes is None else spikes
         keep = None if self.zero_nb is None else 1 - self.zero_nb * spikes
         lowered = None if self.subtract_nb is None else self.subtract_nb * spikes
@@ -249,12 +264,15 @@ class GenericNeurons:
                     out -= sub_r[:, None] * theta_eff
         return Transition(v, spikes, theta, keep, lowered, coupling)
 
-    def gain(self, surrogate: Surrogate, u: np.ndarray, theta: np.ndarray | None) -> np.ndarray:
-        """σ' = spiking·σ'(U − θ_eff) of a run of steps."""
+    def gain(self, surrogate: Surrogate, u: np.ndarray, theta: np.ndarray | None, t0: int) -> np.ndarray:
+        """σ' = spiking·[t ≥ onset]·σ'(U − θ_eff) of a run of steps ``t0 …`` (``u`` ``[C, N, B]``)."""
         with np.errstate(over="ignore", under="ignore"):
             gain = surrogate.grad(np.subtract(u, self.theta_nb if theta is None else theta))
         if self.spiking_nb is not None:
             gain *= self.spiking_nb
+        gate = self.gate(t0, t0 + u.shape[0])
+        if gate is not None:
+            gain *= gate
         return gain
 
     def couple(
@@ -318,13 +336,15 @@ class TableGradient:
         self.sums[name] += total if sign > 0 else -total
 
     def add_steps(
-        self, v: np.ndarray, lam_v: np.ndarray, gain_lam_s: np.ndarray | None, current: np.ndarray | None
+        self, t0: int, v: np.ndarray, lam_v: np.ndarray, gain_lam_s: np.ndarray | None, current: np.ndarray | None
     ) -> None:
-        """The terms of ``v[t]``, ``λv[t]`` ``[C, K, N, B]``, ``σ'·λS[t]`` and ``I[t]`` ``[C, N, B]``
-        (``gain_lam_s`` ``None``: zero; ``current`` ``None``: ``e`` is not wanted)."""
+        """The terms of steps ``t0 …``: ``v[t]``, ``λv[t]`` ``[C, K, N, B]``, ``σ'·λS[t]`` and
+        ``I[t]`` ``[C, N, B]`` (``gain_lam_s`` ``None``: zero; ``current`` ``None``: ``e`` is not
+        wanted); the bias acts from each neuron's onset on."""
         sums = self.sums
         if "b" in sums:
-            self._add("b", lam_v)
+            gate = self.neurons.gate(t0, t0 + lam_v.shape[0])
+            self._add("b", lam_v if gate is None else lam_v * gate[:, None])
         if "e" in sums:
             self._add("e", lam_v * current[:, None])
         if gain_lam_s is not None and "theta" in sums:
