@@ -159,9 +159,10 @@ class NeuronParams:
 
 
 def threshold(table: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """θ_eff = θ + g·v where the neuron spikes, ∞ for readouts; ``v`` ``[…, K, B, N]``."""
+    """θ_eff = θ + g·v where the neuron spikes, ∞ for readouts; ``v`` ``[…, K, B, N]`` (θ alone,
+    ``[N]``, when ``g = 0`` everywhere)."""
     g = Generic.of(table)
-    theta = g.theta + (g.g[:, None, :] * v).sum(-3)
+    theta = g.theta + (g.g[:, None, :] * v).sum(-3) if bool(g.g.any()) else g.theta
     return torch.where(g.spiking > 0, theta, math.inf)
 
 

@@ -23,12 +23,15 @@ def test_biases_of_populations_that_start_late(backend: str) -> None:
     assert_layer_equals_graph(graph, 3, backend=backend, steps=12)
 
 
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
 @pytest.mark.parametrize("seed", range(12))
-def test_layer_equals_graph_with_mixed_neuron_kinds(seed: int) -> None:
+def test_layer_equals_graph_with_mixed_neuron_kinds(seed: int, backend: str) -> None:
     """CubaLIF, ALIF, adLIF (both updates), generic neurons and CubaLI readouts, with delays,
-    resets and zero-delay hops: the oracle writes each kind's own equations out."""
+    resets and zero-delay hops: the oracle writes each kind's own equations out (the Triton
+    backend's run is in tests/triton_states_cases.py)."""
     graph = random_graph(seed, kinds=NEURON_KINDS)
-    assert_layer_equals_graph(graph, seed, surrogate=SURROGATES[seed % 4], detach_reset=seed % 3 == 0)
+    surrogate, detach = SURROGATES[seed % 4], seed % 3 == 0
+    assert_layer_equals_graph(graph, seed, surrogate=surrogate, detach_reset=detach, backend=backend)
 
 
 @pytest.mark.parametrize("seed", range(16))

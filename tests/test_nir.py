@@ -52,8 +52,8 @@ def run(
     return float64_model(graph, backend, **options)(x)
 
 
-# Backends that run neurons with several state variables (add "cpu" once it runs them).
-multi_state_backends = pytest.mark.parametrize("backend", ["reference"])
+# The backends that run neurons with several state variables (triton: tests/triton_states_cases.py).
+multi_state_backends = pytest.mark.parametrize("backend", ["reference", "cpu"])
 
 
 def neurons(graph: snngraph.Graph) -> dict:
