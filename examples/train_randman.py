@@ -36,11 +36,12 @@ NEURONS = {
     "lif": ("add_lif", {}),
     "cuba": ("add_lif", {"alpha_syn": 0.8}),
     "alif": ("add_alif", {"alpha_adapt": 0.98, "adapt": 0.3}),
-    "adlif": ("add_adlif", {"alpha_adapt": 0.97, "a": 0.5, "b": 2.0}),
+    "adlif": ("add_adlif", {"alpha_adapt": 0.99, "a": 0.5, "b": 30.0}),
 }
 """The hidden neuron kinds of the examples (``--neuron``): plain LIF, current-based LIF
-(synaptic time constant 5 steps), adaptive threshold and SE-adLIF, both adapting over about
-30–50 steps."""
+(synaptic time constant 5 steps), adaptive threshold (each spike raises it by 0.3, decaying
+over about 50 steps) and SE-adLIF (each spike adds (1 − β)·b = 0.3 to the adaptation current,
+decaying over about 100 steps)."""
 
 
 def build_graph(
@@ -53,10 +54,11 @@ def build_graph(
     input_scale: float = 3.0,
     alpha: float = 0.9,
     neuron: str = "lif",
+    recurrent: bool = True,
     seed: int = 0,
 ) -> snngraph.Graph:
     """input → recurrent hidden population of kind ``neuron`` (:data:`NEURONS`; sparse,
-    ``density``) → li readout.
+    ``density``; no recurrent synapses unless ``recurrent``) → li readout.
 
     Input synapses get random delays in [0, max_delay], recurrent ones in [1, max_delay];
     ``max_delay=0`` gives the same network without delays (input 0, recurrent 1 step).
@@ -76,7 +78,8 @@ def build_graph(
     g.connect("input", "hidden", weight=w_in, delay=snngraph.random_delays(w_in, 0, max_delay, seed=seed + 1))
     w_rec = gain * snngraph.random_weight(n_hidden, n_hidden, density=density, seed=seed + 2)
     rec_delay = snngraph.random_delays(w_rec, 1, max(1, max_delay), seed=seed + 3)
-    g.connect("hidden", "hidden", weight=w_rec, delay=rec_delay)
+    if recurrent:
+        g.connect("hidden", "hidden", weight=w_rec, delay=rec_delay)
     w_out = rng.normal(0.0, 1.0 / np.sqrt(n_hidden), size=(n_classes, n_hidden))
     g.connect("hidden", "readout", weight=w_out, delay=0)
     return g

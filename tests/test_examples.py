@@ -49,10 +49,16 @@ def test_feedforward_to_recurrent_prints_lags_and_equal_outputs() -> None:
     ("script", "extra", "pictures"),
     [
         ("train_randman.py", ["--classes", "2", "--channels", "5", "--steps", "10"], ["randman_training.png"]),
-        ("train_delays.py", ["--max-delay", "4"], ["delays_w_rec.png", "no_delays_w_rec.png"]),
-        ("train_ddp.py", [], ["ddp_training.png"]),
+        ("train_randman.py", ["--classes", "2", "--steps", "10", "--neuron", "adlif"], ["randman_training.png"]),
+        ("train_delays.py", ["--max-delay", "4", "--neuron", "cuba"], ["delays_w_rec.png", "no_delays_w_rec.png"]),
+        ("train_ddp.py", ["--neuron", "alif"], ["ddp_training.png"]),
+        (
+            "train_memory.py",
+            ["--delay", "5"],
+            [f"memory_{kind}_spikes.png" for kind in ("lif", "cuba", "alif", "adlif")],
+        ),
     ],
-    ids=["randman", "delays", "ddp"],
+    ids=["randman", "randman-adlif", "delays-cuba", "ddp-alif", "memory"],
 )
 def test_training_examples(tmp_path: Path, script: str, extra: list[str], pictures: list[str]) -> None:
     out = run_example(script, *TINY_TRAINING, "--out", str(tmp_path), *extra)
@@ -70,10 +76,24 @@ def test_train_randman_learns(tmp_path: Path) -> None:
     assert accuracy >= 0.6, out
 
 
+def test_adaptive_neurons_hold_a_cue_that_lif_neurons_forget(tmp_path: Path) -> None:
+    """Store and recall without recurrent synapses (about 8 s): only the neurons' own state can
+    carry the cue over the 40-step delay."""
+    task = ["--neurons", "alif", "lif", "--no-recurrent", "--delay", "40", "--samples", "64"]
+    training = ["--hidden", "32", "--epochs", "10", "--no-progress"]
+    out = run_example("train_memory.py", *task, *training, "--out", str(tmp_path))
+    accuracy = {
+        kind: float(re.search(rf"test accuracy {kind}\s*: (\S+) \(chance 0.500\)", out).group(1))
+        for kind in ("alif", "lif")
+    }
+    assert accuracy["alif"] >= 0.7, out
+    assert accuracy["lif"] <= 0.65, out
+
+
 def test_train_shd_on_written_files(tmp_path: Path) -> None:
     for split in ("train", "test"):
         write_shd_file(tmp_path / f"shd_{split}.h5", 6, seed=len(split))
     args = ["--data", str(tmp_path), "--steps", "10", "--tbptt", "4", "--out", str(tmp_path)]
-    out = run_example("train_shd.py", "--epochs", "1", "--hidden", "6", "--no-progress", *args)
+    out = run_example("train_shd.py", "--epochs", "1", "--hidden", "6", "--neuron", "cuba", "--no-progress", *args)
     assert "SHD test accuracy" in out
     assert (tmp_path / "shd_spikes.png").stat().st_size > 0
