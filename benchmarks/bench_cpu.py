@@ -16,8 +16,9 @@ Every contender runs the same network (same weights, same input spikes):
 * ``scaling``: cpu forward+backward against the firing rate (input drive) and against N at
   a fixed fan-out of 40.
 
-Neurons with two state variables run on both networks too, with the same weights: CubaLIF (a
-synaptic current, ``alpha_syn`` = 0.8) and SE-adLIF (an adaptation current) on the cpu backend,
+Neurons with two state variables run on both networks too, with the same weights times
+:func:`hidden_gain` (so that they fire about as often as the LIF rows): CubaLIF (a synaptic
+current, ``alpha_syn`` = 0.8) and SE-adLIF (an adaptation current) on the cpu backend,
 against the LIF row (target on the sparse network: a two-state neuron costs at most 1.3× the
 LIF time), and on the dense one snnTorch ``RSynaptic`` and Norse ``LIFRecurrent`` with a synaptic
 current (target: snngraph's CubaLIF faster than both).
@@ -75,6 +76,15 @@ NEURONS = {
     "SE-adLIF": ("add_adlif", {"alpha_adapt": 0.97, "a": 0.5, "b": 2.0}),
 }
 """The hidden neuron kinds of the snngraph rows: ``Graph`` method and parameters."""
+
+
+def hidden_gain(neuron: str) -> float:
+    """The factor on the hidden population's input and recurrent weights that keeps its firing
+    rate near the LIF rows': a synaptic current sums ``1/(1 − alpha_syn)`` times the input of a
+    step over time, adLIF scales its input current by ``1 − α``."""
+    return {"lif": 1.0, "CubaLIF": 1 - ALPHA_SYN, "SE-adLIF": 1 / (1 - ALPHA)}[neuron]
+
+
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu.json"
 
 
@@ -143,9 +153,10 @@ def make_graph(case: Case, weights: Weights, reset: str = "subtract", neuron: st
     g.add_input("in", case.inputs)
     add, params = NEURONS[neuron]
     getattr(g, add)("h", case.hidden, alpha=ALPHA, theta=THETA, reset=reset, **params)
+    gain = hidden_gain(neuron)
     g.add_li("out", case.outputs, alpha=ALPHA)
-    g.connect("in", "h", weight=weights.w_in, delay=0)
-    recurrent = sp.coo_array((weights.value, (weights.post, weights.pre)), shape=(case.hidden, case.hidden))
+    g.connect("in", "h", weight=gain * weights.w_in, delay=0)
+    recurrent = sp.coo_array((gain * weights.value, (weights.post, weights.pre)), shape=(case.hidden, case.hidden))
     g.connect("h", "h", weight=recurrent, delay=weights.delay)
     g.connect("h", "out", weight=weights.w_out, delay=0)  # the same step, as layer by layer
     return g
@@ -253,9 +264,10 @@ class SnnTorchModel(nn.Module):
         self.fc_out = nn.Linear(n, case.outputs, bias=False)
         self.readout = snntorch.Leaky(beta=ALPHA, reset_mechanism="none")
         w_rec, _ = weights.dense_recurrent(1)
+        gain = hidden_gain("CubaLIF" if synaptic else "lif")
         with torch.no_grad():
-            self.fc_in.weight.copy_(torch.tensor(weights.w_in))
-            self.lif.recurrent.weight.copy_(torch.tensor(w_rec[0]))
+            self.fc_in.weight.copy_(torch.tensor(gain * weights.w_in))
+            self.lif.recurrent.weight.copy_(torch.tensor(gain * w_rec[0]))
             self.lif.recurrent.bias.zero_()
             self.fc_out.weight.copy_(torch.tensor(weights.w_out))
         self.to(dtype)
@@ -289,6 +301,7 @@ class NorseModel(nn.Module):
         tau_syn_inv = (1 - ALPHA_SYN) / dt if synaptic else 1 / dt
         tau_mem_inv = (1 - ALPHA) / dt
         scale = 1 / (1 - ALPHA)
+        gain = hidden_gain("CubaLIF" if synaptic else "lif")
         w_rec, _ = weights.dense_recurrent(1)
         p = norse.LIFParameters(
             tau_syn_inv=torch.tensor(tau_syn_inv),
@@ -305,8 +318,8 @@ class NorseModel(nn.Module):
             dt=dt,
             autapses=True,
             # as Parameters: Norse keeps a plain tensor that is passed in as a constant
-            input_weights=nn.Parameter(torch.tensor(weights.w_in * scale, dtype=dtype)),
-            recurrent_weights=nn.Parameter(torch.tensor(w_rec[0] * scale, dtype=dtype)),
+            input_weights=nn.Parameter(torch.tensor(weights.w_in * scale * gain, dtype=dtype)),
+            recurrent_weights=nn.Parameter(torch.tensor(w_rec[0] * scale * gain, dtype=dtype)),
         )
         self.fc_out = nn.Linear(case.hidden, case.outputs, bias=False)
         with torch.no_grad():
@@ -535,9 +548,10 @@ def run_case(case: Case, repeats: int, round_s: float) -> dict[str, Any]:
     timings = time_models(models, x, repeats, round_s=round_s)
     rows = []
     for name, contender in builders.items():
-        row: dict[str, Any] = {"contender": name}
+        row: dict[str, Any] = {"contender": name, "hidden_rate": rate}
         if name != CPU:
             row.update(equivalence(case, weights, name, contender))
+            row["hidden_rate"] = row["spike_count"] / (case.steps * case.batch * case.hidden)
         row.update(timings[name])
         memory = measure_memory(case, name)
         row["peak_rss_mib"] = None if memory is None else memory / 2**20
@@ -560,8 +574,8 @@ def run_case(case: Case, repeats: int, round_s: float) -> dict[str, Any]:
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    header = ("contender", "forward ms", "fwd+bwd ms", "peak RSS MiB", "÷ cpu (fwd, fwd+bwd)")
-    print("  {:34s} {:>11s} {:>11s} {:>13s}  {:>23s}  spikes".format(*header))
+    header = ("contender", "rate %", "forward ms", "fwd+bwd ms", "peak RSS MiB", "÷ cpu (fwd, fwd+bwd)")
+    print("  {:38s} {:>6s} {:>11s} {:>11s} {:>13s}  {:>23s}  spikes".format(*header))
     for row in rows:
         memory = "n/a" if row["peak_rss_mib"] is None else f"{max(0.0, row['peak_rss_mib']):.0f}"
         if "spikes_differing" not in row:
@@ -572,7 +586,8 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             check = f"{row['spikes_differing']} differ ({row['spike_count']} vs {row['reference_spike_count']} spikes)"
         ratios = f"{row['forward_ratio']:.1f}×, {row['train_ratio']:.1f}×"
         times = f"{row['forward_ms']:11.1f} {row['train_ms']:11.1f}"
-        print(f"  {row['contender']:34s} {times} {memory:>13s}  {ratios:>23s}  {check}")
+        rate = f"{100 * row['hidden_rate']:6.1f}"
+        print(f"  {row['contender']:38s} {rate} {times} {memory:>13s}  {ratios:>23s}  {check}")
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
