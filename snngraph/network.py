@@ -190,16 +190,19 @@ class CompiledNetwork:
         The layer runs ``T' = steps + max_lag`` steps with ``K`` state variables per neuron.
         Saved for backward: the states ``K·T'·B·N``, the incoming state ``(K + max_delay)·B·N``
         and the inputs ``(T' + max_input_delay)·B·n_inputs`` values; during backward the adjoint
-        λv adds ``K·T'·B·N`` and a window of ``max_delay·B·N`` values of λI or of the spike
-        history.  Weights and their
-        gradients: ``2·(n_in_synapses + n_rec_synapses)`` values plus 3 index arrays of int64.
+        of the currents λI (λU for ``K = 1``) adds ``T'·B·N`` and a window of ``max_delay·B·N``
+        values of it or of the spike history.  Neurons of ``K > 1`` states also hold their λv,
+        which the backends keep differently (docs/cpu_backend.md, docs/triton_backend.md): the cpu
+        backend per time chunk, the triton backend ``(K + 1)·T'·B·N`` values when neuron
+        parameters train.  Weights and their gradients: ``2·(n_in_synapses + n_rec_synapses)``
+        values plus 3 index arrays of int64.
         """
         total_steps = steps + self.max_lag
         k = self.n_states
         saved = (k * total_steps + self.max_delay + k) * batch * self.n_neurons + (
             total_steps + self.max_input_delay
         ) * batch * self.n_inputs
-        backward = (k * total_steps + self.max_delay) * batch * self.n_neurons
+        backward = (total_steps + self.max_delay) * batch * self.n_neurons
         n_syn = self.in_weight.size + self.rec_weight.size
         return {
             "saved_for_backward": saved * bytes_per_value,

@@ -176,6 +176,9 @@ def test_state_variables_are_named_per_population() -> None:
     with pytest.raises(ValueError, match=r"population 'cuba' has the state variables \('U', 'J'\), not 'a'"):
         out.state_variable("cuba", "a")
     assert "3 state(s) per neuron" in net.summary()
+    steps = 10 + net.max_lag  # saved: the 3 states of every step, v0 and the spike history, the inputs
+    saved = (3 * steps + 3 + net.max_delay) * 2 * net.n_neurons + (steps + net.max_input_delay) * 2 * net.n_inputs
+    assert net.memory_bytes(10, 2)["saved_for_backward"] == 4 * saved
     assert "alif 'alif': neurons 3:6, lag 0, states (U, J, a)" in net.summary()
 
 
