@@ -16,12 +16,22 @@ from snngraph.datasets.shd import SHD_CHANNELS
 CHANNELS, HIDDEN, CLASSES = 8, 16, 2
 
 
-def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float32, batch_first: bool = False) -> snngraph.SNN:
-    """input → recurrent lif with delays → li readout, reference backend."""
+def tiny_classifier(
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    batch_first: bool = False,
+    adaptive: bool = False,
+    learn: tuple[str, ...] = (),
+) -> snngraph.SNN:
+    """input → recurrent lif with delays → li readout, reference backend (``adaptive``: ALIF
+    neurons with a synaptic current and a bias, three state variables)."""
     rng = np.random.default_rng(seed)
     g = snngraph.Graph()
     g.add_input("input", CHANNELS)
-    g.add_lif("hidden", HIDDEN, alpha=0.9)
+    if adaptive:
+        g.add_alif("hidden", HIDDEN, alpha=0.9, alpha_syn=0.6, alpha_adapt=0.9, adapt=0.2, bias=0.05)
+    else:
+        g.add_lif("hidden", HIDDEN, alpha=0.9)
     g.add_li("readout", CLASSES, alpha=0.9)
     w_in = rng.normal(0.0, 3.0 / np.sqrt(CHANNELS), (HIDDEN, CHANNELS))
     g.connect("input", "hidden", weight=w_in, delay=snngraph.random_delays(w_in, 0, 3, seed=seed + 1))
@@ -30,7 +40,9 @@ def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float32, batch_fir
     g.connect("hidden", "readout", weight=rng.normal(0.0, 1.0 / np.sqrt(HIDDEN), (CLASSES, HIDDEN)), delay=0)
     surrogate = snngraph.surrogates.FastSigmoid(10.0)
     net = snngraph.compile(g)
-    return snngraph.SNN(net, backend="reference", surrogate=surrogate, dtype=dtype, batch_first=batch_first)
+    return snngraph.SNN(
+        net, backend="reference", surrogate=surrogate, dtype=dtype, batch_first=batch_first, learn=learn
+    )
 
 
 def tiny_randman(samples_per_class: int = 32) -> TensorDataset:
