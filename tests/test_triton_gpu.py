@@ -31,6 +31,13 @@ from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 WEIGHT_STEP = 2.0**-6
+KINDS = {
+    "lif": ("add_lif", {}),
+    "cuba": ("add_lif", {"alpha_syn": 0.75, "bias": 0.02}),
+    "alif": ("add_alif", {"alpha_adapt": 0.95, "adapt": 0.1, "alpha_syn": 0.5}),
+}
+"""Population kinds of :func:`network`: plain LIF (one state), CubaLIF (two), ALIF with a
+synaptic current (three)."""
 
 
 def _values(rng: np.random.Generator, mean: float, scale: float, size: int | tuple, exact: bool) -> np.ndarray:
@@ -49,18 +56,20 @@ def network(
     max_delay: int = 8,
     readout: int = 10,
     exact: bool = False,
+    kinds: tuple[str, str] = ("lif", "lif"),
     seed: int = 0,
 ) -> CompiledNetwork:
-    """inputs → two LIF populations (subtract and zero reset), recurrent within and between
-    them with per-synapse delays 1 … ``max_delay``, → an li readout."""
+    """inputs → two populations (subtract and zero reset) of the given ``kinds`` (:data:`KINDS`),
+    recurrent within and between them with per-synapse delays 1 … ``max_delay``, → an li readout."""
     rng = np.random.default_rng(seed)
     g = Graph()
     g.add_input("in", inputs)
     halves = {"a": ("subtract", hidden - hidden // 2), "b": ("zero", hidden // 2)}
-    for name, (reset, size) in halves.items():
+    for (name, (reset, size)), kind in zip(halves.items(), kinds, strict=True):
         alpha = rng.choice([0.5, 1.0], size) if exact else rng.uniform(0.7, 0.98, size)
         theta = 1.0 if exact else rng.uniform(0.8, 1.2, size)
-        g.add_lif(name, size, alpha=alpha, theta=theta, reset=reset)
+        add, params = KINDS[kind]
+        getattr(g, add)(name, size, alpha=alpha, theta=theta, reset=reset, **params)
         weight = _values(rng, 0.0, 0.6 / np.sqrt(0.4 * inputs), (size, inputs), exact)
         g.connect("in", name, weight=weight, delay=rng.integers(0, 4, (size, inputs)))
     for pre in halves:
@@ -125,6 +134,15 @@ def test_dense_input_float32() -> None:
     g.connect("in", "lif", weight=_values(rng, -0.01, 1.0 / np.sqrt(0.4 * 4096), (4096, 4096), True), delay=0)
     net = snngraph.compile(g)
     got = assert_matches_reference(net, "triton", device="cuda", dtype=torch.float32, steps=100, batch=8, seed=5)
+    _check_rate(got.spikes)
+
+
+@pytest.mark.parametrize("time_loop", ["per_step", "persistent"])
+def test_multi_state_neurons_float64(time_loop: str) -> None:
+    """CubaLIF and ALIF populations (K = 3), their neuron parameters learned: the generic kernels."""
+    net = network(1200, kinds=("cuba", "alif"), max_delay=5, seed=7)
+    backend = TritonOptions(time_loop=time_loop)
+    got = assert_matches_reference(net, backend, device="cuda", steps=100, batch=3, seed=7)
     _check_rate(got.spikes)
 
 
