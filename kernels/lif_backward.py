@@ -105,6 +105,7 @@ def lif_backward_kernel(
         alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
     dtype = theta.dtype
     slope = tl.load(slope_ptr)
+    onset = tl.zeros([BLOCK_N, 1], dtype=theta.dtype)  # (a name the loop can see; unused without ONSET)
     if ONSET:
         onset = load_onset(params_ptr, rows, mask_n, n_neurons, GENERIC, N_STATES)
     if HAS_REC:

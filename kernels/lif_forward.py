@@ -70,6 +70,7 @@ def lif_forward_kernel(
         theta, subtract, zero, spiking, a, e, b, c, r, g = load_table(params_ptr, rows, mask_n, n_neurons, N_STATES)
     else:
         alpha, theta, subtract, zero, spiking = load_neurons(params_ptr, rows, mask_n, n_neurons)
+    onset = tl.zeros([BLOCK_N, 1], dtype=theta.dtype)  # (a name the loop can see; unused without ONSET)
     if ONSET:
         onset = load_onset(params_ptr, rows, mask_n, n_neurons, GENERIC, N_STATES)
     if HAS_REC:

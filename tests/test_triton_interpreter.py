@@ -94,7 +94,7 @@ def test_kernels_compile_for_hopper(dtype: str, monkeypatch: pytest.MonkeyPatch)
         (gather_kernel, {"ACCUMULATE": True, "BLOCK_R": 32, "BLOCK_B": 8, "BLOCK_J": 8}),
         (gather_chunks_kernel, {"CHUNK": 128, "BLOCK_B": 8, "BLOCK_J": 64}),
         (synapse_grad_kernel, {"BLOCK_K": 128, "BLOCK_B": 8}),
-        *((lif_forward_kernel, {**loop, **blocks, **plain}) for loop in loops),
+        *((lif_forward_kernel, {**loop, **blocks, **plain, "ONSET": i == 1}) for i, loop in enumerate(loops)),
         *(
             (
                 lif_backward_kernel,
@@ -106,11 +106,15 @@ def test_kernels_compile_for_hopper(dtype: str, monkeypatch: pytest.MonkeyPatch)
                     "ADD_REC": code == 2,
                     **plain,
                     "STEP_FACTORS": False,
+                    "ONSET": code == 1,
                 },
             )
             for code in range(4)
         ),
-        *((lif_forward_kernel, {**loops[k % 3], **blocks, "GENERIC": True, "N_STATES": k}) for k in range(1, 5)),
+        *(
+            (lif_forward_kernel, {**loops[k % 3], **blocks, "GENERIC": True, "N_STATES": k, "ONSET": k == 2})
+            for k in range(1, 5)
+        ),
         *(
             (
                 lif_backward_kernel,
@@ -123,6 +127,7 @@ def test_kernels_compile_for_hopper(dtype: str, monkeypatch: pytest.MonkeyPatch)
                     "GENERIC": True,
                     "N_STATES": k,
                     "STEP_FACTORS": k != 3,
+                    "ONSET": k == 3,
                 },
             )
             for k in range(1, 5)
