@@ -5,7 +5,7 @@ A graph of populations and delayed projections compiles into one sparse recurren
 (GPU) backend; docs/design.md maps the modules.
 """
 
-from snngraph import backends, datasets, functional, losses, neurons, plot, surrogates, train
+from snngraph import backends, datasets, functional, kinds, losses, neurons, plot, surrogates, train
 from snngraph.compiler import compile
 from snngraph.graph import Graph, random_delays, random_weight
 from snngraph.module import SNN, SNNOutput, SNNState
@@ -25,6 +25,7 @@ __all__ = [
     "datasets",
     "from_nir",
     "functional",
+    "kinds",
     "load",
     "losses",
     "neurons",
