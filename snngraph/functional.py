@@ -17,7 +17,7 @@ import torch
 from snngraph.autograd import LayerFunction
 from snngraph.backends import BackendChoice, check_choice, make_backend
 from snngraph.backends.base import LayerSpec, Plan
-from snngraph.kinds import neuron_blocks, population_columns
+from snngraph.kinds import layer_columns, neuron_blocks
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import NeuronParams, is_plain, n_rows, n_states_of
 from snngraph.surrogates import Sigmoid, Surrogate
@@ -107,24 +107,22 @@ def neuron_params(
     a parameter that requires grad.  The onsets are ``max(0, lag − elapsed)`` per population.
     """
     table = torch.as_tensor(net.neurons) if table is None else table
-    trainable: set[str] = set()
+    trainable: frozenset[str] = frozenset()
     if parameters:
         unknown = sorted(set(parameters) - set(net.parameters))
         if unknown:
             raise ValueError(f"parameters {unknown} are not parameters of this network; it has {list(net.parameters)}")
         values = {name: parameters.get(name, table.new_tensor(value)) for name, value in net.parameters.items()}
-        columns = []
-        for p in net.populations:
-            params = {name: values[name][p.slice] for name in p.model.parameters}
-            generic = neuron_blocks(table[:, p.slice], p.model.n_states) if p.model.kind == "neurons" else None
-            part, groups = population_columns(p.model, params, net.n_states, generic)
-            columns.append(part)
-            trainable |= groups
-        table = torch.cat(columns, dim=1)
+        generic = {
+            p.name: neuron_blocks(table[:, p.slice], p.model.n_states)
+            for p in net.populations
+            if p.model.kind == "neurons"
+        }
+        table, trainable = layer_columns(net.populations, values, net.n_states, generic)
     if elapsed < net.max_lag:
         onset = torch.cat([torch.full((p.size,), float(max(0, p.lag - elapsed))) for p in net.populations])
         table = torch.cat([table[:-1], onset.to(table)[None]])
-    return NeuronParams(table, frozenset(trainable))
+    return NeuronParams(table, trainable)
 
 
 def lif_layer(

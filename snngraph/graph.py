@@ -144,7 +144,7 @@ def _generic_blocks(attrs: dict[str, Any], size: int, name: Any) -> dict[str, np
 
 
 def _neuron_model(name: Any, kind: str, attrs: dict[str, Any]) -> NeuronModel:
-    reset = attrs.get("reset", "subtract" if kind not in ("li",) else "none")
+    reset = attrs.get("reset", "none" if kind == "li" else "subtract")
     if reset not in RESETS:
         raise ValueError(f"node {name!r}: unknown reset {reset!r}; choose one of {RESETS}")
     if kind == "li" and reset != "none":

@@ -25,8 +25,9 @@ parameter that an optimizer step pushed outside acts as the nearest valid value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -172,12 +173,41 @@ def population_columns(
     return assemble(_pad(blocks, n_states), theta, *flags), frozenset(groups)
 
 
+def layer_columns(
+    populations: Sequence[Any],
+    values: Mapping[str, torch.Tensor],
+    n_states: int,
+    generic: Mapping[Any, Mapping[str, torch.Tensor]],
+) -> tuple[torch.Tensor, frozenset[str]]:
+    """The table ``[P, N]`` of a layer's populations (each with ``name``, ``model`` and ``slice``,
+    as :class:`snngraph.network.PopulationInfo`) from the named parameters ``values`` ``[N]``
+    and the blocks of its ``neurons`` populations in ``generic`` (by name), and the groups that
+    depend on a parameter that requires grad (:func:`population_columns`, population by
+    population)."""
+    columns, groups = [], set()
+    for p in populations:
+        params = {name: values[name][p.slice] for name in p.model.parameters}
+        part, trainable = population_columns(p.model, params, n_states, generic.get(p.name))
+        columns.append(part)
+        groups |= trainable
+    return torch.cat(columns, dim=1), frozenset(groups)
+
+
 def check_states(n_states: int, name: object) -> None:
     if not 1 <= n_states <= MAX_STATES:
         raise ValueError(f"node {name!r}: a neuron has 1 to {MAX_STATES} state variables, got {n_states}")
 
 
-__all__ = ["BLOCKS", "DECAYS", "NAMED", "NEURON_KINDS", "PARAMETERS", "NeuronModel", "population_columns"]
+__all__ = [
+    "BLOCKS",
+    "DECAYS",
+    "NAMED",
+    "NEURON_KINDS",
+    "PARAMETERS",
+    "NeuronModel",
+    "layer_columns",
+    "population_columns",
+]
 
 
 def neuron_blocks(columns: torch.Tensor, n_states: int) -> dict[str, torch.Tensor]:

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from snngraph.kinds import NeuronModel, population_columns
+from snngraph.kinds import NeuronModel, layer_columns
 from snngraph.neurons import SPIKING, THETA, n_states_of, reset_name
 
 FORMAT_VERSION = 3
@@ -272,13 +272,9 @@ def neuron_table(
     """The float64 table ``[P, N]`` of the populations, from their named ``parameters`` ``[N]``
     (and the blocks of ``neurons`` populations in ``generic``, by name)."""
     k = max(p.model.n_states for p in populations)
-    columns = []
-    for p in populations:
-        params = {name: torch.from_numpy(parameters[name][p.slice]) for name in p.model.parameters}
-        blocks = generic.get(p.name)
-        blocks = None if blocks is None else {name: torch.from_numpy(v) for name, v in blocks.items()}
-        columns.append(population_columns(p.model, params, k, blocks)[0].numpy())
-    return np.concatenate(columns, axis=1)
+    values = {name: torch.from_numpy(value) for name, value in parameters.items()}
+    blocks = {name: {block: torch.from_numpy(v) for block, v in value.items()} for name, value in generic.items()}
+    return layer_columns(populations, values, k, blocks)[0].numpy()
 
 
 def _plain_network(

@@ -458,8 +458,8 @@ def backward(
     grad_bias = None
     if needs_bias:  # Σ_{t ≥ onset} λU[t]
         lam_t = lam[:steps].sum(axis=2, dtype=np.float64)
-        if neurons.onset is not None:
-            lam_t *= np.arange(steps)[:, None] >= neurons.onset
+        if live is not None:
+            lam_t *= live
         grad_bias = lam_t.sum(axis=0).astype(dtype)
     grad_x, grad_w_in, grad_w_rec, grad_s_hist = _synaptic_gradients(
         layer, (x, w_in, w_rec, s_hist), lam, adjoint, reset_s, needs, plan, options
