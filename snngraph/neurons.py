@@ -153,10 +153,6 @@ class NeuronParams:
     table: torch.Tensor
     trainable: frozenset[str] = frozenset()
 
-    @property
-    def n_states(self) -> int:
-        return n_states_of(self.table)
-
 
 def threshold(table: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """θ_eff = θ + g·v where the neuron spikes, ∞ for readouts; ``v`` ``[…, K, B, N]`` (θ alone,
