@@ -251,7 +251,10 @@ class Snngraph:
         out = self.model(data["x"])
         loss = (out.layer_spikes * data["g_s"]).sum() + (out.layer_membranes * data["g_u"]).sum()
         loss.backward()
-        return out.layer_spikes, (self.model.w_in.grad, self.model.w_rec.grad)
+        grads = [self.model.weight_grad(e.pre, e.post).reshape(-1) for e in self.model.net.edges]
+        n_in = self.model.net.in_post.size  # every edge is free: its gradient is its synapses' own
+        flat = torch.cat(grads)
+        return out.layer_spikes, (flat[:n_in], flat[n_in:])
 
 
 def dense_products(net: CompiledNetwork, data: dict[str, torch.Tensor], backward: bool) -> Callable[[], None]:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     error.backward()
 
     expected, u = closed_form(x[:, 0, 0].numpy(), args.weight, args.alpha, args.theta, args.slope)
-    bptt = model.w_in.grad.item()
+    bptt = model.weight_grad("x", "neuron").item()
     print(f"spike count ŷ = {int(loss.scores(output).item())}, target y = {args.target:g}, E = {error.item():g}")
     u_gap = np.abs(output.membrane("neuron")[:, 0, 0].detach().numpy() - u).max()
     print(f"membrane: max |U_snngraph − U_closed form| = {u_gap:.1e}")

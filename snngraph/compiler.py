@@ -30,7 +30,7 @@ from snngraph.graph import (
     projection_spec,
 )
 from snngraph.kinds import NAMED
-from snngraph.network import CompiledNetwork, EdgeInfo, PopulationInfo, Synapses, neuron_table
+from snngraph.network import CompiledNetwork, EdgeInfo, PopulationInfo, neuron_table
 
 ZERO_DELAY_MODES = ("retime", "promote", "error")
 
@@ -74,7 +74,7 @@ def compute_lags(
     constraints = nx.DiGraph()
     constraints.add_edges_from((source, name, {"weight": 0}) for name, p in populations.items() if p.is_neuron)
     for p in projections:
-        if _is_recurrent(p, populations) and p.weight.size:  # an empty projection constrains nothing
+        if _is_recurrent(p, populations) and p.n_synapses:  # an empty projection constrains nothing
             weight = p.min_delay - 1
             if constraints.has_edge(p.pre, p.post):
                 weight = min(weight, constraints.edges[p.pre, p.post]["weight"])
@@ -124,15 +124,23 @@ def emit(
     for proj in projections:
         groups["recurrent" if _is_recurrent(proj, populations) else "input"].append(proj)
 
-    def flat(target: str) -> tuple[list[EdgeInfo], Synapses]:
-        """The ``"input"`` or ``"recurrent"`` synapses, edge after edge, in a few vectorised operations."""
+    param_start = 0
+
+    def flat(target: str) -> tuple[list[EdgeInfo], dict[str, np.ndarray]]:
+        """The ``"input"`` or ``"recurrent"`` synapses, edge after edge, in a few vectorised
+        operations: ``post``, ``pre``, ``delay`` and the ``index`` into the edge's parameter."""
+        nonlocal param_start
         group = groups[target]
-        counts = np.array([p.weight.size for p in group], dtype=np.int64)
+        counts = np.array([p.n_synapses for p in group], dtype=np.int64)
         stops = np.cumsum(counts)
-        infos = [
-            EdgeInfo(p.pre, p.post, target, int(stop - n), int(stop), p.shape, p.dense)
-            for p, n, stop in zip(group, counts, stops, strict=True)
-        ]
+        infos = []
+        for p, n, stop in zip(group, counts, stops, strict=True):
+            info = EdgeInfo(
+                p.pre, p.post, target, int(stop - n), int(stop), p.shape, p.dense,
+                p.kind, p.values.shape, param_start, p.trainable,
+            )  # fmt: skip
+            infos.append(info)
+            param_start += info.param_size
 
         def column(values: list[np.ndarray], offsets: list[int], dtype: type) -> np.ndarray:
             if not group:
@@ -142,29 +150,24 @@ def emit(
         delay = column([p.delay for p in group], [lags[p.post] - lags[p.pre] for p in group], np.int64)
         if target == "recurrent" and zero_delay == "promote":
             delay = np.maximum(delay, 1)
-        synapses = Synapses(
-            post=column([p.post_index for p in group], [start[p.post] for p in group], np.int64),
-            pre=column([p.pre_index for p in group], [start[p.pre] for p in group], np.int64),
-            delay=delay,
-            weight=column([p.weight for p in group], [0] * len(group), np.float64),
-        )
-        return infos, synapses
+        return infos, {
+            "post": column([p.post_index for p in group], [start[p.post] for p in group], np.int64),
+            "pre": column([p.pre_index for p in group], [start[p.pre] for p in group], np.int64),
+            "delay": delay,
+            "index": column([p.index for p in group], [0] * len(group), np.int64),
+        }
 
     in_edges, ins = flat("input")
     rec_edges, rec = flat("recurrent")
+    values = [p.values.reshape(-1) for target in ("input", "recurrent") for p in groups[target]]
     return CompiledNetwork(
         populations=tuple(neuron_pops),
         inputs=tuple(input_pops),
         edges=tuple(in_edges + rec_edges),
         neurons=neuron_table(tuple(neuron_pops), parameters, generic),
-        in_post=ins.post,
-        in_pre=ins.pre,
-        in_delay=ins.delay,
-        in_weight=ins.weight,
-        rec_post=rec.post,
-        rec_pre=rec.pre,
-        rec_delay=rec.delay,
-        rec_weight=rec.weight,
+        **{f"in_{name}": column for name, column in ins.items()},
+        **{f"rec_{name}": column for name, column in rec.items()},
+        values=np.concatenate(values).astype(np.float64) if values else np.zeros(0),
         parameters=parameters,
     )
 

@@ -7,7 +7,8 @@ with an integer delay in timesteps.  See docs/design.md, "The model".
 
 :class:`Graph` is a thin, validating layer over :class:`networkx.DiGraph` (``g.nx``).  A plain
 ``networkx.DiGraph`` whose nodes carry ``kind``/``size``/``alpha``/``theta``/``reset`` and whose
-edges carry ``weight``/``delay`` is accepted everywhere a :class:`Graph` is, through
+edges carry ``weight``/``delay`` (and optionally ``shared``/``trainable``, see
+:meth:`Graph.connect`) is accepted everywhere a :class:`Graph` is, through
 :func:`population_spec` and :func:`projection_spec`, which turn node and edge attributes into
 validated specs.
 """
@@ -59,13 +60,21 @@ class PopulationSpec:
         return self.params["theta"]
 
 
+EDGE_KINDS = ("dense", "sparse", "shared")
+"""How an edge's synapses take their values from its parameter (docs/design.md, "Synapses")."""
+
+
 @dataclass(frozen=True, eq=False)
 class ProjectionSpec:
-    """A validated projection ``pre → post`` as synapse arrays.
+    """A validated projection ``pre → post`` as synapse arrays and the parameter they read.
 
-    ``post``/``pre`` are local neuron indices, ``delay`` int64 and ``weight`` float64, all of
-    shape ``[n_synapses]``.  ``dense`` records that the user gave a dense matrix, so trained
-    weights can be written back in the same form.
+    ``post``/``pre`` are local neuron indices and ``delay`` int64, all ``[n_synapses]``.  The
+    edge's parameter ``values`` has its natural shape: the ``(post, pre)`` matrix of a ``"dense"``
+    edge, the stored values ``[nnz]`` of a ``"sparse"`` one (order of ``weight.tocoo()``), the
+    1-D shared values of a ``"shared"`` one; synapse ``k`` has the weight
+    ``values.reshape(-1)[index[k]]``.  ``dense`` records that the synapse pattern was given as a
+    dense matrix (the weight, or for a shared edge its index pattern), so that trained values can
+    be written back in the same form; ``trainable=False`` marks a fixed edge.
     """
 
     pre: Any
@@ -73,26 +82,50 @@ class ProjectionSpec:
     post_index: np.ndarray
     pre_index: np.ndarray
     delay: np.ndarray
-    weight: np.ndarray
+    values: np.ndarray
+    index: np.ndarray
     shape: tuple[int, int]
     dense: bool
+    kind: str
+    trainable: bool = True
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The weight of every synapse, float64 ``[n_synapses]``."""
+        return self.values.reshape(-1)[self.index]
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.index.size)
 
     @property
     def min_delay(self) -> int:
         return int(self.delay.min()) if self.delay.size else 1
 
-    def weight_matrix(self, values: np.ndarray | None = None) -> np.ndarray | sp.coo_array:
-        """The weights (or ``values`` aligned with the synapses) in the user's layout."""
-        values = self.weight if values is None else values
-        if self.dense:
-            matrix = np.zeros(self.shape)
-            matrix[self.post_index, self.pre_index] = values
-            return matrix
-        return sp.coo_array((values, (self.post_index, self.pre_index)), shape=self.shape)
+    def attributes(self) -> dict[str, Any]:
+        """The edge attributes that :meth:`Graph.connect` takes and ``networkx`` edges carry:
+        ``weight`` and ``delay`` in the user's layout, ``shared`` for a shared edge and
+        ``trainable`` for a fixed one."""
+        rows, cols = self.post_index, self.pre_index
+        attrs: dict[str, Any] = {"delay": self.delay_attribute()}
+        if self.kind == "sparse":
+            attrs["weight"] = sp.coo_array((self.values.copy(), (rows, cols)), shape=self.shape)
+        else:
+            attrs["weight"] = self.values.copy()
+        if self.kind == "shared":
+            if self.dense:
+                pattern = np.full(self.shape, -1, dtype=np.int64)
+                pattern[rows, cols] = self.index
+                attrs["shared"] = pattern
+            else:
+                attrs["shared"] = sp.coo_array((self.index.copy(), (rows, cols)), shape=self.shape)
+        if not self.trainable:
+            attrs["trainable"] = False
+        return attrs
 
-    def delay_attribute(self, delay: np.ndarray | None = None) -> int | np.ndarray:
+    def delay_attribute(self) -> int | np.ndarray:
         """Delays in the layout :meth:`Graph.connect` accepts: an int when all are equal."""
-        delay = self.delay if delay is None else delay
+        delay = self.delay
         if delay.size and np.all(delay == delay[0]):
             return int(delay[0])
         if self.dense:
@@ -210,7 +243,9 @@ def _as_sparse_or_dense(weight: Any, edge: str) -> np.ndarray | sp.coo_array:
     return weight.astype(float)
 
 
-def _delay_array(delay: Any, weight: Any, rows: np.ndarray, cols: np.ndarray, edge: str) -> np.ndarray:
+def _delay_array(delay: Any, layout: Any, rows: np.ndarray, cols: np.ndarray, edge: str) -> np.ndarray:
+    """One delay per synapse from ``delay``: an int, an array shaped like ``layout`` (the weight, or
+    a shared edge's pattern) or, for a sparse ``layout``, one per stored entry."""
     raw = np.asarray(delay.detach().cpu() if isinstance(delay, torch.Tensor) else delay)
     if raw.dtype.kind == "b":
         raise ValueError(
@@ -225,13 +260,13 @@ def _delay_array(delay: Any, weight: Any, rows: np.ndarray, cols: np.ndarray, ed
     raw = raw.astype(np.int64)
     if raw.ndim == 0:
         values = np.full(rows.size, int(raw), dtype=np.int64)
-    elif raw.shape == weight.shape:
+    elif raw.shape == layout.shape:
         values = raw[rows, cols]
-    elif sp.issparse(weight) and raw.shape == (rows.size,):
+    elif sp.issparse(layout) and raw.shape == (rows.size,):
         values = raw
     else:
-        expected = f"{weight.shape}" + (
-            f" or ({rows.size},) aligned with weight.tocoo()" if sp.issparse(weight) else ""
+        expected = f"{layout.shape}" + (
+            f" or ({rows.size},) aligned with weight.tocoo()" if sp.issparse(layout) else ""
         )
         raise ValueError(
             f"edge {edge}: delay must be an int or an int array of shape {expected}, got shape {raw.shape}"
@@ -256,7 +291,7 @@ _SINGLE_SYNAPSE = np.zeros(1, dtype=np.int64)
 _SINGLE_SYNAPSE.setflags(write=False)
 
 
-def _single_synapse(pre: Any, post: Any, weight: Any, delay: Any) -> ProjectionSpec | None:
+def _single_synapse(pre: Any, post: Any, weight: Any, delay: Any, trainable: bool) -> ProjectionSpec | None:
     """The fast path of a neuron-level edge (scalar weight and delay); ``None`` if it does not apply."""
     real, integer = (int, float, np.floating, np.integer), (int, np.integer)
     if (
@@ -267,44 +302,113 @@ def _single_synapse(pre: Any, post: Any, weight: Any, delay: Any) -> ProjectionS
         and math.isfinite(weight)
         and delay >= 0
     ):
+        values = np.array([[float(weight)]])
+        delays = np.array([delay], np.int64)
         return ProjectionSpec(
             pre,
             post,
             _SINGLE_SYNAPSE,
             _SINGLE_SYNAPSE,
-            np.array([delay], np.int64),
-            np.array([float(weight)]),
+            delays,
+            values,
+            _SINGLE_SYNAPSE,
             (1, 1),
             True,
+            "dense",
+            trainable,
         )
     return None
 
 
+def _trainable(value: Any, edge: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"edge {edge}: trainable must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _shared_pattern(
+    shared: Any, values: np.ndarray, shape: tuple[int, int], edge: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    """The synapses of a shared edge: ``(rows, cols, index, layout)`` from its index pattern.
+
+    ``shared`` is a ``(post, pre)`` integer array (−1: no synapse; the synapses are the other
+    entries in row-major order) or a scipy.sparse integer matrix (every stored entry a synapse, in
+    the order of ``tocoo()``); each entry is a position in the 1-D ``values``.  ``layout`` is the
+    pattern itself, which a per-synapse ``delay`` follows.
+    """
+    if values.ndim != 1:
+        raise ValueError(
+            f"edge {edge}: with shared=, weight is the 1-D vector of shared values, got shape {values.shape}"
+        )
+    if sp.issparse(shared):
+        layout = sp.coo_array(shared)
+        if layout.dtype.kind not in "iu":
+            raise ValueError(f"edge {edge}: shared must hold integer indices into weight, got dtype {layout.dtype}")
+        rows, cols, index = layout.row.astype(np.int64), layout.col.astype(np.int64), layout.data.astype(np.int64)
+        lowest = 0
+    else:
+        layout = np.asarray(shared.detach().cpu() if isinstance(shared, torch.Tensor) else shared)
+        if layout.dtype.kind not in "iu" or layout.dtype.kind == "b":
+            raise ValueError(f"edge {edge}: shared must hold integer indices into weight, got dtype {layout.dtype}")
+        layout = layout.astype(np.int64)
+        if layout.shape == shape:
+            rows, cols = (a.astype(np.int64) for a in np.nonzero(layout >= 0))
+            index = layout[rows, cols]
+        lowest = -1
+    if layout.shape != shape:
+        raise ValueError(
+            f"edge {edge}: shared must have shape (post, pre) = {shape} (an int array with -1 for no "
+            f"synapse, or a scipy.sparse int matrix), got {layout.shape}"
+        )
+    stored = index if sp.issparse(layout) else layout
+    if stored.size and (stored.min() < lowest or stored.max() >= values.size):
+        bad = stored.min() if stored.min() < lowest else stored.max()
+        raise ValueError(
+            f"edge {edge}: shared index {int(bad)} is out of range for {values.size} shared values "
+            f"(valid: 0 … {values.size - 1}{', or -1 for no synapse' if lowest < 0 else ''})"
+        )
+    return rows, cols, index, layout
+
+
 def projection_spec(pre: Any, post: Any, attrs: dict[str, Any], pre_size: int, post_size: int) -> ProjectionSpec:
-    """Validate an edge's ``weight``/``delay`` attributes and return its :class:`ProjectionSpec`."""
-    if pre_size == post_size == 1:
-        single = _single_synapse(pre, post, attrs.get("weight"), attrs.get("delay", 1))
+    """Validate an edge's ``weight``/``delay``/``shared``/``trainable`` attributes and return its
+    :class:`ProjectionSpec`."""
+    edge = f"{pre!r} -> {post!r}"
+    trainable = _trainable(attrs.get("trainable", True), edge)
+    shared = attrs.get("shared")
+    if pre_size == post_size == 1 and shared is None:
+        single = _single_synapse(pre, post, attrs.get("weight"), attrs.get("delay", 1), trainable)
         if single is not None:
             return single
-    edge = f"{pre!r} -> {post!r}"
     if "weight" not in attrs or attrs["weight"] is None:
         raise ValueError(f"edge {edge}: no weight; give a (post, pre) matrix (Graph.connect generates one)")
     weight = _as_sparse_or_dense(attrs["weight"], edge)
-    if weight.ndim == 0 and pre_size == post_size == 1:
-        weight = weight.reshape(1, 1)
-    if weight.shape != (post_size, pre_size):
-        raise ValueError(
-            f"edge {edge}: weight must have shape (post, pre) = ({post_size}, {pre_size}), got {weight.shape}"
-        )
-    if sp.issparse(weight):  # every stored entry is a synapse; duplicates may carry other delays
-        rows, cols, values = weight.row.astype(np.int64), weight.col.astype(np.int64), weight.data.astype(float)
+    shape = (post_size, pre_size)
+    if shared is not None:
+        if sp.issparse(weight):
+            raise ValueError(
+                f"edge {edge}: with shared=, weight is the 1-D vector of shared values, not a sparse matrix"
+            )
+        rows, cols, index, layout = _shared_pattern(shared, weight, shape, edge)
+        values, kind = weight, "shared"
     else:
-        rows, cols = (a.ravel().astype(np.int64) for a in np.indices(weight.shape))
-        values = weight.ravel().astype(float)
+        if weight.ndim == 0 and pre_size == post_size == 1:
+            weight = weight.reshape(1, 1)
+        if weight.shape != shape:
+            raise ValueError(
+                f"edge {edge}: weight must have shape (post, pre) = ({post_size}, {pre_size}), got {weight.shape}"
+            )
+        if sp.issparse(weight):  # every stored entry is a synapse; duplicates may carry other delays
+            rows, cols, values = weight.row.astype(np.int64), weight.col.astype(np.int64), weight.data.astype(float)
+        else:
+            rows, cols = (a.ravel().astype(np.int64) for a in np.indices(weight.shape))
+            values = weight
+        index, layout, kind = np.arange(rows.size, dtype=np.int64), weight, "sparse" if sp.issparse(weight) else "dense"
     if not np.all(np.isfinite(values)):
         raise ValueError(f"edge {edge}: weight contains NaN or inf")
-    delay = _delay_array(attrs.get("delay", 1), weight, rows, cols, edge)
-    return ProjectionSpec(pre, post, rows, cols, delay, values, (post_size, pre_size), not sp.issparse(weight))
+    delay = _delay_array(attrs.get("delay", 1), layout, rows, cols, edge)
+    dense = not sp.issparse(layout)
+    return ProjectionSpec(pre, post, rows, cols, delay, values, index, shape, dense, kind, trainable)
 
 
 def random_weight(post: int, pre: int, density: float = 1.0, seed: int | None = None) -> sp.coo_array:
@@ -463,6 +567,8 @@ class Graph:
         delay: Any = 1,
         density: float | None = None,
         seed: int | None = None,
+        shared: Any = None,
+        trainable: bool = True,
     ) -> None:
         """Project ``pre`` onto ``post``.
 
@@ -471,6 +577,15 @@ class Graph:
         draws one with :func:`random_weight` (``density`` defaults to 1).  ``delay`` is an int,
         an int array of shape ``(post, pre)``, or for a sparse weight a 1-D array aligned with
         ``weight.tocoo()`` (see :func:`random_delays`).
+
+        Tied weights: with ``shared``, ``weight`` is a 1-D vector of values and ``shared`` says
+        which value each synapse takes, as a ``(post, pre)`` int array (−1: no synapse) or as a
+        scipy.sparse int matrix (every stored entry a synapse, explicit zeros included; ``delay``
+        may then be aligned with ``shared.tocoo()``).  Synapse ``post ← pre`` has the weight
+        ``weight[shared[post, pre]]``, and the gradient of a value is the sum over its synapses.
+
+        ``trainable=False`` fixes the edge: its values are constants of the model (a buffer, no
+        gradient).
         """
         for node in (pre, post):
             if node not in self.nx:
@@ -479,15 +594,16 @@ class Graph:
         if self.nx.has_edge(pre, post):
             raise ValueError(f"edge {pre!r} -> {post!r} exists already; give one weight per pair of nodes")
         if weight is None:
+            if shared is not None:
+                raise ValueError(f"edge {pre!r} -> {post!r}: shared= needs weight, the 1-D vector of shared values")
             weight = random_weight(
                 self.population_size(post), self.population_size(pre), 1.0 if density is None else density, seed
             )
         elif density is not None:
             raise ValueError(f"edge {pre!r} -> {post!r}: give either weight or density, not both")
-        spec = projection_spec(
-            pre, post, {"weight": weight, "delay": delay}, self.population_size(pre), self.population_size(post)
-        )
-        self.nx.add_edge(pre, post, weight=spec.weight_matrix(), delay=spec.delay_attribute())
+        attrs = {"weight": weight, "delay": delay, "shared": shared, "trainable": trainable}
+        spec = projection_spec(pre, post, attrs, self.population_size(pre), self.population_size(post))
+        self.nx.add_edge(pre, post, **spec.attributes())
 
     def population_size(self, name: Any) -> int:
         """The number of neurons (or input channels) of node ``name``.  (Not ``size``: networkx's

@@ -1,11 +1,13 @@
 """``SNN``: the compiled layer as a ``torch.nn.Module`` over the layer op (:mod:`snngraph.functional`).
 
-Parameters are the flat synapse weights ``w_in``/``w_rec`` (edge order, see
-:class:`~snngraph.network.CompiledNetwork`) and, when learnable, the named neuron parameters
-(``alpha``, ``theta``, ``bias``, … of :mod:`snngraph.kinds`), one value per neuron.  Indices,
-delays, the compiled neuron table and the parameters that do not learn are buffers, so
-``.to(device)``/``.double()`` work as usual; the module owns the plan of its layer and rebuilds it
-when they move.
+Parameters are the edges' weights, one tensor per edge in its natural shape in ``model.weights``
+(:mod:`snngraph.synapses`: a Parameter when the edge trains, a buffer when it is fixed), and,
+when learnable, the named neuron parameters (``alpha``, ``theta``, ``bias``, … of
+:mod:`snngraph.kinds`), one value per neuron.  Each call gathers the flat synapse weights
+``w_in``/``w_rec`` (edge order, see :class:`~snngraph.network.CompiledNetwork`) from the edges'
+tensors for the layer op.  Indices, delays, the compiled neuron table and the parameters that do
+not learn are buffers, so ``.to(device)``/``.double()`` work as usual; the module owns the plan of
+its layer and rebuilds it when they move.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from snngraph.backends import BackendChoice, Plan
 from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, neuron_params, prepare_layer
-from snngraph.graph import Graph
+from snngraph.graph import Graph, ProjectionSpec
 from snngraph.kinds import neuron_blocks
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import NeuronParams
 from snngraph.surrogates import Sigmoid, Surrogate
+from snngraph.synapses import EdgeParameters, SynapseGather
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,14 @@ class SNN(nn.Module):
     from them on every call, so autograd carries the gradient through the map of
     :mod:`snngraph.kinds`.  ``learn_alpha``/``learn_theta`` add ``"alpha"``/``"theta"``.
 
+    ``model.weights`` holds the edges' tensors by name (``"pre->post"``, see
+    :func:`~snngraph.synapses.edge_names`): a dense edge's ``(post, pre)`` matrix, a sparse edge's
+    values ``[nnz]`` (order of ``weight.tocoo()``), a shared edge's 1-D values; Parameters for the
+    edges that train, buffers for the fixed ones (``trainable=False``).  They are what optimizer
+    parameter groups, freezing (``requires_grad_(False)``), pruning and ``state_dict`` see;
+    :meth:`weight` gives an edge's tensor by its end points.  ``model.w_in``/``model.w_rec`` are
+    the flat synapse weights gathered from them (read-only, not Parameters).
+
     ``dtype`` (default: torch's default dtype) is the dtype of weights and neuron parameters;
     build with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit
     of the compiled float64 values.
@@ -180,8 +190,9 @@ class SNN(nn.Module):
         self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
         self.saved_membranes, self.batch_first = saved_membranes, bool(batch_first)
         dtype = torch.get_default_dtype() if dtype is None else dtype
-        self.w_in = nn.Parameter(_floats(net.in_weight, dtype))
-        self.w_rec = nn.Parameter(_floats(net.rec_weight, dtype))
+        self.weights = EdgeParameters(net, dtype)
+        self.gather = SynapseGather(net, self.weights.names)
+        self._edge_name = dict(zip(((e.pre, e.post) for e in net.edges), self.weights.names, strict=True))
         if isinstance(learn, str):
             raise TypeError(f"learn takes a sequence of parameter names, e.g. learn=({learn!r},)")
         learned = set(learn) | {name for name, flag in (("alpha", learn_alpha), ("theta", learn_theta)) if flag}
@@ -212,7 +223,7 @@ class SNN(nn.Module):
         ``load_state_dict`` (which may load other indices into them) drops it.
         """
         plan = self._plan
-        if plan is None or plan.layer.rec_post is not self.rec_post or plan.dtype != self.w_rec.dtype:
+        if plan is None or plan.layer.rec_post is not self.rec_post or plan.dtype != self.table.dtype:
             layer = layer_spec(
                 self.net,
                 [getattr(self, name) for name in INDICES],
@@ -220,8 +231,19 @@ class SNN(nn.Module):
                 detach_reset=self.detach_reset,
                 saved_membranes=self.saved_membranes,
             )
-            self._plan = prepare_layer(layer, self.backend, self.w_rec.dtype)
+            self._plan = prepare_layer(layer, self.backend, self.table.dtype)
         return self._plan
+
+    @property
+    def w_in(self) -> torch.Tensor:
+        """The weights of the input synapses ``[n_in]``, gathered from :attr:`weights` (read-only:
+        change or train the edges' tensors instead)."""
+        return self.gather(self.weights, "input", self.table)
+
+    @property
+    def w_rec(self) -> torch.Tensor:
+        """The weights of the recurrent synapses ``[n_rec]``, gathered from :attr:`weights`."""
+        return self.gather(self.weights, "recurrent", self.table)
 
     def neuron_params(self, elapsed: int = 0) -> NeuronParams:
         """The neuron table of a call that continues a run after ``elapsed`` graph steps
@@ -232,7 +254,7 @@ class SNN(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"neurons={self.net.n_neurons}, inputs={self.net.n_inputs}, "
-            f"synapses={self.w_in.numel()}+{self.w_rec.numel()}, surrogate={self.surrogate}, "
+            f"synapses={self.in_post.numel()}+{self.rec_post.numel()}, surrogate={self.surrogate}, "
             f"detach_reset={self.detach_reset}, backend={self.backend!r}"
         )
 
@@ -260,7 +282,7 @@ class SNN(nn.Module):
         if x.ndim != 3 or x.shape[2] != self.net.n_inputs or x.shape[0] < 1:
             sizes = f"[B, T >= 1, {self.net.n_inputs}]" if self.batch_first else f"[T >= 1, B, {self.net.n_inputs}]"
             raise ValueError(f"x must have shape {layout.format('n_inputs')} = {sizes}, got {shape}")
-        dtype, device = self.w_rec.dtype, self.w_rec.device
+        dtype, device = self.table.dtype, self.table.device
         if x.dtype != dtype:
             raise TypeError(f"x has dtype {x.dtype} but the model is {dtype}; use x.to({dtype}) or model.to({x.dtype})")
         if x.device != device:
@@ -269,7 +291,7 @@ class SNN(nn.Module):
 
     def initial_state(self, batch: int) -> SNNState:
         """The resting state: zero states, no spikes, no past input."""
-        kw = {"dtype": self.w_rec.dtype, "device": self.w_rec.device}
+        kw = {"dtype": self.table.dtype, "device": self.table.device}
         n, c = self.net.n_neurons, self.net.n_inputs
         return SNNState(
             torch.zeros(self.net.n_states, batch, n, **kw),
@@ -308,30 +330,27 @@ class SNN(nn.Module):
         )
         return SNNOutput(self.net, steps, s, v, new_state, self.batch_first)
 
-    def _weights(self, target: str) -> nn.Parameter:
-        """The flat weights of the ``"input"`` or ``"recurrent"`` synapses."""
-        return self.w_in if target == "input" else self.w_rec
-
-    def _edge_dense(self, pre: Any, post: Any, values: torch.Tensor) -> torch.Tensor:
-        edge = self.net.edge(pre, post)
-        synapses, sl = self.net.synapses(edge.target), slice(edge.start, edge.stop)
-        rows = torch.as_tensor(synapses.post[sl] - self.net.population(post).start, device=values.device)
-        cols = torch.as_tensor(synapses.pre[sl] - self.net.population(pre).start, device=values.device)
-        dense = values.new_zeros(edge.shape)
-        return dense.index_put_((rows, cols), values[sl].detach(), accumulate=True)
+    def edge_name(self, pre: Any, post: Any) -> str:
+        """The name of edge ``pre → post`` in :attr:`weights` (and, after ``weights.``, in ``state_dict``)."""
+        self.net.edge(pre, post)  # a KeyError naming the edge if there is none
+        return self._edge_name[(pre, post)]
 
     def weight(self, pre: Any, post: Any) -> torch.Tensor:
-        """A dense ``(post, pre)`` copy of edge ``pre → post``'s weights (zero where no synapse)."""
-        return self._edge_dense(pre, post, self._weights(self.net.edge(pre, post).target))
+        """The tensor of edge ``pre → post`` in its natural shape: the Parameter itself (or the buffer
+        of a fixed edge), so that changes to it under ``torch.no_grad()`` change the model; take
+        ``.detach().clone()`` for a copy.  A dense edge's is ``(post, pre)``, a sparse edge's the
+        values ``[nnz]`` in the order of ``weight.tocoo()``, a shared edge's its 1-D values."""
+        return self.weights[self.edge_name(pre, post)]
 
     def weight_grad(self, pre: Any, post: Any) -> torch.Tensor | None:
-        """A dense ``(post, pre)`` copy of the accumulated gradient of edge ``pre → post``."""
-        grad = self._weights(self.net.edge(pre, post).target).grad
-        return None if grad is None else self._edge_dense(pre, post, grad)
+        """The accumulated gradient of edge ``pre → post``'s tensor (its ``.grad``, shaped like
+        :meth:`weight`; ``None`` before a backward pass and for an edge that does not train)."""
+        return self.weight(pre, post).grad
 
     def to_graph(self) -> Graph:
         """A :class:`Graph` of the network with the current (trained) weights and neuron parameters.
 
+        Every edge comes back in the form it was given (dense, sparse or shared, fixed or not).
         Delays are the graph's own (the compile lags taken back out); with
         ``zero_delay="promote"`` the promoted delays are what the model runs, so they are kept.
         """
@@ -351,19 +370,20 @@ class SNN(nn.Module):
         for edge in net.edges:
             synapses, sl = net.synapses(edge.target), slice(edge.start, edge.stop)
             pre, post = net.population(edge.pre), net.population(edge.post)
-            rows = synapses.post[sl] - post.start
-            cols = synapses.pre[sl] - pre.start
-            delay = synapses.delay[sl] - post.lag + pre.lag
-            values = self._weights(edge.target)[sl].detach().cpu().double().numpy()
-            if edge.dense:
-                weight = np.zeros(edge.shape)
-                weight[rows, cols] = values
-                delay_matrix = np.zeros(edge.shape, dtype=np.int64)
-                delay_matrix[rows, cols] = delay
-                graph.connect(edge.pre, edge.post, weight=weight, delay=delay_matrix)
-            else:
-                weight = sp.coo_array((values, (rows, cols)), shape=edge.shape)
-                graph.connect(edge.pre, edge.post, weight=weight, delay=delay)
+            spec = ProjectionSpec(
+                edge.pre,
+                edge.post,
+                synapses.post[sl] - post.start,
+                synapses.pre[sl] - pre.start,
+                synapses.delay[sl] - post.lag + pre.lag,
+                self.weight(edge.pre, edge.post).detach().cpu().double().numpy(),
+                net.synapse_index(edge.target)[sl],
+                edge.shape,
+                edge.dense,
+                edge.kind,
+                edge.trainable,
+            )
+            graph.connect(edge.pre, edge.post, **spec.attributes())
         return graph
 
 

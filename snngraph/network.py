@@ -10,12 +10,20 @@ channels.  Synapses are flat arrays in *edge order* (each graph edge owns a cont
            + Σ_{k ∈ recurrent synapses, post_k = i} w_k S[t − d_k]_{pre_k}
 
 Population ``v`` at graph time ``t`` is the layer at time ``t + lag(v)``.
+
+The synapse weights are not stored themselves but read from the edges' parameters
+(docs/design.md, "Synapses"): edge ``e`` owns a parameter of its natural shape (``EdgeInfo.param_shape``,
+stored flat in ``values[EdgeInfo.param_slice]``) and its synapse ``k`` has the weight
+``w_k = values[param_slice].reshape(-1)[index_k]`` (``in_index``/``rec_index``): the identity for a
+dense or sparse edge, many-to-one for a shared one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from os import PathLike
@@ -27,12 +35,16 @@ import torch
 from snngraph.kinds import NeuronModel, layer_columns
 from snngraph.neurons import SPIKING, THETA, n_states_of, reset_name
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Version of the ``.npz`` layout that :meth:`CompiledNetwork.save` writes (``format_version`` in
-its metadata) and the newest that :func:`load` reads.  Version 3 holds the generic neuron table,
-the named parameters (``param_<name>``) and each population's neuron model; versions 1 (no
-``format_version``: ``alpha``, ``theta``, int8 reset codes and ``spiking`` flags) and 2 (a
-five-row table α, θ, s, z, m) hold plain LIF/LI networks, which :func:`load` converts."""
+its metadata) and the newest that :func:`load` reads.  Version 4 holds the edges' parameters
+(``values``, and per edge its kind, parameter shape and offset, whether it trains) and per synapse
+the index into its edge's parameter (``in_index``/``rec_index``), with the generic neuron table,
+the named parameters (``param_<name>``) and each population's neuron model of version 3.
+Versions 1 to 3 store one weight per synapse (``in_weight``/``rec_weight``), every edge free
+(dense or sparse); versions 1 (no ``format_version``: ``alpha``, ``theta``, int8 reset codes and
+``spiking`` flags) and 2 (a five-row table α, θ, s, z, m) hold plain LIF/LI networks.
+:func:`load` converts them all."""
 _V1_NEURONS = ("alpha", "theta", "reset", "spiking")
 _V1_RESETS = ("subtract", "zero", "none")  # version 1's reset codes 0, 1, 2
 
@@ -59,7 +71,15 @@ class PopulationInfo:
 
 @dataclass(frozen=True)
 class EdgeInfo:
-    """A graph edge's synapses: ``start:stop`` of the input (``target="input"``) or recurrent arrays."""
+    """A graph edge: its synapses ``start:stop`` of the input (``target="input"``) or recurrent
+    arrays, and its parameter, ``values[param_slice]`` of :class:`CompiledNetwork` in the shape
+    ``param_shape``.
+
+    ``kind`` is ``"dense"`` (parameter ``(post, pre)``, one synapse per entry), ``"sparse"`` (the
+    stored values ``[nnz]``) or ``"shared"`` (1-D values indexed by the synapses, see
+    :meth:`snngraph.Graph.connect`); ``trainable=False`` marks a fixed edge.  ``dense`` says that
+    the synapse pattern was given as a dense matrix (written back that way by ``to_graph``).
+    """
 
     pre: Any
     post: Any
@@ -68,9 +88,39 @@ class EdgeInfo:
     stop: int
     shape: tuple[int, int]
     dense: bool
+    kind: str
+    param_shape: tuple[int, ...]
+    param_start: int
+    trainable: bool
+
+    @property
+    def n_synapses(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def param_size(self) -> int:
+        return math.prod(self.param_shape)
+
+    @property
+    def param_slice(self) -> slice:
+        return slice(self.param_start, self.param_start + self.param_size)
+
+
+def gather_index(edges: Sequence[EdgeInfo], index: np.ndarray) -> np.ndarray:
+    """Where each synapse of ``edges`` (whose ranges tile ``index``, in this order) finds its weight
+    in the concatenation of the edges' flattened parameters: ``index_k`` plus the offset of its
+    edge's parameter."""
+    offsets = np.cumsum([0] + [e.param_size for e in edges], dtype=np.int64)[:-1]
+    return index + np.repeat(offsets, [e.n_synapses for e in edges])
 
 
 _ARRAYS = (
+    "neurons",
+    "in_post", "in_pre", "in_delay", "in_index",
+    "rec_post", "rec_pre", "rec_delay", "rec_index",
+    "values",
+)  # fmt: skip
+_V3_ARRAYS = (
     "neurons",
     "in_post", "in_pre", "in_delay", "in_weight",
     "rec_post", "rec_pre", "rec_delay", "rec_weight",
@@ -94,7 +144,9 @@ class CompiledNetwork:
     and ``parameters``, the named parameters of the populations (:mod:`snngraph.kinds`), each
     ``[N]`` float64 (zero where a population does not have it).  Per synapse: ``in_*``
     for input synapses (delay ≥ 0) and ``rec_*`` for recurrent ones (delay ≥ 1): ``post``/``pre``
-    indices (int64), ``delay`` (int64), ``weight`` (float64).
+    indices (int64), ``delay`` (int64) and ``index`` (int64, into its edge's parameter).  Per edge:
+    its parameter, float64, flat in ``values`` (:meth:`edge_values` gives it in its shape); the
+    weights ``in_weight``/``rec_weight`` follow from them.
     """
 
     populations: tuple[PopulationInfo, ...]
@@ -104,11 +156,12 @@ class CompiledNetwork:
     in_post: np.ndarray
     in_pre: np.ndarray
     in_delay: np.ndarray
-    in_weight: np.ndarray
+    in_index: np.ndarray
     rec_post: np.ndarray
     rec_pre: np.ndarray
     rec_delay: np.ndarray
-    rec_weight: np.ndarray
+    rec_index: np.ndarray
+    values: np.ndarray
     parameters: dict[str, np.ndarray]
 
     @property
@@ -142,6 +195,33 @@ class CompiledNetwork:
         if target == "recurrent":
             return Synapses(self.rec_post, self.rec_pre, self.rec_delay, self.rec_weight)
         raise ValueError(f"unknown synapse target {target!r}; choose 'input' or 'recurrent'")
+
+    def edges_of(self, target: str) -> tuple[EdgeInfo, ...]:
+        """The edges of the ``"input"`` or ``"recurrent"`` synapses, in the order of their ranges."""
+        return tuple(sorted((e for e in self.edges if e.target == target), key=lambda e: e.start))
+
+    def synapse_index(self, target: str) -> np.ndarray:
+        """Per synapse of ``target``, the index into its edge's parameter (``in_index``/``rec_index``)."""
+        return self.in_index if target == "input" else self.rec_index
+
+    def edge_values(self, edge: EdgeInfo) -> np.ndarray:
+        """The parameter of ``edge`` in its natural shape (a view of ``values``)."""
+        return self.values[edge.param_slice].reshape(edge.param_shape)
+
+    def _weights(self, target: str) -> np.ndarray:
+        edges = self.edges_of(target)
+        flat = np.concatenate([self.values[e.param_slice] for e in edges]) if edges else np.zeros(0)
+        return flat[gather_index(edges, self.synapse_index(target))]
+
+    @cached_property
+    def in_weight(self) -> np.ndarray:
+        """The weight of every input synapse, float64 ``[n_in]``: ``w_k = parameter.reshape(-1)[index_k]``."""
+        return self._weights("input")
+
+    @cached_property
+    def rec_weight(self) -> np.ndarray:
+        """The weight of every recurrent synapse, float64 ``[n_rec]``."""
+        return self._weights("recurrent")
 
     @property
     def n_inputs(self) -> int:
@@ -195,7 +275,8 @@ class CompiledNetwork:
         which the backends keep differently (docs/cpu_backend.md, docs/triton_backend.md): the cpu
         backend per time chunk, the triton backend ``(K + 1)·T'·B·N`` values when neuron
         parameters train.  Weights and their gradients: ``2·(n_in_synapses + n_rec_synapses)``
-        values plus 3 index arrays of int64.
+        values for the gathered weights and their gradients, ``2·n_values`` for the edges'
+        parameters and theirs, and 4 int64 arrays per synapse (post, pre, delay, gather index).
         """
         total_steps = steps + self.max_lag
         k = self.n_states
@@ -207,7 +288,7 @@ class CompiledNetwork:
         return {
             "saved_for_backward": saved * bytes_per_value,
             "backward_workspace": backward * bytes_per_value,
-            "weights": 2 * n_syn * bytes_per_value + 3 * n_syn * 8,
+            "weights": 2 * (n_syn + self.values.size) * bytes_per_value + 4 * n_syn * 8,
         }
 
     def summary(self, steps: int = 100, batch: int = 1) -> str:
@@ -222,6 +303,12 @@ class CompiledNetwork:
             lines.append(f"  {p.kind} {p.name!r}: neurons {p.start}:{p.stop}, lag {p.lag}, states ({states})")
         lines.append(f"  input synapses: {self.in_weight.size}, per delay {self.synapses_per_delay('input')}")
         lines.append(f"  recurrent synapses: {self.rec_weight.size}, per delay {self.synapses_per_delay()}")
+        for e in self.edges:
+            trains = "" if e.trainable else ", fixed"
+            lines.append(
+                f"  edge {e.pre!r} -> {e.post!r} ({e.target}): {e.kind}{trains}, parameter {e.param_shape}, "
+                f"{e.n_synapses} synapses, indices {e.n_synapses * 8 / 2**10:.1f} KiB"
+            )
         lines.append(f"  max delay {self.max_delay}, max input delay {self.max_input_delay}, max lag {self.max_lag}")
         for what, n in self.memory_bytes(steps, batch).items():
             lines.append(f"  memory (T={steps}, B={batch}, float32) {what}: {n / 2**20:.2f} MiB")
@@ -298,6 +385,31 @@ def _plain_network(
     return populations, parameters
 
 
+def _free_edges(arrays: dict[str, np.ndarray], edges: list[dict[str, Any]]) -> tuple[EdgeInfo, ...]:
+    """The edges of a file before version 4 (one weight per synapse, ``in_weight``/``rec_weight``)
+    in version 4's terms: every edge trains, a dense edge's parameter is its ``(post, pre)`` matrix
+    (its synapses in row-major order), a sparse edge's the values of its synapses."""
+    weights = {"input": arrays.pop("in_weight"), "recurrent": arrays.pop("rec_weight")}
+    infos, values, start = [], [], 0
+    for e in edges:
+        shape, n = tuple(e["shape"]), e["stop"] - e["start"]
+        param_shape = shape if e["dense"] else (n,)
+        if math.prod(param_shape) != n:
+            raise ValueError(f"edge {e['pre']!r} -> {e['post']!r} is dense of shape {shape} but has {n} synapses")
+        kind = "dense" if e["dense"] else "sparse"
+        infos.append(
+            EdgeInfo(**{**e, "shape": shape}, kind=kind, param_shape=param_shape, param_start=start, trainable=True)
+        )
+        values.append(weights[e["target"]][e["start"] : e["stop"]].astype(float))
+        start += n
+    arrays["values"] = np.concatenate(values) if values else np.zeros(0)
+    for target, prefix in (("input", "in"), ("recurrent", "rec")):
+        ranges = sorted((e for e in infos if e.target == target), key=lambda e: e.start)
+        local = [np.arange(e.n_synapses, dtype=np.int64) for e in ranges]
+        arrays[f"{prefix}_index"] = np.concatenate(local) if local else np.zeros(0, np.int64)
+    return tuple(infos)
+
+
 def load(path: str | PathLike) -> CompiledNetwork:
     """Read a network written by :meth:`CompiledNetwork.save`.
 
@@ -337,7 +449,7 @@ def load(path: str | PathLike) -> CompiledNetwork:
             f"{str(path)!r} was written by a newer snngraph (network file format {version}; this "
             f"version reads formats up to {FORMAT_VERSION}): upgrade snngraph to load it"
         )
-    names = _ARRAYS if version >= 2 else (*_V1_NEURONS, *_ARRAYS[1:])
+    names = _ARRAYS if version >= 4 else _V3_ARRAYS if version >= 2 else (*_V1_NEURONS, *_V3_ARRAYS[1:])
     missing = [name for name in names if name not in arrays]
     if missing:
         raise not_a_network(f"the archive lacks the fields {missing}")
@@ -351,10 +463,17 @@ def load(path: str | PathLike) -> CompiledNetwork:
                 PopulationInfo(**{**p, "model": NeuronModel(**p["model"])}) for p in meta["populations"]
             )
             n_states_of(arrays["neurons"])
+        if version < 4:
+            edges = _free_edges(arrays, meta["edges"])
+        else:
+            edges = tuple(
+                EdgeInfo(**{**e, "shape": tuple(e["shape"]), "param_shape": tuple(e["param_shape"])})
+                for e in meta["edges"]
+            )
         return CompiledNetwork(
             populations=populations,
             inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
-            edges=tuple(EdgeInfo(**{**e, "shape": tuple(e["shape"])}) for e in meta["edges"]),
+            edges=edges,
             **arrays,
             parameters=parameters,
         )

@@ -19,12 +19,17 @@ def _inputs(net: snngraph.CompiledNetwork, steps: int, batch: int, seed: int) ->
     return {p.name: (torch.rand(steps, batch, p.size, generator=generator) < 0.4).double() for p in net.inputs}
 
 
-def _edge_values(model: SNN) -> dict:
-    """Each edge's synapse weights as fresh leaves, in the flat (edge) order of the model."""
+def _edge_parameters(model: SNN) -> dict:
+    """Each edge's parameter (natural shape) as a fresh leaf."""
+    return {(e.pre, e.post): model.weight(e.pre, e.post).detach().clone().requires_grad_(True) for e in model.net.edges}
+
+
+def _synapse_values(net: snngraph.CompiledNetwork, parameters: dict) -> dict:
+    """Each edge's synapse weights read from its parameter, ``parameter.reshape(-1)[index_k]``."""
     values = {}
-    for edge in model.net.edges:
-        flat = model.w_in if edge.target == "input" else model.w_rec
-        values[(edge.pre, edge.post)] = flat[edge.start : edge.stop].detach().clone().requires_grad_(True)
+    for edge in net.edges:
+        index = torch.as_tensor(net.synapse_index(edge.target)[edge.start : edge.stop])
+        values[(edge.pre, edge.post)] = parameters[(edge.pre, edge.post)].reshape(-1)[index]
     return values
 
 
@@ -50,7 +55,7 @@ def assert_layer_equals_graph(
     model = SNN(net, backend=backend, surrogate=surrogate, detach_reset=detach_reset, dtype=torch.float64, learn=learn)
     inputs = {name: x.requires_grad_(True) for name, x in _inputs(net, steps, 2, seed).items()}
     out = model(inputs)
-    values = _edge_values(model)
+    parameters = _edge_parameters(model)
     neuron_values = {
         (p.name, name): getattr(model, name)[p.slice].detach().clone().requires_grad_(True)
         for p in net.populations
@@ -58,7 +63,12 @@ def assert_layer_equals_graph(
     }
     oracle_inputs = {name: x.detach().clone().requires_grad_(True) for name, x in inputs.items()}
     spikes, states = simulate_graph(
-        oracle_graph or graph, oracle_inputs, values, surrogate, detach_reset, neuron_values=neuron_values
+        oracle_graph or graph,
+        oracle_inputs,
+        _synapse_values(net, parameters),
+        surrogate,
+        detach_reset,
+        neuron_values=neuron_values,
     )
     names = [p.name for p in net.populations]
     layer_states = {(n, v): out.state_variable(n, v) for n in names for v in states[n]}
@@ -75,10 +85,9 @@ def assert_layer_equals_graph(
     def grad_of(leaf: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(leaf) if leaf.grad is None else leaf.grad  # None: no path to the loss
 
-    for edge in net.edges:
-        flat = model.w_in if edge.target == "input" else model.w_rec
-        want = grad_of(values[(edge.pre, edge.post)])
-        torch.testing.assert_close(flat.grad[edge.start : edge.stop], want, rtol=1e-10, atol=1e-10)
+    for (pre, post), leaf in parameters.items():
+        got = model.weight_grad(pre, post)
+        torch.testing.assert_close(got, grad_of(leaf), rtol=1e-10, atol=1e-10, msg=f"gradient of {pre!r} -> {post!r}")
     for (population, name), leaf in neuron_values.items():
         got = getattr(model, name).grad[net.population(population).slice]
         torch.testing.assert_close(got, grad_of(leaf), rtol=1e-9, atol=1e-10, msg=f"d{name} of {population!r}")

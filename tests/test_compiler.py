@@ -149,10 +149,13 @@ def test_save_load_round_trip_is_lossless(tmp_path) -> None:
         "in_pre",
         "in_delay",
         "in_weight",
+        "in_index",
         "rec_post",
         "rec_pre",
         "rec_delay",
         "rec_weight",
+        "rec_index",
+        "values",
     ):
         got, want = getattr(loaded, name), getattr(net, name)
         assert got.dtype == want.dtype
@@ -172,7 +175,8 @@ def test_to_graph_round_trip_gives_the_same_network() -> None:
     graph = random_graph(7)
     model = SNN(snngraph.compile(graph), backend="reference", dtype=torch.float64)
     with torch.no_grad():
-        model.w_rec.mul_(1.1)
+        for weight in model.weights.values():
+            weight.mul_(1.1)
     again = SNN(snngraph.compile(model.to_graph()), backend="reference", dtype=torch.float64)
     torch.testing.assert_close(again.w_rec, model.w_rec, rtol=0, atol=0)
     torch.testing.assert_close(again.w_in, model.w_in, rtol=0, atol=0)

@@ -48,7 +48,7 @@ def test_batch_first_is_the_transposed_time_major_run(as_dict: bool) -> None:
         loss = snngraph.losses.MembraneLoss(readout, over="last")(out, torch.zeros(3, dtype=torch.long))
         loss.backward()
         views = {p.name: out.membrane(p.name) for p in net.populations}
-        runs.append((views, loss, model.w_rec.grad, out.time_dim))
+        runs.append((views, loss, {n: p.grad for n, p in model.named_parameters()}, out.time_dim))
     (views, loss, grad, time_dim), (views_bf, loss_bf, grad_bf, time_dim_bf) = runs
     assert (time_dim, time_dim_bf) == (0, 1)
     for name, view in views.items():
@@ -72,10 +72,11 @@ def test_truncated_bptt_cuts_the_graph_between_chunks() -> None:
     first = model(x[:10])
     second = model(x[10:], first.state.detach())
     second.layer_membranes.sum().backward()
-    grad_two_chunks = model.w_rec.grad.clone()
+    grad_two_chunks = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()
     model(x[10:], first.state.detach()).layer_membranes.sum().backward()
-    torch.testing.assert_close(model.w_rec.grad, grad_two_chunks, rtol=0, atol=0)
+    grad_last_chunk = {name: p.grad for name, p in model.named_parameters()}
+    torch.testing.assert_close(grad_last_chunk, grad_two_chunks, rtol=0, atol=0)
 
 
 def test_dict_input_equals_concatenated_input() -> None:
@@ -106,28 +107,35 @@ def test_views_undo_the_lags() -> None:
     assert torch.equal(out.spikes("b"), expected)
 
 
-def test_weight_and_weight_grad_are_dense_per_edge() -> None:
+def test_weight_and_weight_grad_have_the_natural_shape_of_the_edge() -> None:
+    """A dense edge's parameter is its (post, pre) matrix, a sparse edge's its stored values; the
+    gathered w_in/w_rec are no Parameters but read them."""
     g = snngraph.Graph()
     g.add_input("x", 3)
     g.add_lif("h", 4)
     weight = np.arange(12, dtype=float).reshape(4, 3) / 10
     g.connect("x", "h", weight=weight, delay=0)
-    g.connect("h", "h", density=0.5, seed=0)
+    recurrent = snngraph.random_weight(4, 4, density=0.5, seed=0)
+    g.connect("h", "h", weight=recurrent)
     model = SNN(snngraph.compile(g), backend="reference", dtype=torch.float64)
-    torch.testing.assert_close(model.weight("x", "h"), torch.tensor(weight))
+    assert model.weight("x", "h") is model.weights["x->h"]
+    assert isinstance(model.weight("x", "h"), torch.nn.Parameter)
+    torch.testing.assert_close(model.weight("x", "h"), torch.tensor(weight), rtol=0, atol=0)
+    torch.testing.assert_close(model.weight("h", "h"), torch.tensor(recurrent.tocoo().data), rtol=0, atol=0)
     assert model.weight_grad("x", "h") is None
+    assert not isinstance(model.w_in, torch.nn.Parameter)
     model(torch.ones(5, 2, 3, dtype=torch.float64)).layer_membranes.sum().backward()
     grad = model.weight_grad("x", "h")
     assert grad.shape == (4, 3)
-    torch.testing.assert_close(grad.flatten(), model.w_in.grad)
-    recurrent = model.weight("h", "h")
-    assert int((recurrent != 0).sum()) == model.w_rec.numel()
+    assert model.weight_grad("h", "h").shape == (recurrent.nnz,)
+    torch.testing.assert_close(model.w_in, model.weight("x", "h").flatten(), rtol=0, atol=0)
 
 
 def test_module_moves_and_casts_like_any_module() -> None:
     net = snngraph.compile(random_graph(2))
     model = SNN(net, backend="reference", learn_alpha=True, learn_theta=True)
-    assert {name for name, _ in model.named_parameters()} == {"w_in", "w_rec", "alpha", "theta"}
+    names = {name for name, _ in model.named_parameters()}
+    assert names == {"alpha", "theta"} | {f"weights.{e.pre}->{e.post}" for e in net.edges}
     model = model.double()
     assert model.w_rec.dtype == model.alpha.dtype == model.table.dtype == torch.float64
     assert model.rec_delay.dtype == torch.long

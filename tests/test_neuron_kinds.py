@@ -189,7 +189,7 @@ def test_learn_names_parameters_the_network_has() -> None:
     with pytest.raises(TypeError, match=r"learn takes a sequence of parameter names, e.g. learn=\('bias',\)"):
         SNN(net, learn="bias")
     model = SNN(net, learn=("bias",), learn_theta=True)
-    assert sorted(name for name, _ in model.named_parameters()) == ["bias", "theta", "w_in", "w_rec"]
+    assert sorted(name for name, _ in model.named_parameters()) == ["bias", "theta", "weights.x->n"]
 
 
 def _networkx_node(**attrs: object) -> None:

@@ -158,8 +158,9 @@ def test_export_of_a_trained_model_keeps_its_weights() -> None:
     g = random_graph(2)
     model = float64_model(g)
     with torch.no_grad():
-        model.w_in.mul_(1.3)
-        model.w_rec.add_(0.05)
+        for edge in model.net.edges:
+            weight = model.weight(edge.pre, edge.post)
+            weight.mul_(1.3) if edge.target == "input" else weight.add_(0.05)
     back = from_nir(to_nir(model, dt=0.5), dt=0.5)
     x = spike_input(g, 30, 2, 1)
     assert assert_same_run(model(x), run(back, x), g) > 0

@@ -51,7 +51,7 @@ def test_eq13_no_reset(backend: str, seed: int) -> None:
     powers = np.tril(alpha ** (np.arange(40)[:, None] - np.arange(40)[None, :]))  # α^{t−i}, i ≤ t
     np.testing.assert_allclose(u, powers @ (w * x), rtol=1e-12)
     expected = np.sum(_sigma_prime(u - theta) * (powers @ x))
-    np.testing.assert_allclose(model.w_in.grad.item(), expected, rtol=1e-10)
+    np.testing.assert_allclose(model.weight_grad("x", "n").item(), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -68,7 +68,7 @@ def test_eq16_with_reset_over_two_steps(backend: str, seed: int) -> None:
     assert u[0] > theta
     du = [x[0], alpha * x[0] + x[1] - theta * _sigma_prime(u[0] - theta) * x[0]]
     expected = np.sum(_sigma_prime(u - theta) * np.array(du))
-    np.testing.assert_allclose(model.w_in.grad.item(), expected, rtol=1e-10)
+    np.testing.assert_allclose(model.weight_grad("x", "n").item(), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -96,5 +96,5 @@ def test_eq19_forward_mode_recursion_with_recurrence(backend: str, reset: str, s
         grad_win += ds_win
         grad_wrec += ds_wrec
         s_prev = s[t]
-    np.testing.assert_allclose(model.w_in.grad.item(), grad_win, rtol=1e-9)
-    np.testing.assert_allclose(model.w_rec.grad.item(), grad_wrec, rtol=1e-9)
+    np.testing.assert_allclose(model.weight_grad("x", "n").item(), grad_win, rtol=1e-9)
+    np.testing.assert_allclose(model.weight_grad("n", "n").item(), grad_wrec, rtol=1e-9)

@@ -158,7 +158,8 @@ def test_graph_replay(deterministic: bool) -> None:
     for call in range(3):
         with torch.no_grad():
             for model in (reference, candidate):
-                model.w_rec.mul_(1.0 + 0.05 * call)
+                for edge in net.edges_of("recurrent"):
+                    model.weight(edge.pre, edge.post).mul_(1.0 + 0.05 * call)
         x = (torch.rand(60, 3, net.n_inputs, generator=generator) < 0.4).double()
         state = random_state(reference, 3, generator)
         want = run_with_grads(reference, x, state, seed=call)

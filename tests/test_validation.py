@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from old_formats import before_version_4
 
 import snngraph
 from snngraph import SNN, Graph
@@ -392,10 +393,8 @@ def test_load_reads_a_version_1_file(tmp_path: Path) -> None:
         g.connect(pre, post, seed=1)
     net = snngraph.compile(g)
     net.save(tmp_path / "net.npz")
-    with np.load(tmp_path / "net.npz") as data:
-        arrays = {name: data[name] for name in data.files if name not in ("meta", "neurons")}
-        meta = json.loads(str(data["meta"]))
-    del meta["format_version"]
+    arrays, meta = before_version_4(tmp_path / "net.npz")
+    del arrays["neurons"], meta["format_version"]
     version_1 = tmp_path / "v1.npz"
     alpha, theta = np.r_[0.5, 0.6, 0.7, 0.9, 0.9, 0.9, 0.9, 0.9], np.r_[1.5, 1.5, 1.5, 1.0, 1.0, 1.0, 1.0, 1.0]
     reset, spiking = np.array([1, 1, 1, 2, 2, 0, 0, 2], np.int8), np.r_[[True] * 7, False]
@@ -405,6 +404,8 @@ def test_load_reads_a_version_1_file(tmp_path: Path) -> None:
     loaded = snngraph.load(version_1)
     np.testing.assert_array_equal(loaded.neurons, net.neurons)
     assert (loaded.populations, loaded.edges) == (net.populations, net.edges)
+    np.testing.assert_array_equal(loaded.values, net.values)
+    np.testing.assert_array_equal(loaded.rec_weight, net.rec_weight)
 
 
 def test_load_leaves_a_missing_file_to_its_os_error(tmp_path: Path) -> None:
