@@ -119,10 +119,10 @@ def test_clip_grad_norm_scales_the_step() -> None:
     x, labels = data.tensors
     reference = tiny_classifier(dtype=torch.float64)
     MembraneLoss("readout")(reference(x.transpose(0, 1).double()), labels).backward()
-    grad = torch.cat([p.grad for p in reference.parameters()])
+    grad = torch.cat([p.grad.reshape(-1) for p in reference.parameters()])
     assert torch.linalg.vector_norm(grad) > 10 * clip
     model = tiny_classifier(dtype=torch.float64)
-    before = torch.cat([p.detach().clone() for p in model.parameters()])
+    before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     fit(
         model,
@@ -133,7 +133,7 @@ def test_clip_grad_norm_scales_the_step() -> None:
         clip_grad_norm=clip,
         progress=False,
     )
-    step = torch.cat([p.detach() for p in model.parameters()]) - before
+    step = torch.cat([p.detach().reshape(-1) for p in model.parameters()]) - before
     torch.testing.assert_close(step, -grad * clip / (torch.linalg.vector_norm(grad) + 1e-6), rtol=1e-9, atol=1e-15)
 
 

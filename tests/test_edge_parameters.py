@@ -1,0 +1,289 @@
+"""One parameter per edge in its natural shape (docs/design.md, "Synapses"): dense, sparse,
+shared and fixed edges, as optimizers, freezing, ``state_dict``, ``to_graph``, ``save``/``load``
+and the gradient of tied weights see them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from graph_checks import assert_layer_equals_graph
+from old_formats import before_version_4
+
+import snngraph
+from snngraph import SNN, Graph
+
+SHARED_VALUES = np.array([0.9, -0.4, 7.0])  # 7.0: a value that no synapse reads
+
+
+def _pattern() -> np.ndarray:
+    """Readout ``o`` (3) reads neurons 2o and 2o + 1 of ``h`` (6) with the tied values 0 and 1."""
+    pattern = np.full((3, 6), -1)
+    for o in range(3):
+        pattern[o, 2 * o], pattern[o, 2 * o + 1] = 0, 1
+    return pattern
+
+
+def _graph(tied: bool = True) -> Graph:
+    """Every kind of edge: dense ``x → h``, sparse ``h → h`` (per-synapse delays), shared
+    ``h → out`` and fixed sparse ``x → out``.  ``tied=False``: ``h → out`` holds the same synapses
+    (same order) as a sparse edge with one free value each."""
+    g = Graph()
+    g.add_input("x", 4)
+    g.add_lif("h", 6, alpha=0.8, theta=0.7)
+    g.add_li("out", 3, alpha=0.9)
+    rng = np.random.default_rng(0)
+    g.connect("x", "h", weight=rng.uniform(0.2, 1.0, (6, 4)), delay=0)
+    recurrent = snngraph.random_weight(6, 6, density=0.4, seed=1)
+    g.connect("h", "h", weight=recurrent, delay=snngraph.random_delays(recurrent, 1, 3, seed=2))
+    pattern = _pattern()
+    if tied:
+        g.connect("h", "out", weight=SHARED_VALUES, shared=pattern, delay=0)
+    else:
+        rows, cols = np.nonzero(pattern >= 0)
+        untied = sp.coo_array((SHARED_VALUES[pattern[rows, cols]], (rows, cols)), shape=pattern.shape)
+        g.connect("h", "out", weight=untied, delay=0)
+    fixed = sp.coo_array(([0.3, -0.2], ([0, 2], [1, 3])), shape=(3, 4))
+    g.connect("x", "out", weight=fixed, delay=1, trainable=False)
+    return g
+
+
+def _model(graph: Graph | None = None, backend: str = "reference") -> SNN:
+    return SNN(snngraph.compile(_graph() if graph is None else graph), backend=backend, dtype=torch.float64)
+
+
+def _inputs(seed: int = 0) -> torch.Tensor:
+    return (torch.rand(15, 2, 4, generator=torch.Generator().manual_seed(seed)) < 0.5).double()
+
+
+def _loss(model: SNN, seed: int = 0) -> torch.Tensor:
+    out = model(_inputs(seed))
+    return out.membrane("out").square().sum() + out.spikes("h").sum()
+
+
+def _snapshot(model: SNN) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.weights.items()}
+
+
+def test_each_edge_has_its_tensor_in_its_natural_shape() -> None:
+    model = _model()
+    net = model.net
+    assert list(model.weights) == ["x->h", "x->out", "h->h", "h->out"]  # input edges first
+    assert [e.kind for e in net.edges] == ["dense", "sparse", "sparse", "shared"]
+    assert model.weight("x", "h").shape == (6, 4)
+    assert model.weight("h", "h").shape == (net.edge("h", "h").n_synapses,)
+    torch.testing.assert_close(model.weight("h", "out"), torch.tensor(SHARED_VALUES), rtol=0, atol=0)
+    assert [n for n, _ in model.named_parameters()] == ["weights.x->h", "weights.h->h", "weights.h->out"]
+    assert not isinstance(model.weight("x", "out"), torch.nn.Parameter)
+    assert model.edge_name("h", "out") == "h->out"
+    torch.testing.assert_close(model.w_in.double(), torch.tensor(net.in_weight), rtol=0, atol=0)
+    torch.testing.assert_close(model.w_rec.double(), torch.tensor(net.rec_weight), rtol=0, atol=0)
+    assert "edge 'h' -> 'out' (recurrent): shared, parameter (3,), 6 synapses" in net.summary()
+    assert "edge 'x' -> 'out' (input): sparse, fixed, parameter (2,), 2 synapses" in net.summary()
+
+
+def test_names_are_sanitised_unique_and_follow_the_edge_order() -> None:
+    g = Graph()
+    for name in ("a.b", "a_b", 1, "1"):
+        g.add_input(name, 1)
+    g.add_lif("h", 1)
+    for name in ("a.b", "a_b", 1, "1"):
+        g.connect(name, "h")
+    model = SNN(snngraph.compile(g))
+    assert list(model.weights) == ["a_b->h", "a_b->h#2", "1->h", "1->h#2"]
+    assert model.edge_name("1", "h") == "1->h#2"
+    assert set(model.state_dict()) >= {f"weights.{name}" for name in model.weights}
+
+
+def test_param_groups_with_different_learning_rates_change_only_their_edges() -> None:
+    model = _model()
+    before = _snapshot(model)
+    optimizer = torch.optim.SGD(
+        [{"params": [model.weight("x", "h")], "lr": 0.1}, {"params": [model.weight("h", "out")], "lr": 0.01}]
+    )
+    _loss(model).backward()
+    grads = {name: model.weights[name].grad.clone() for name in ("x->h", "h->out")}
+    optimizer.step()
+    after = _snapshot(model)
+    for name, lr in (("x->h", 0.1), ("h->out", 0.01)):
+        assert grads[name].abs().max() > 0
+        torch.testing.assert_close(after[name], before[name] - lr * grads[name], rtol=1e-12, atol=1e-15)
+    for name in ("h->h", "x->out"):  # not in the optimizer, or fixed
+        assert torch.equal(after[name], before[name])
+
+
+@pytest.mark.parametrize("how", ["requires_grad", "trainable"])
+def test_a_frozen_edge_gets_no_gradient_and_does_not_change(how: str) -> None:
+    if how == "requires_grad":
+        model = _model()
+        model.weight("h", "h").requires_grad_(False)
+        frozen = "h->h"
+    else:
+        model, frozen = _model(), "x->out"
+    before = _snapshot(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+    for seed in range(2):
+        optimizer.zero_grad()
+        _loss(model, seed).backward()
+        optimizer.step()
+    assert model.weights[frozen].grad is None
+    assert torch.equal(model.weights[frozen], before[frozen])
+    for name in ("x->h", "h->out"):
+        assert not torch.equal(model.weights[name], before[name])
+
+
+def test_state_dict_round_trip() -> None:
+    trained = _model()
+    optimizer = torch.optim.SGD(trained.parameters(), lr=0.1)
+    _loss(trained).backward()
+    optimizer.step()
+    with torch.no_grad():
+        trained.weight("x", "out").mul_(2.0)  # a buffer changes with the state too
+    state = trained.state_dict()
+    assert {f"weights.{name}" for name in trained.weights} <= set(state)
+    fresh = _model()
+    fresh.load_state_dict(state)
+    for name, value in trained.weights.items():
+        assert torch.equal(fresh.weights[name], value)
+    x = _inputs(3)
+    assert torch.equal(fresh(x).layer_states, trained(x).layer_states)
+
+
+def test_to_graph_round_trips_every_kind_of_edge() -> None:
+    model = _model()
+    with torch.no_grad():
+        for value in model.weights.values():
+            value.mul_(1.25)
+    graph = model.to_graph().nx
+    edges = graph.edges
+    np.testing.assert_array_equal(edges["x", "h"]["weight"], 1.25 * _graph().nx.edges["x", "h"]["weight"])
+    assert sp.issparse(edges["h", "h"]["weight"])
+    assert edges["h", "h"]["delay"].shape == (edges["h", "h"]["weight"].nnz,)
+    np.testing.assert_allclose(edges["h", "out"]["weight"], 1.25 * SHARED_VALUES, rtol=1e-15)
+    np.testing.assert_array_equal(edges["h", "out"]["shared"], _pattern())
+    assert edges["x", "out"]["trainable"] is False
+    assert "trainable" not in edges["x", "h"]
+    again = SNN(snngraph.compile(model.to_graph()), backend="reference", dtype=torch.float64)
+    assert again.net.edges == model.net.edges
+    for name, value in model.weights.items():
+        assert torch.equal(again.weights[name], value)
+    x = _inputs(1)
+    assert torch.equal(again(x).layer_states, model(x).layer_states)
+
+
+def test_to_graph_keeps_a_sparse_shared_pattern_and_its_delays() -> None:
+    g = Graph()
+    g.add_input("x", 3)
+    g.add_lif("h", 2)
+    pattern = sp.coo_array(([0, 1, 0], ([0, 1, 1], [0, 2, 0])), shape=(2, 3))
+    g.connect("x", "h", weight=[0.5, -0.25], shared=pattern, delay=np.array([0, 2, 1]))
+    net = snngraph.compile(g)
+    np.testing.assert_array_equal(net.in_weight, [0.5, -0.25, 0.5])
+    np.testing.assert_array_equal(net.in_delay, [0, 2, 1])
+    attrs = SNN(net).to_graph().nx.edges["x", "h"]
+    assert sp.issparse(attrs["shared"])
+    np.testing.assert_array_equal(attrs["shared"].toarray(), pattern.toarray())
+    np.testing.assert_array_equal(attrs["delay"], [0, 2, 1])
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_a_shared_value_gets_the_sum_of_its_synapses_gradients(backend: str) -> None:
+    """∂L/∂values[j] = Σ_{k: index_k = j} ∂L/∂w_k: the tied network against its untied twin."""
+    tied, untied = _model(backend=backend), _model(_graph(tied=False), backend=backend)
+    out_tied, out_untied = tied(_inputs()), untied(_inputs())
+    assert torch.equal(out_tied.layer_spikes, out_untied.layer_spikes)
+    _loss(tied).backward()
+    _loss(untied).backward()
+    index = torch.as_tensor(_pattern()[_pattern() >= 0])  # the synapses in row-major order
+    want = torch.zeros(3, dtype=torch.float64).index_add_(0, index, untied.weight_grad("h", "out"))
+    assert want[:2].abs().min() > 0
+    assert want[2] == 0
+    torch.testing.assert_close(tied.weight_grad("h", "out"), want, rtol=1e-12, atol=1e-14)
+    for pre, post in (("x", "h"), ("h", "h")):
+        torch.testing.assert_close(tied.weight_grad(pre, post), untied.weight_grad(pre, post), rtol=1e-12, atol=0)
+
+
+def test_shared_and_fixed_edges_equal_the_graph_simulation() -> None:
+    assert_layer_equals_graph(_graph(), seed=4)
+
+
+def test_networkx_edges_carry_shared_and_trainable() -> None:
+    g = nx.DiGraph()
+    g.add_node("x", kind="input", size=2)
+    g.add_node("h", kind="lif", size=2)
+    g.add_edge("x", "h", weight=np.array([1.5]), shared=np.array([[0, -1], [-1, 0]]), delay=0, trainable=False)
+    net = snngraph.compile(g)
+    edge = net.edge("x", "h")
+    assert (edge.kind, edge.param_shape, edge.trainable, edge.n_synapses) == ("shared", (1,), False, 2)
+    model = SNN(net)
+    assert list(model.parameters()) == []
+    np.testing.assert_array_equal(net.in_weight, [1.5, 1.5])
+
+
+def _connect_error(**kwargs: object) -> None:
+    g = Graph()
+    g.add_input("x", 3)
+    g.add_lif("h", 2)
+    g.connect("x", "h", **kwargs)
+
+
+ZEROS = np.zeros((2, 3), int)  # every synapse of x (3) -> h (2) reads value 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"weight": [1.0, 2.0], "shared": [[0, 2, -1], [1, 0, 0]]}, r"shared index 2 is out of range for 2 shared"),
+        ({"weight": [1.0, 2.0], "shared": [[0, -2, -1], [1, 0, 0]]}, r"shared index -2 is out of range"),
+        ({"weight": [1.0], "shared": sp.coo_array(([-1], ([0], [0])), shape=(2, 3))}, r"shared index -1 is out of"),
+        ({"weight": [1.0], "shared": [[0, 0], [0, 0]]}, r"shared must have shape \(post, pre\) = \(2, 3\)"),
+        ({"weight": [1.0], "shared": np.zeros((2, 3))}, r"shared must hold integer indices .*, got dtype float64"),
+        ({"weight": [1.0], "shared": np.zeros((2, 3), bool)}, r"shared must hold integer indices .*, got dtype bool"),
+        (
+            {"weight": np.ones((2, 3)), "shared": ZEROS},
+            r"weight is the 1-D vector of shared values, got shape \(2, 3\)",
+        ),
+        ({"weight": sp.coo_array(np.ones((1, 2))), "shared": ZEROS}, r"1-D vector of shared values, not a sparse"),
+        ({"shared": ZEROS}, r"shared= needs weight"),
+        ({"weight": [1.0], "shared": ZEROS, "delay": np.ones(3, int)}, r"delay must be an int or an int array of sh"),
+        ({"trainable": 1}, r"trainable must be True or False, got 1"),
+    ],
+)
+def test_bad_edge_parameters_are_named(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape("edge 'x' -> 'h'") + ".*" + message):
+        _connect_error(**kwargs)
+
+
+def test_save_and_load_keep_every_kind(tmp_path: Path) -> None:
+    net = snngraph.compile(_graph())
+    net.save(tmp_path / "net.npz")
+    loaded = snngraph.load(tmp_path / "net.npz")
+    assert loaded.edges == net.edges
+    for name in ("values", "in_index", "rec_index", "in_weight", "rec_weight"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(net, name))
+    np.testing.assert_array_equal(loaded.edge_values(loaded.edge("h", "out")), SHARED_VALUES)  # 7.0 kept
+    x = _inputs(2)
+    model, again = SNN(net, dtype=torch.float64), SNN(loaded, dtype=torch.float64)
+    assert torch.equal(again(x).layer_states, model(x).layer_states)
+    assert [n for n, _ in again.named_parameters()] == [n for n, _ in model.named_parameters()]
+
+
+def test_load_converts_a_version_3_file(tmp_path: Path) -> None:
+    """Version 3 stores one weight per synapse: every edge loads as a free dense or sparse edge."""
+    g = _graph(tied=False)
+    g.nx.edges["x", "out"].pop("trainable")  # version 3 knows no fixed edges
+    net = snngraph.compile(g)
+    net.save(tmp_path / "net.npz")
+    arrays, meta = before_version_4(tmp_path / "net.npz")
+    meta["format_version"] = 3
+    np.savez(tmp_path / "v3.npz", meta=np.array(json.dumps(meta)), **arrays)
+    loaded = snngraph.load(tmp_path / "v3.npz")
+    assert loaded.edges == net.edges
+    for name in ("values", "in_index", "rec_index", "in_weight", "rec_weight", "rec_delay"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(net, name))
