@@ -15,7 +15,7 @@ negative cycle is a loop with less total delay than hops: no single layer reprod
 
 from __future__ import annotations
 
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any
 
 import networkx as nx
@@ -124,23 +124,19 @@ def emit(
     for proj in projections:
         groups["recurrent" if _is_recurrent(proj, populations) else "input"].append(proj)
 
-    param_start = 0
+    sizes = {target: [p.values.size for p in group] for target, group in groups.items()}
+    first_value = {"input": 0, "recurrent": sum(sizes["input"])}  # parameters in edge order
 
     def flat(target: str) -> tuple[list[EdgeInfo], dict[str, np.ndarray]]:
         """The ``"input"`` or ``"recurrent"`` synapses, edge after edge, in a few vectorised
         operations: ``post``, ``pre``, ``delay`` and the ``index`` into the edge's parameter."""
-        nonlocal param_start
         group = groups[target]
-        counts = np.array([p.n_synapses for p in group], dtype=np.int64)
-        stops = np.cumsum(counts)
-        infos = []
-        for p, n, stop in zip(group, counts, stops, strict=True):
-            info = EdgeInfo(
-                p.pre, p.post, target, int(stop - n), int(stop), p.shape, p.dense,
-                p.kind, p.values.shape, param_start, p.trainable,
-            )  # fmt: skip
-            infos.append(info)
-            param_start += info.param_size
+        counts = [p.n_synapses for p in group]
+        param_starts = list(accumulate(sizes[target], initial=first_value[target]))[:-1]
+        infos = [
+            EdgeInfo(p.pre, p.post, target, stop - n, stop, p.shape, p.dense, p.kind, p.values.shape, at, p.trainable)
+            for p, n, stop, at in zip(group, counts, accumulate(counts), param_starts, strict=True)
+        ]
 
         def column(values: list[np.ndarray], offsets: list[int], dtype: type) -> np.ndarray:
             if not group:

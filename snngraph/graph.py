@@ -373,13 +373,13 @@ def _shared_pattern(
 def projection_spec(pre: Any, post: Any, attrs: dict[str, Any], pre_size: int, post_size: int) -> ProjectionSpec:
     """Validate an edge's ``weight``/``delay``/``shared``/``trainable`` attributes and return its
     :class:`ProjectionSpec`."""
-    edge = f"{pre!r} -> {post!r}"
-    trainable = _trainable(attrs.get("trainable", True), edge)
-    shared = attrs.get("shared")
-    if pre_size == post_size == 1 and shared is None:
+    trainable, shared = attrs.get("trainable", True), attrs.get("shared")
+    if pre_size == post_size == 1 and shared is None and (trainable is True or trainable is False):
         single = _single_synapse(pre, post, attrs.get("weight"), attrs.get("delay", 1), trainable)
         if single is not None:
             return single
+    edge = f"{pre!r} -> {post!r}"
+    trainable = _trainable(trainable, edge)
     if "weight" not in attrs or attrs["weight"] is None:
         raise ValueError(f"edge {edge}: no weight; give a (post, pre) matrix (Graph.connect generates one)")
     weight = _as_sparse_or_dense(attrs["weight"], edge)

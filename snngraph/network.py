@@ -45,6 +45,8 @@ Versions 1 to 3 store one weight per synapse (``in_weight``/``rec_weight``), eve
 (dense or sparse); versions 1 (no ``format_version``: ``alpha``, ``theta``, int8 reset codes and
 ``spiking`` flags) and 2 (a five-row table α, θ, s, z, m) hold plain LIF/LI networks.
 :func:`load` converts them all."""
+SUMMARY_EDGES = 20
+"""How many edges :meth:`CompiledNetwork.summary` lists one by one."""
 _V1_NEURONS = ("alpha", "theta", "reset", "spiking")
 _V1_RESETS = ("subtract", "zero", "none")  # version 1's reset codes 0, 1, 2
 
@@ -292,7 +294,9 @@ class CompiledNetwork:
         }
 
     def summary(self, steps: int = 100, batch: int = 1) -> str:
-        """Neurons, inputs, synapses per delay, lags and memory for ``steps`` and ``batch``."""
+        """Neurons, inputs, synapses per delay, the first :data:`SUMMARY_EDGES` edges (kind,
+        parameter shape, synapses, memory of the gather index), lags and memory for ``steps`` and
+        ``batch``."""
         lines = [
             f"CompiledNetwork: {self.n_neurons} neurons, {self.n_inputs} inputs, {self.n_states} state(s) per neuron"
         ]
@@ -303,11 +307,15 @@ class CompiledNetwork:
             lines.append(f"  {p.kind} {p.name!r}: neurons {p.start}:{p.stop}, lag {p.lag}, states ({states})")
         lines.append(f"  input synapses: {self.in_weight.size}, per delay {self.synapses_per_delay('input')}")
         lines.append(f"  recurrent synapses: {self.rec_weight.size}, per delay {self.synapses_per_delay()}")
-        for e in self.edges:
+        for e in self.edges[:SUMMARY_EDGES]:
             trains = "" if e.trainable else ", fixed"
             lines.append(
                 f"  edge {e.pre!r} -> {e.post!r} ({e.target}): {e.kind}{trains}, parameter {e.param_shape}, "
                 f"{e.n_synapses} synapses, indices {e.n_synapses * 8 / 2**10:.1f} KiB"
+            )
+        if len(self.edges) > SUMMARY_EDGES:
+            lines.append(
+                f"  … {len(self.edges) - SUMMARY_EDGES} more edges ({self.values.size} parameter values in all)"
             )
         lines.append(f"  max delay {self.max_delay}, max input delay {self.max_input_delay}, max lag {self.max_lag}")
         for what, n in self.memory_bytes(steps, batch).items():

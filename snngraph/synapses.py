@@ -52,6 +52,7 @@ class EdgeParameters(nn.Module):
     def __init__(self, net: CompiledNetwork, dtype: torch.dtype) -> None:
         super().__init__()
         self.names = edge_names(net.edges)
+        self._known = frozenset(self.names)
         for name, edge in zip(self.names, net.edges, strict=True):
             value = torch.as_tensor(net.edge_values(edge).copy(), dtype=dtype)
             if edge.trainable:
@@ -60,9 +61,12 @@ class EdgeParameters(nn.Module):
                 self.register_buffer(name, value)
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        if name not in self.names:
+        if name not in self._known:
             raise KeyError(f"no edge parameter {name!r}; the model has {list(self.names)[:20]}")
-        return getattr(self, name)
+        tensor = self._parameters.get(name)
+        if tensor is None:
+            tensor = self._buffers.get(name)
+        return getattr(self, name) if tensor is None else tensor  # getattr: one that pruning recomputes
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -71,7 +75,7 @@ class EdgeParameters(nn.Module):
         return len(self.names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.names
+        return name in self._known
 
     def keys(self) -> tuple[str, ...]:
         return self.names
@@ -81,6 +85,11 @@ class EdgeParameters(nn.Module):
 
     def values(self) -> Iterator[torch.Tensor]:
         return (self[name] for name in self.names)
+
+    def forward(self, names: tuple[str, ...]) -> list[torch.Tensor]:
+        """The tensors of ``names``, through the module's call, so that its forward pre-hooks (the
+        masks of ``torch.nn.utils.prune``) apply first."""
+        return [self[name] for name in names]
 
     def extra_repr(self) -> str:
         return "\n".join(f"({name}): {type(t).__name__} {tuple(t.shape)}" for name, t in self.items())
@@ -108,7 +117,7 @@ class SynapseGather(nn.Module):
     def forward(self, weights: EdgeParameters, target: str, like: torch.Tensor) -> torch.Tensor:
         """The flat weights ``w`` of ``target`` (empty, with the dtype and device of ``like``, when
         it has no synapses)."""
-        flats = [weights[name].reshape(-1) for name in self.edge_names[target]]
+        flats = [tensor.reshape(-1) for tensor in weights(self.edge_names[target])]
         if not flats:
             return like.new_zeros(0)
         flat = flats[0] if len(flats) == 1 else torch.cat(flats)

@@ -15,9 +15,11 @@ import scipy.sparse as sp
 import torch
 from graph_checks import assert_layer_equals_graph
 from old_formats import before_version_4
+from torch.nn.utils import prune
 
 import snngraph
 from snngraph import SNN, Graph
+from snngraph.network import SUMMARY_EDGES
 
 SHARED_VALUES = np.array([0.9, -0.4, 7.0])  # 7.0: a value that no synapse reads
 
@@ -287,3 +289,39 @@ def test_load_converts_a_version_3_file(tmp_path: Path) -> None:
     assert loaded.edges == net.edges
     for name in ("values", "in_index", "rec_index", "in_weight", "rec_weight", "rec_delay"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(net, name))
+
+
+def test_a_pruning_mask_holds_through_training() -> None:
+    """``torch.nn.utils.prune`` on an edge: the masked synapses stay zero and get no update."""
+    model = _model()
+    prune.l1_unstructured(model.weights, "x->h", amount=0.5)
+    mask = model.weights.get_buffer("x->h_mask").bool()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for seed in range(2):
+        optimizer.zero_grad()
+        _loss(model, seed).backward()
+        optimizer.step()
+    w_in = model.w_in.detach()
+    index = slice(model.net.edge("x", "h").start, model.net.edge("x", "h").stop)
+    assert torch.all(w_in[index][~mask.flatten()] == 0)
+    assert torch.all(w_in[index][mask.flatten()] != 0)
+
+
+def test_cast_and_load_keep_the_gather_of_a_shared_edge() -> None:
+    single, double = SNN(snngraph.compile(_graph()), backend="reference"), _model()
+    single = single.double()
+    single.load_state_dict(double.state_dict())
+    x = _inputs(5)
+    assert torch.equal(single(x).layer_states, double(x).layer_states)
+
+
+def test_summary_lists_the_first_edges_and_counts_the_rest() -> None:
+    g = Graph()
+    g.add_input("x", 1)
+    for i in range(SUMMARY_EDGES + 3):
+        g.add_lif(i, 1)
+        g.connect("x", i, weight=0.5, delay=0)
+    text = snngraph.compile(g).summary()
+    assert f"edge 'x' -> {SUMMARY_EDGES - 1} (input): dense, parameter (1, 1), 1 synapses" in text
+    assert f"edge 'x' -> {SUMMARY_EDGES} " not in text
+    assert f"… 3 more edges ({SUMMARY_EDGES + 3} parameter values in all)" in text
