@@ -76,6 +76,19 @@ def random_state(model: SNN, batch: int, generator: torch.Generator) -> SNNState
 LOSS_OUTPUTS = ("all", "spikes", "membranes")
 
 
+def parameter_grads(model: SNN) -> dict[str, torch.Tensor]:
+    """The gradients of the model's parameters on the CPU: each neuron parameter by name, and the
+    edges of each target that train as one flat tensor in edge order (``"weights (input)"``,
+    ``"weights (recurrent)"``), so that the tolerance scales with the largest weight gradient of
+    the target, as the rounding of the backends' sums over its synapses does."""
+    grads = {name: p.grad.detach().cpu() for name, p in model.named_parameters() if not name.startswith("weights.")}
+    for target in ("input", "recurrent"):
+        edges = [model.weight_grad(e.pre, e.post) for e in model.net.edges_of(target)]
+        flat = [grad.detach().cpu().reshape(-1) for grad in edges if grad is not None]
+        grads[f"weights ({target})"] = torch.cat(flat) if flat else torch.zeros(0)
+    return grads
+
+
 def run_with_grads(
     model: SNN,
     x: torch.Tensor,
@@ -100,7 +113,7 @@ def run_with_grads(
     loss = sum((o * torch.randn(o.shape, generator=generator, dtype=o.dtype).to(device)).sum() for o in outputs)
     model.zero_grad()
     loss.backward()
-    grads = {name: p.grad.detach().cpu() for name, p in model.named_parameters()}
+    grads = parameter_grads(model)
     grads.update(x=x.grad.cpu(), v0=state.v.grad.cpu(), s_hist=state.spikes.grad.cpu(), x_hist=state.inputs.grad.cpu())
     return RunResult(out.layer_spikes.detach().cpu(), out.layer_states.detach().cpu(), grads)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from layer_checks import assert_close_to_reference, assert_matches_reference, relative_error
+from layer_checks import assert_close_to_reference, assert_matches_reference, parameter_grads, relative_error
 from random_graphs import random_graph
 
 import snngraph
@@ -197,7 +197,7 @@ def test_truncated_bptt_matches_reference(seed: int) -> None:
         model = SNN(net, backend=backend, dtype=torch.float64, learn_alpha=True, learn_theta=True)
         for out in _chunked(model, x, [10, 7, 7], detach=True):
             (out.layer_membranes.square().sum() + out.layer_spikes.sum()).backward()
-        grads[backend] = {name: p.grad for name, p in model.named_parameters()}
+        grads[backend] = parameter_grads(model)
     for name, grad in grads["cpu"].items():
         assert torch.isfinite(grad).all()
         assert_close_to_reference(grad, grads["reference"][name], torch.float64, f"scipy: gradient of {name}")
@@ -258,7 +258,7 @@ def test_membranes_saved_in_low_precision_keep_spikes_and_gradients_close(saved:
         model = SNN(net, backend="cpu", surrogate=Sigmoid(5.0), saved_membranes=saved_membranes)
         out = model(x)
         (out.layer_membranes.square().sum() + out.layer_spikes.sum()).backward()
-        runs.append((out.layer_spikes, {name: p.grad for name, p in model.named_parameters()}))
+        runs.append((out.layer_spikes, parameter_grads(model)))
     (spikes, grads), (low_spikes, low_grads) = runs
     assert torch.equal(spikes, low_spikes)
     for name, grad in grads.items():
