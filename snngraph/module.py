@@ -12,6 +12,7 @@ its layer and rebuilds it when they move.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from snngraph.kinds import neuron_blocks
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import NeuronParams
 from snngraph.surrogates import Sigmoid, Surrogate
-from snngraph.synapses import EdgeParameters, SynapseGather
+from snngraph.synapses import MANY_EDGES, EdgeParameters, SynapseGather
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,14 @@ class SNN(nn.Module):
     :meth:`weight` gives an edge's tensor by its end points.  ``model.w_in``/``model.w_rec`` are
     the flat synapse weights gathered from them (read-only, not Parameters).
 
+    ``flat_weights=True`` stores the edges' values concatenated instead: ``model.weights`` holds
+    ``"input"`` and ``"recurrent"`` (the edges that train) and ``"input_fixed"``/``"recurrent_fixed"``
+    (the fixed ones), and :meth:`weight` gives views of them.  Choose it for networks of many small
+    edges (a neuron-level graph): one Parameter per edge costs an autograd leaf and an optimizer
+    entry each, which dominates a step when there are thousands of them; per-edge parameter
+    groups, freezing and pruning then act on the whole target.  Without it, a network with more
+    than :data:`~snngraph.synapses.MANY_EDGES` edges that train gets a warning that says so.
+
     ``dtype`` (default: torch's default dtype) is the dtype of weights and neuron parameters;
     build with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit
     of the compiled float64 values.
@@ -181,6 +190,7 @@ class SNN(nn.Module):
         dtype: torch.dtype | None = None,
         saved_membranes: torch.dtype | None = None,
         batch_first: bool = False,
+        flat_weights: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(net, CompiledNetwork):
@@ -190,9 +200,16 @@ class SNN(nn.Module):
         self.net, self.surrogate, self.detach_reset, self.backend = net, surrogate, detach_reset, backend
         self.saved_membranes, self.batch_first = saved_membranes, bool(batch_first)
         dtype = torch.get_default_dtype() if dtype is None else dtype
-        self.weights = EdgeParameters(net, dtype)
-        self.gather = SynapseGather(net, self.weights.names)
-        self._edge_name = dict(zip(((e.pre, e.post) for e in net.edges), self.weights.names, strict=True))
+        self.weights = EdgeParameters(net, dtype, flat=flat_weights)
+        self.gather = SynapseGather(net, self.weights.slots)
+        trained = sum(e.trainable for e in net.edges)
+        if not flat_weights and trained > MANY_EDGES:
+            warnings.warn(
+                f"SNN: {trained} edges train, one Parameter each, and their autograd and optimizer "
+                f"overhead will dominate a step; SNN(net, flat_weights=True) stores them as one tensor "
+                f"per target",
+                stacklevel=2,
+            )
         if isinstance(learn, str):
             raise TypeError(f"learn takes a sequence of parameter names, e.g. learn=({learn!r},)")
         learned = set(learn) | {name for name, flag in (("alpha", learn_alpha), ("theta", learn_theta)) if flag}
@@ -331,21 +348,27 @@ class SNN(nn.Module):
         return SNNOutput(self.net, steps, s, v, new_state, self.batch_first)
 
     def edge_name(self, pre: Any, post: Any) -> str:
-        """The name of edge ``pre → post`` in :attr:`weights` (and, after ``weights.``, in ``state_dict``)."""
-        self.net.edge(pre, post)  # a KeyError naming the edge if there is none
-        return self._edge_name[(pre, post)]
+        """The name of edge ``pre → post`` in :attr:`weights` (and, after ``weights.``, in
+        ``state_dict``); with ``flat_weights`` the edge has no tensor of its own and this is the
+        name of the one that holds its range."""
+        edge = self.net.edge(pre, post)  # a KeyError naming the edge if there is none
+        return self.weights.slots[edge].tensor
 
     def weight(self, pre: Any, post: Any) -> torch.Tensor:
         """The tensor of edge ``pre → post`` in its natural shape: the Parameter itself (or the buffer
         of a fixed edge), so that changes to it under ``torch.no_grad()`` change the model; take
         ``.detach().clone()`` for a copy.  A dense edge's is ``(post, pre)``, a sparse edge's the
-        values ``[nnz]`` in the order of ``weight.tocoo()``, a shared edge's its 1-D values."""
-        return self.weights[self.edge_name(pre, post)]
+        values ``[nnz]`` in the order of ``weight.tocoo()``, a shared edge's its 1-D values.  With
+        ``flat_weights`` it is a view of the edge's range of the stored tensor (changes to it
+        change the model too)."""
+        return self.weights.edge(self.net.edge(pre, post))
 
     def weight_grad(self, pre: Any, post: Any) -> torch.Tensor | None:
         """The accumulated gradient of edge ``pre → post``'s tensor (its ``.grad``, shaped like
         :meth:`weight`; ``None`` before a backward pass and for an edge that does not train)."""
-        return self.weight(pre, post).grad
+        edge = self.net.edge(pre, post)
+        grad = self.weights[self.edge_name(pre, post)].grad
+        return None if grad is None else self.weights.edge(edge, grad)
 
     def to_graph(self) -> Graph:
         """A :class:`Graph` of the network with the current (trained) weights and neuron parameters.

@@ -12,19 +12,31 @@ Its gradient is the scatter-add ``∂L/∂P_e.reshape(−1)[j] = Σ_{k: g_k = of
 the sum over the synapses that read an entry (one synapse per entry for a dense or sparse edge,
 many for a shared one).  When every synapse reads its own entry in order (``g`` is the
 identity, every edge dense or sparse), the gather is the concatenation alone.
+
+With ``flat`` the edges' values are stored concatenated instead, one tensor per target for the
+edges that train and one for the fixed ones (:func:`edge_slots`), and each ``P_e`` is a view of
+its range: the same gather, with two autograd leaves instead of one per edge, for networks of
+many small edges (a neuron-level graph with a scalar weight per edge).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from snngraph.network import CompiledNetwork, EdgeInfo, gather_index
+from snngraph.network import CompiledNetwork, EdgeInfo
 
 TARGETS = ("input", "recurrent")
+
+MANY_EDGES = 1000
+"""More edges that train than this, each its own Parameter, cost more per step (autograd leaves,
+optimizer entries) than a small layer's forward and backward; ``SNN`` then suggests
+``flat_weights=True``."""
 
 
 def edge_names(edges: tuple[EdgeInfo, ...]) -> tuple[str, ...]:
@@ -44,18 +56,58 @@ def edge_names(edges: tuple[EdgeInfo, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
-class EdgeParameters(nn.Module):
-    """The tensors of the edges by name (like ``torch.nn.ParameterDict``): ``weights[name]`` is a
-    Parameter for an edge that trains and a buffer for a fixed one, so that ``state_dict`` holds
-    both and ``parameters()`` only the former."""
+@dataclass(frozen=True)
+class Slot:
+    """Where an edge's tensor lives: ``size`` entries from ``start`` of the flattened stored
+    tensor ``tensor``, viewed in the edge's natural ``shape``."""
 
-    def __init__(self, net: CompiledNetwork, dtype: torch.dtype) -> None:
+    tensor: str
+    start: int
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def edge_slots(net: CompiledNetwork, flat: bool) -> dict[EdgeInfo, Slot]:
+    """Each edge's :class:`Slot`: a tensor of its own named by :func:`edge_names`, or with ``flat``
+    a range of one tensor per target and role: ``"input"``/``"recurrent"`` for the edges that
+    train, ``"input_fixed"``/``"recurrent_fixed"`` for the fixed ones, in edge order."""
+    if not flat:
+        names = edge_names(net.edges)
+        return {e: Slot(name, 0, e.param_shape) for e, name in zip(net.edges, names, strict=True)}
+    slots: dict[EdgeInfo, Slot] = {}
+    filled: dict[str, int] = {}
+    for edge in net.edges:
+        tensor = edge.target if edge.trainable else f"{edge.target}_fixed"
+        start = filled.get(tensor, 0)
+        slots[edge] = Slot(tensor, start, edge.param_shape)
+        filled[tensor] = start + math.prod(edge.param_shape)
+    return slots
+
+
+class EdgeParameters(nn.Module):
+    """The stored tensors of the edges by name (like ``torch.nn.ParameterDict``): ``weights[name]``
+    is a Parameter when it trains and a buffer when it is fixed, so that ``state_dict`` holds both
+    and ``parameters()`` only the former.  One tensor per edge, or with ``flat`` one per target and
+    role (:func:`edge_slots`)."""
+
+    def __init__(self, net: CompiledNetwork, dtype: torch.dtype, flat: bool = False) -> None:
         super().__init__()
-        self.names = edge_names(net.edges)
+        self.flat = flat
+        self.slots = edge_slots(net, flat)
+        parts: dict[str, list[np.ndarray]] = {}
+        trains: dict[str, bool] = {}
+        for edge, slot in self.slots.items():
+            parts.setdefault(slot.tensor, []).append(net.edge_values(edge))
+            trains[slot.tensor] = edge.trainable
+        self.names = tuple(parts)
         self._known = frozenset(self.names)
-        for name, edge in zip(self.names, net.edges, strict=True):
-            value = torch.as_tensor(net.edge_values(edge).copy(), dtype=dtype)
-            if edge.trainable:
+        for name, values in parts.items():
+            stored = np.concatenate([v.reshape(-1) for v in values]) if flat else values[0]
+            value = torch.as_tensor(stored.copy(), dtype=dtype)
+            if trains[name]:
                 self.register_parameter(name, nn.Parameter(value))
             else:
                 self.register_buffer(name, value)
@@ -86,6 +138,15 @@ class EdgeParameters(nn.Module):
     def values(self) -> Iterator[torch.Tensor]:
         return (self[name] for name in self.names)
 
+    def edge(self, edge: EdgeInfo, tensor: torch.Tensor | None = None) -> torch.Tensor:
+        """The tensor of ``edge`` in its natural shape: the stored tensor itself when the edge has
+        one of its own, else a view of its range (of ``tensor``, e.g. a ``.grad``, when given)."""
+        slot = self.slots[edge]
+        stored = self[slot.tensor] if tensor is None else tensor
+        if not self.flat:
+            return stored
+        return stored[slot.start : slot.start + slot.size].view(slot.shape)
+
     def forward(self, names: tuple[str, ...]) -> list[torch.Tensor]:
         """The tensors of ``names``, through the module's call, so that its forward pre-hooks (the
         masks of ``torch.nn.utils.prune``) apply first."""
@@ -97,19 +158,27 @@ class EdgeParameters(nn.Module):
 
 class SynapseGather(nn.Module):
     """The gathers of the ``"input"`` and ``"recurrent"`` weights from an :class:`EdgeParameters`:
-    per target the names of its edges and the int64 buffer ``g`` (``in_gather``/``rec_gather``),
-    or nothing where ``g`` is the identity."""
+    per target the names of the stored tensors that its edges read and the int64 buffer ``g``
+    (``in_gather``/``rec_gather``) into their concatenation, or nothing where ``g`` is the
+    identity."""
 
-    def __init__(self, net: CompiledNetwork, names: tuple[str, ...]) -> None:
+    def __init__(self, net: CompiledNetwork, slots: dict[EdgeInfo, Slot]) -> None:
         super().__init__()
-        by_edge = dict(zip(net.edges, names, strict=True))
-        self.edge_names: dict[str, tuple[str, ...]] = {}
+        self.tensor_names: dict[str, tuple[str, ...]] = {}
         self.identity: dict[str, bool] = {}
         for target, prefix in zip(TARGETS, ("in", "rec"), strict=True):
             edges = net.edges_of(target)
-            index = gather_index(edges, net.synapse_index(target))
-            self.edge_names[target] = tuple(by_edge[e] for e in edges)
-            self.identity[target] = index.size == sum(e.param_size for e in edges) and bool(
+            sizes: dict[str, int] = {}
+            for edge in edges:
+                slot = slots[edge]
+                sizes[slot.tensor] = max(sizes.get(slot.tensor, 0), slot.start + slot.size)
+            offsets = dict(zip(sizes, np.cumsum([0, *sizes.values()])[:-1].tolist(), strict=True))
+            starts = [offsets[slots[e].tensor] + slots[e].start for e in edges]
+            index = net.synapse_index(target) + np.repeat(
+                np.asarray(starts, dtype=np.int64), [e.n_synapses for e in edges]
+            )
+            self.tensor_names[target] = tuple(sizes)
+            self.identity[target] = index.size == sum(sizes.values()) and bool(
                 np.array_equal(index, np.arange(index.size))
             )
             self.register_buffer(f"{prefix}_gather", torch.as_tensor(index, dtype=torch.long), persistent=False)
@@ -117,7 +186,7 @@ class SynapseGather(nn.Module):
     def forward(self, weights: EdgeParameters, target: str, like: torch.Tensor) -> torch.Tensor:
         """The flat weights ``w`` of ``target`` (empty, with the dtype and device of ``like``, when
         it has no synapses)."""
-        flats = [tensor.reshape(-1) for tensor in weights(self.edge_names[target])]
+        flats = [tensor.reshape(-1) for tensor in weights(self.tensor_names[target])]
         if not flats:
             return like.new_zeros(0)
         flat = flats[0] if len(flats) == 1 else torch.cat(flats)
@@ -126,4 +195,4 @@ class SynapseGather(nn.Module):
         return flat.index_select(0, self.in_gather if target == "input" else self.rec_gather)
 
 
-__all__ = ["EdgeParameters", "SynapseGather", "edge_names"]
+__all__ = ["MANY_EDGES", "EdgeParameters", "Slot", "SynapseGather", "edge_names", "edge_slots"]

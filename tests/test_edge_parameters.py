@@ -20,6 +20,7 @@ from torch.nn.utils import prune
 import snngraph
 from snngraph import SNN, Graph
 from snngraph.network import SUMMARY_EDGES
+from snngraph.synapses import MANY_EDGES
 
 SHARED_VALUES = np.array([0.9, -0.4, 7.0])  # 7.0: a value that no synapse reads
 
@@ -325,3 +326,48 @@ def test_summary_lists_the_first_edges_and_counts_the_rest() -> None:
     assert f"edge 'x' -> {SUMMARY_EDGES - 1} (input): dense, parameter (1, 1), 1 synapses" in text
     assert f"edge 'x' -> {SUMMARY_EDGES} " not in text
     assert f"… 3 more edges ({SUMMARY_EDGES + 3} parameter values in all)" in text
+
+
+def test_flat_weights_give_the_same_run_gradients_and_graph() -> None:
+    """``flat_weights=True``: two stored tensors per target and role, each edge a view of its
+    range; the same spikes, the same gradient per edge, and ``to_graph`` writes back the same."""
+    net = snngraph.compile(_graph())
+    per_edge = SNN(net, backend="reference", dtype=torch.float64)
+    flat = SNN(net, backend="reference", dtype=torch.float64, flat_weights=True)
+    assert list(flat.weights) == ["input", "input_fixed", "recurrent"]
+    assert [name for name, _ in flat.named_parameters()] == ["weights.input", "weights.recurrent"]
+    assert flat.edge_name("x", "out") == "input_fixed"
+    out_edge, out_flat = per_edge(_inputs()), flat(_inputs())
+    assert torch.equal(out_edge.layer_spikes, out_flat.layer_spikes)
+    _loss(per_edge).backward()
+    _loss(flat).backward()
+    for edge in net.edges:
+        assert flat.weight(edge.pre, edge.post).shape == per_edge.weight(edge.pre, edge.post).shape
+        if edge.trainable:
+            torch.testing.assert_close(
+                flat.weight_grad(edge.pre, edge.post), per_edge.weight_grad(edge.pre, edge.post), rtol=1e-12, atol=0
+            )
+        else:
+            assert flat.weight_grad(edge.pre, edge.post) is None
+    with torch.no_grad():
+        flat.weight("h", "out")[1] = 0.25  # a view: the model changes
+    assert flat.weights["recurrent"][-2] == 0.25
+    rebuilt = snngraph.compile(flat.to_graph())
+    np.testing.assert_array_equal(rebuilt.edge_values(rebuilt.edge("h", "out")), [0.9, 0.25, 7.0])
+    state = SNN(net, backend="reference", dtype=torch.float64, flat_weights=True)
+    state.load_state_dict(flat.state_dict())
+    assert torch.equal(state.weights["recurrent"], flat.weights["recurrent"])
+
+
+def test_many_trained_edges_suggest_flat_weights() -> None:
+    g = nx.DiGraph()
+    g.add_node("x", kind="input", size=1)
+    for i in range(MANY_EDGES + 1):
+        g.add_node(i, kind="lif", size=1, alpha=0.9, theta=1.0)
+        g.add_edge("x", i, weight=0.5, delay=1)
+    net = snngraph.compile(g)
+    with pytest.warns(UserWarning, match=r"1001 edges train.*flat_weights=True"):
+        SNN(net)
+    assert len(list(SNN(net, flat_weights=True).parameters())) == 1
+    g.add_edge("x", 0, weight=0.5, delay=1, trainable=False)  # one fewer edge that trains
+    SNN(snngraph.compile(g))  # no warning (warnings are errors in this suite)
