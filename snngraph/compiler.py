@@ -46,7 +46,9 @@ def read_graph(graph: Graph | nx.DiGraph) -> tuple[dict[Any, PopulationSpec], li
     projections = []
     for pre, post, attrs in g.edges(data=True):
         check_endpoints(pre, post, populations[pre].kind, populations[post].kind)
-        projections.append(projection_spec(pre, post, attrs, populations[pre].size, populations[post].size))
+        pre_spec, post_spec = populations[pre], populations[post]
+        shapes = (pre_spec.shape, post_spec.shape)
+        projections.append(projection_spec(pre, post, attrs, pre_spec.size, post_spec.size, shapes))
     return populations, projections
 
 
@@ -107,10 +109,10 @@ def emit(
     start = {}
     for name, p in populations.items():
         if p.is_neuron:
-            neuron_pops.append(PopulationInfo(name, p.kind, neurons, neurons + p.size, lags[name], p.model))
+            neuron_pops.append(PopulationInfo(name, p.kind, neurons, neurons + p.size, lags[name], p.model, p.shape))
             start[name], neurons = neurons, neurons + p.size
         else:
-            input_pops.append(PopulationInfo(name, p.kind, inputs, inputs + p.size, 0))
+            input_pops.append(PopulationInfo(name, p.kind, inputs, inputs + p.size, 0, shape=p.shape))
             start[name], inputs = inputs, inputs + p.size
     per_neuron = [p for p in populations.values() if p.is_neuron]
     names = [name for name in NAMED if any(name in p.params for p in per_neuron)]
@@ -134,7 +136,9 @@ def emit(
         counts = [p.n_synapses for p in group]
         param_starts = list(accumulate(sizes[target], initial=first_value[target]))[:-1]
         infos = [
-            EdgeInfo(p.pre, p.post, target, stop - n, stop, p.shape, p.dense, p.kind, p.values.shape, at, p.trainable)
+            EdgeInfo(
+                p.pre, p.post, target, stop - n, stop, p.shape, p.dense, p.kind, p.values.shape, at, p.trainable, p.conv
+            )
             for p, n, stop, at in zip(group, counts, accumulate(counts), param_starts, strict=True)
         ]
 

@@ -15,6 +15,7 @@ validated specs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from snngraph.convolution import POOLS, ConvSpec, conv_spec, default_kernel
 from snngraph.kinds import DECAYS, DEFAULTS, NAMED, NEURON_KINDS, PARAMETERS, NeuronModel, check_states
 from snngraph.neurons import BLOCKS, RESETS
 
@@ -34,7 +36,8 @@ KINDS = ("input", *NEURON_KINDS)
 class PopulationSpec:
     """A validated population: its :class:`~snngraph.kinds.NeuronModel` (``None`` for inputs), its
     named parameters as float64 arrays ``[size]`` and, for a ``neurons`` population, its generic
-    blocks (``A`` ``[K, K, size]``, the others ``[K, size]``)."""
+    blocks (``A`` ``[K, K, size]``, the others ``[K, size]``).  ``shape`` (``(C, L)``, ``(C, H, W)``,
+    …; ``None`` for a flat population) is how the ``size`` neurons are laid out, in C order."""
 
     name: Any
     kind: str
@@ -42,6 +45,7 @@ class PopulationSpec:
     model: NeuronModel | None = None
     params: dict[str, np.ndarray] = field(default_factory=dict)
     generic: dict[str, np.ndarray] | None = None
+    shape: tuple[int, ...] | None = None
 
     @property
     def is_neuron(self) -> bool:
@@ -60,7 +64,7 @@ class PopulationSpec:
         return self.params["theta"]
 
 
-EDGE_KINDS = ("dense", "sparse", "shared")
+EDGE_KINDS = ("dense", "sparse", "shared", "conv", "pool")
 """How an edge's synapses take their values from its parameter (docs/design.md, "Synapses")."""
 
 
@@ -71,10 +75,12 @@ class ProjectionSpec:
     ``post``/``pre`` are local neuron indices and ``delay`` int64, all ``[n_synapses]``.  The
     edge's parameter ``values`` has its natural shape: the ``(post, pre)`` matrix of a ``"dense"``
     edge, the stored values ``[nnz]`` of a ``"sparse"`` one (order of ``weight.tocoo()``), the
-    1-D shared values of a ``"shared"`` one; synapse ``k`` has the weight
-    ``values.reshape(-1)[index[k]]``.  ``dense`` records that the synapse pattern was given as a
-    dense matrix (the weight, or for a shared edge its index pattern), so that trained values can
-    be written back in the same form; ``trainable=False`` marks a fixed edge.
+    1-D shared values of a ``"shared"`` one, the kernel ``(C_out, C_in/groups, k…)`` of a
+    ``"conv"`` one and the one fixed value of a ``"pool"`` one (their geometry in ``conv``);
+    synapse ``k`` has the weight ``values.reshape(-1)[index[k]]``.  ``dense`` records that the
+    synapse pattern was given as a dense matrix (the weight, or for a shared edge its index
+    pattern), so that trained values can be written back in the same form; ``trainable=False``
+    marks a fixed edge.
     """
 
     pre: Any
@@ -88,6 +94,7 @@ class ProjectionSpec:
     dense: bool
     kind: str
     trainable: bool = True
+    conv: ConvSpec | None = None
 
     @property
     def weight(self) -> np.ndarray:
@@ -108,6 +115,13 @@ class ProjectionSpec:
         ``trainable`` for a fixed one."""
         rows, cols = self.post_index, self.pre_index
         attrs: dict[str, Any] = {"delay": self.delay_attribute()}
+        if self.conv is not None:
+            attrs.update(self.conv.attributes())
+            if self.kind == "conv":
+                attrs["weight"] = self.values.copy()
+            if not self.trainable and self.kind == "conv":
+                attrs["trainable"] = False
+            return attrs
         if self.kind == "sparse":
             attrs["weight"] = sp.coo_array((self.values.copy(), (rows, cols)), shape=self.shape)
         else:
@@ -124,10 +138,15 @@ class ProjectionSpec:
         return attrs
 
     def delay_attribute(self) -> int | np.ndarray:
-        """Delays in the layout :meth:`Graph.connect` accepts: an int when all are equal."""
+        """Delays in the layout :meth:`Graph.connect` accepts: an int when all are equal (and for a
+        convolution otherwise one per kernel tap)."""
         delay = self.delay
         if delay.size and np.all(delay == delay[0]):
             return int(delay[0])
+        if self.kind == "conv":
+            taps = np.full(self.values.size, int(delay.min()), dtype=np.int64)  # a tap no synapse reads: any
+            taps[self.index] = delay
+            return taps.reshape(self.values.shape)
         if self.dense:
             matrix = np.zeros(self.shape, dtype=np.int64)
             matrix[self.post_index, self.pre_index] = delay
@@ -194,10 +213,7 @@ def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
     kind = attrs.get("kind")
     if kind not in KINDS:
         raise ValueError(f"node {name!r}: unknown kind {kind!r}; set the node attribute 'kind' to one of {KINDS}")
-    size = attrs.get("size", 1)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"node {name!r}: size must be a positive int, got {size!r}")
-    size = int(size)
+    size, shape = _size_and_shape(name, attrs)
     model = None if kind == "input" else _neuron_model(name, kind, attrs)
     own = () if model is None else model.parameters
     generic_keys = BLOCKS if kind == "neurons" else ()  # a 'neurons' node's b is its block b
@@ -221,7 +237,32 @@ def population_spec(name: Any, attrs: dict[str, Any]) -> PopulationSpec:
     if model is not None and model.spiking and np.any(params["theta"] <= 0):
         raise ValueError(f"node {name!r}: theta (threshold) must be positive")
     generic = _generic_blocks(attrs, size, name) if kind == "neurons" else None
-    return PopulationSpec(name, kind, size, model, params, generic)
+    return PopulationSpec(name, kind, size, model, params, generic, shape)
+
+
+def _size_and_shape(name: Any, attrs: dict[str, Any]) -> tuple[int, tuple[int, ...] | None]:
+    """A node's ``size`` (default 1) and ``shape`` (optional; its product is the size)."""
+    shape = attrs.get("shape")
+    if shape is not None:
+        shape = tuple(shape) if isinstance(shape, (tuple, list, np.ndarray)) else shape
+        if (
+            not isinstance(shape, tuple)
+            or not shape
+            or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in shape)
+        ):
+            raise ValueError(f"node {name!r}: shape must be a tuple of positive ints such as (C, H, W), got {shape!r}")
+        shape = tuple(int(n) for n in shape)
+    size = attrs.get("size", 1 if shape is None else math.prod(shape))
+    if size is None:
+        raise ValueError(
+            f"node {name!r} has no size: give it one (an int or a shape such as (C, H, W)), or connect a "
+            "convolution or pooling into it (Graph.connect_conv/connect_pool), whose output shape it takes"
+        )
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"node {name!r}: size must be a positive int, got {size!r}")
+    if shape is not None and math.prod(shape) != size:
+        raise ValueError(f"node {name!r}: shape {shape} holds {math.prod(shape)} neurons but size is {size}")
+    return int(size), shape
 
 
 def _as_sparse_or_dense(weight: Any, edge: str) -> np.ndarray | sp.coo_array:
@@ -246,18 +287,7 @@ def _as_sparse_or_dense(weight: Any, edge: str) -> np.ndarray | sp.coo_array:
 def _delay_array(delay: Any, layout: Any, rows: np.ndarray, cols: np.ndarray, edge: str) -> np.ndarray:
     """One delay per synapse from ``delay``: an int, an array shaped like ``layout`` (the weight, or
     a shared edge's pattern) or, for a sparse ``layout``, one per stored entry."""
-    raw = np.asarray(delay.detach().cpu() if isinstance(delay, torch.Tensor) else delay)
-    if raw.dtype.kind == "b":
-        raise ValueError(
-            f"edge {edge}: delays must be integers (timesteps), got booleans; "
-            "give the number of steps (delay=1, or an int array), not True/False"
-        )
-    if raw.dtype.kind == "f":
-        if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
-            raise ValueError(f"edge {edge}: delays must be integers (timesteps), got {raw.dtype} values")
-    elif raw.dtype.kind not in "iu":
-        raise ValueError(f"edge {edge}: delays must be integers (timesteps), got dtype {raw.dtype}")
-    raw = raw.astype(np.int64)
+    raw = _integer_delays(delay, edge)
     if raw.ndim == 0:
         values = np.full(rows.size, int(raw), dtype=np.int64)
     elif raw.shape == layout.shape:
@@ -271,9 +301,26 @@ def _delay_array(delay: Any, layout: Any, rows: np.ndarray, cols: np.ndarray, ed
         raise ValueError(
             f"edge {edge}: delay must be an int or an int array of shape {expected}, got shape {raw.shape}"
         )
-    if np.any(values < 0):
-        raise ValueError(f"edge {edge}: delays must be >= 0, got min {values.min()}")
     return values
+
+
+def _integer_delays(delay: Any, edge: str) -> np.ndarray:
+    """``delay`` as an int64 array of whole non-negative steps (floats that are whole are taken)."""
+    raw = np.asarray(delay.detach().cpu() if isinstance(delay, torch.Tensor) else delay)
+    if raw.dtype.kind == "b":
+        raise ValueError(
+            f"edge {edge}: delays must be integers (timesteps), got booleans; "
+            "give the number of steps (delay=1, or an int array), not True/False"
+        )
+    if raw.dtype.kind == "f":
+        if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+            raise ValueError(f"edge {edge}: delays must be integers (timesteps), got {raw.dtype} values")
+    elif raw.dtype.kind not in "iu":
+        raise ValueError(f"edge {edge}: delays must be integers (timesteps), got dtype {raw.dtype}")
+    raw = raw.astype(np.int64)
+    if raw.size and raw.min() < 0:
+        raise ValueError(f"edge {edge}: delays must be >= 0, got min {raw.min()}")
+    return raw
 
 
 def check_endpoints(pre: Any, post: Any, pre_kind: str, post_kind: str) -> None:
@@ -370,9 +417,110 @@ def _shared_pattern(
     return rows, cols, index, layout
 
 
-def projection_spec(pre: Any, post: Any, attrs: dict[str, Any], pre_size: int, post_size: int) -> ProjectionSpec:
-    """Validate an edge's ``weight``/``delay``/``shared``/``trainable`` attributes and return its
-    :class:`ProjectionSpec`."""
+def _geometry(pre: Any, attrs: dict[str, Any], pre_shape: tuple[int, ...] | None, edge: str) -> ProjectionSpec:
+    """The parameter and geometry (``conv``) of a ``kind="conv"`` or ``kind="pool"`` edge, as a
+    :class:`ProjectionSpec` without synapses yet (:func:`_convolution` adds them)."""
+    kind = attrs["kind"]
+    if pre_shape is None:
+        raise ValueError(
+            f"edge {edge}: a {kind} edge needs a shaped pre population; give {pre!r} a shape such as "
+            "(C, H, W) (add_input(name, (C, H, W)), add_lif(name, (C, H, W)), or the node attribute shape)"
+        )
+    geometry = {key: attrs[key] for key in ("stride", "padding", "dilation") if attrs.get(key) is not None}
+    trainable = _trainable(attrs.get("trainable", kind == "conv"), edge)
+    if kind == "pool":
+        pool = attrs.get("pool", "sum")
+        if pool not in POOLS:
+            raise ValueError(f"edge {edge}: pool must be one of {POOLS}, got {pool!r}")
+        if trainable or attrs.get("weight") is not None or "dilation" in geometry:
+            raise ValueError(f"edge {edge}: a pooling has fixed weights and no dilation; give no weight or trainable")
+        if attrs.get("kernel_size") is None:
+            raise ValueError(f"edge {edge}: a pooling needs kernel_size")
+        geometry.setdefault("stride", attrs["kernel_size"])  # PyTorch's default stride
+        spec = conv_spec(
+            pre_shape, edge=edge, out_channels=pre_shape[0], kernel_size=attrs["kernel_size"],
+            groups=pre_shape[0], pool=pool, **geometry,
+        )  # fmt: skip
+        values = np.array([spec.value])
+    else:
+        if attrs.get("weight") is None:
+            raise ValueError(f"edge {edge}: a conv edge needs weight, its kernel (C_out, C_in/groups, k…)")
+        values = _as_sparse_or_dense(attrs["weight"], edge)
+        if sp.issparse(values) or values.ndim != len(pre_shape) + 1:
+            raise ValueError(
+                f"edge {edge}: the kernel must be an array (C_out, C_in/groups, k…) with "
+                f"{len(pre_shape) + 1} dimensions for the input shape {pre_shape}, got shape {np.shape(values)}"
+            )
+        kernel_size = attrs.get("kernel_size", values.shape[2:])
+        spec = conv_spec(
+            pre_shape, edge=edge, out_channels=values.shape[0], kernel_size=kernel_size,
+            groups=attrs.get("groups", 1), **geometry,
+        )  # fmt: skip
+        if values.shape != spec.kernel_shape:
+            raise ValueError(
+                f"edge {edge}: the kernel has shape {values.shape}, but {pre!r} of shape {pre_shape} with "
+                f"groups={spec.groups} and kernel_size={spec.kernel_size} needs {spec.kernel_shape}"
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"edge {edge}: the kernel contains NaN or inf")
+    empty = np.zeros(0, dtype=np.int64)
+    shape = (math.prod(spec.out_shape), math.prod(pre_shape))
+    return ProjectionSpec(pre, None, empty, empty, empty, values, empty, shape, False, kind, trainable, spec)
+
+
+def _convolution(
+    pre: Any,
+    post: Any,
+    attrs: dict[str, Any],
+    shapes: tuple[tuple[int, ...] | None, tuple[int, ...] | None],
+    post_size: int,
+    edge: str,
+) -> ProjectionSpec:
+    """The synapses of a ``kind="conv"`` or ``kind="pool"`` edge between shaped populations."""
+    (pre_shape, post_shape), kind = shapes, attrs["kind"]
+    geometry = _geometry(pre, attrs, pre_shape, edge)
+    spec = geometry.conv
+    flat_match = post_shape is None and post_size == math.prod(spec.out_shape)  # a flat post of that size
+    if post_shape != spec.out_shape and not flat_match:
+        have = f"shape {post_shape}" if post_shape is not None else f"size {post_size} and no shape"
+        raise ValueError(
+            f"edge {edge}: the {kind} of {pre!r} (shape {pre_shape}) gives the shape {spec.out_shape}, but "
+            f"{post!r} has {have}; give {post!r} the shape {spec.out_shape}"
+        )
+    post_index, pre_index, tap = spec.synapses()
+    delay = _tap_delays(attrs.get("delay", 1), spec, tap, edge)
+    return dataclasses.replace(geometry, post=post, post_index=post_index, pre_index=pre_index, delay=delay, index=tap)
+
+
+def _tap_delays(delay: Any, spec: ConvSpec, tap: np.ndarray, edge: str) -> np.ndarray:
+    """One delay per synapse of a convolution or pooling: an int, or (convolution) an int array
+    of the kernel's shape, one delay per tap."""
+    raw = _integer_delays(delay, edge)
+    per_tap = spec.pool is None and raw.shape == spec.kernel_shape
+    if raw.ndim and not per_tap:
+        taps = f", or an int array of the kernel's shape {spec.kernel_shape}" if spec.pool is None else ""
+        raise ValueError(f"edge {edge}: delay must be an int{taps}, got an array of shape {raw.shape}")
+    return raw.reshape(-1)[tap] if per_tap else np.full(tap.size, int(raw), dtype=np.int64)
+
+
+def projection_spec(
+    pre: Any,
+    post: Any,
+    attrs: dict[str, Any],
+    pre_size: int,
+    post_size: int,
+    shapes: tuple[tuple[int, ...] | None, tuple[int, ...] | None] = (None, None),
+) -> ProjectionSpec:
+    """Validate an edge's ``weight``/``delay``/``shared``/``trainable`` attributes (and for a
+    ``kind="conv"``/``"pool"`` edge its geometry, given the ``shapes`` of pre and post) and return
+    its :class:`ProjectionSpec`."""
+    if attrs.get("kind") in ("conv", "pool"):
+        return _convolution(pre, post, attrs, shapes, post_size, f"{pre!r} -> {post!r}")
+    if attrs.get("kind") is not None:
+        raise ValueError(
+            f"edge {pre!r} -> {post!r}: unknown edge kind {attrs['kind']!r}; an edge's kind is 'conv', "
+            "'pool', or left out (a weight matrix)"
+        )
     trainable, shared = attrs.get("trainable", True), attrs.get("shared")
     if pre_size == post_size == 1 and shared is None and (trainable is True or trainable is False):
         single = _single_synapse(pre, post, attrs.get("weight"), attrs.get("delay", 1), trainable)
@@ -455,11 +603,28 @@ class Graph:
     def _add(self, name: Any, attrs: dict[str, Any]) -> None:
         if name in self.nx:
             raise ValueError(f"node {name!r} exists already; population names must be unique")
-        population_spec(name, attrs)  # validates
+        size = attrs.pop("size")
+        if isinstance(size, (tuple, list)):
+            attrs["shape"] = tuple(size)
+            attrs["size"] = math.prod(size) if all(isinstance(n, (int, np.integer)) for n in size) else size
+        elif size is not None:
+            attrs["size"] = size
+        if size is None:  # sized later by the convolution or pooling into it
+            per_neuron = [key for key in NAMED if np.ndim(attrs.get(key, 0)) > 0]
+            if per_neuron:
+                raise ValueError(
+                    f"node {name!r}: {per_neuron} hold one value per neuron but the node has no size yet; "
+                    "give its size (or shape), or scalars"
+                )
+            population_spec(name, {**attrs, "size": 1})  # validates all but the size
+            attrs["size"] = None
+        else:
+            population_spec(name, attrs)  # validates
         self.nx.add_node(name, **attrs)
 
-    def add_input(self, name: Any, size: int) -> None:
-        """Add ``size`` input channels, fed by the ``x`` given to the model."""
+    def add_input(self, name: Any, size: int | tuple[int, ...]) -> None:
+        """Add ``size`` input channels, fed by the ``x`` given to the model; a tuple such as
+        ``(C, H, W)`` gives them a shape (flattened in C order)."""
         self._add(name, {"kind": "input", "size": size})
 
     def _add_neurons(self, name: Any, kind: str, size: Any, params: dict[str, Any]) -> None:
@@ -468,7 +633,7 @@ class Graph:
     def add_lif(
         self,
         name: Any,
-        size: int,
+        size: int | tuple[int, ...] | None = None,
         *,
         alpha: Any = 0.9,
         theta: Any = 1.0,
@@ -484,6 +649,11 @@ class Graph:
         beta=α)``): ``J[t] = β·J[t−1] + I[t] + bias`` and ``J[t]`` takes the place of
         ``I[t] + bias`` in U.  Every parameter is a scalar or one value per neuron; decays lie in
         [0, 1].  See :mod:`snngraph.kinds` for the resets.
+
+        ``size`` is an int, or a shape such as ``(C, H, W)`` (flattened in C order, as PyTorch and
+        NIR do); left out, the population takes the output shape of the first convolution or
+        pooling into it (:meth:`connect_conv`, :meth:`connect_pool`).  The same holds for every
+        ``add_*`` method.
         """
         params = {"alpha": alpha, "theta": theta, "bias": bias, "alpha_syn": alpha_syn, "v_leak": v_leak}
         self._add_neurons(name, "lif", size, {**params, "reset": reset})
@@ -491,7 +661,7 @@ class Graph:
     def add_alif(
         self,
         name: Any,
-        size: int,
+        size: int | tuple[int, ...] | None = None,
         *,
         alpha_adapt: Any,
         adapt: Any,
@@ -511,7 +681,7 @@ class Graph:
     def add_adlif(
         self,
         name: Any,
-        size: int,
+        size: int | tuple[int, ...] | None = None,
         *,
         alpha_adapt: Any,
         a: Any,
@@ -530,7 +700,14 @@ class Graph:
         self._add_neurons(name, "adlif", size, {**params, "reset": reset, "symplectic": bool(symplectic)})
 
     def add_li(
-        self, name: Any, size: int, *, alpha: Any = 0.9, bias: Any = 0.0, alpha_syn: Any = None, v_leak: Any = 0.0
+        self,
+        name: Any,
+        size: int | tuple[int, ...] | None = None,
+        *,
+        alpha: Any = 0.9,
+        bias: Any = 0.0,
+        alpha_syn: Any = None,
+        v_leak: Any = 0.0,
     ) -> None:
         """Add ``size`` leaky-integrator readouts: ``U[t] = α·U[t−1] + (1 − α)·v_leak + I[t] + bias``,
         no spikes; ``alpha_syn`` adds a synaptic current as in :meth:`add_lif` (CubaLI)."""
@@ -540,7 +717,7 @@ class Graph:
     def add_neurons(
         self,
         name: Any,
-        size: int,
+        size: int | tuple[int, ...] | None = None,
         *,
         A: Any,
         e: Any,
@@ -587,12 +764,7 @@ class Graph:
         ``trainable=False`` fixes the edge: its values are constants of the model (a buffer, no
         gradient).
         """
-        for node in (pre, post):
-            if node not in self.nx:
-                raise ValueError(f"unknown node {node!r}; add it first (add_input, add_lif, add_li)")
-        check_endpoints(pre, post, self.nx.nodes[pre]["kind"], self.nx.nodes[post]["kind"])
-        if self.nx.has_edge(pre, post):
-            raise ValueError(f"edge {pre!r} -> {post!r} exists already; give one weight per pair of nodes")
+        self._check_new_edge(pre, post)
         if weight is None:
             if shared is not None:
                 raise ValueError(f"edge {pre!r} -> {post!r}: shared= needs weight, the 1-D vector of shared values")
@@ -602,7 +774,125 @@ class Graph:
         elif density is not None:
             raise ValueError(f"edge {pre!r} -> {post!r}: give either weight or density, not both")
         attrs = {"weight": weight, "delay": delay, "shared": shared, "trainable": trainable}
-        spec = projection_spec(pre, post, attrs, self.population_size(pre), self.population_size(post))
+        shapes = (self.population_shape(pre), self.population_shape(post))
+        spec = projection_spec(pre, post, attrs, self.population_size(pre), self.population_size(post), shapes)
+        self.nx.add_edge(pre, post, **spec.attributes())
+
+    def _check_new_edge(self, pre: Any, post: Any) -> None:
+        for node in (pre, post):
+            if node not in self.nx:
+                raise ValueError(f"unknown node {node!r}; add it first (add_input, add_lif, add_li)")
+        check_endpoints(pre, post, self.nx.nodes[pre]["kind"], self.nx.nodes[post]["kind"])
+        if self.nx.has_edge(pre, post):
+            raise ValueError(f"edge {pre!r} -> {post!r} exists already; give one weight per pair of nodes")
+
+    def connect_conv(
+        self,
+        pre: Any,
+        post: Any,
+        *,
+        kernel: Any = None,
+        out_channels: int | None = None,
+        kernel_size: Any = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        delay: Any = 1,
+        seed: int | None = None,
+        trainable: bool = True,
+    ) -> None:
+        """Project ``pre`` (shape ``(C_in, L)`` or ``(C_in, H, W)``) onto ``post`` by a 1-D or 2-D
+        convolution with PyTorch's semantics (``torch.nn.Conv1d/Conv2d`` without bias; a bias is
+        the post neurons' ``bias``): synapses that share the kernel (docs/design.md,
+        "Convolutions and pooling").
+
+        ``kernel`` is the weight ``(C_out, C_in/groups, k…)`` (numpy or torch); left out, it is
+        drawn as PyTorch initialises a convolution (uniform on ``±1/√(C_in/groups·∏k)``, from
+        ``seed``) with ``out_channels`` (default: the channels of ``post``'s shape) and
+        ``kernel_size``.  ``stride``, ``dilation`` are ints or one per dimension; ``padding`` an
+        int, one per dimension, ``(before, after)`` pairs per dimension, ``"valid"`` or ``"same"``.
+        ``delay`` is an int or an int array of the kernel's shape (one delay per tap).  ``post``
+        takes the output shape if it has no size, and must have it otherwise.  The edge trains
+        one parameter, the kernel, unless ``trainable=False``.
+        """
+        edge = f"{pre!r} -> {post!r}"
+        self._check_new_edge(pre, post)
+        in_shape, out_shape = self.population_shape(pre), self.population_shape(post)
+        if kernel is not None:
+            kernel = np.asarray(_as_sparse_or_dense(kernel, edge), dtype=float)
+            given = {"out_channels": out_channels, "kernel_size": kernel_size}
+            if kernel.ndim < 3:
+                raise ValueError(f"edge {edge}: kernel must be (C_out, C_in/groups, k…), got shape {kernel.shape}")
+            implied = {"out_channels": kernel.shape[0], "kernel_size": kernel.shape[2:]}
+            for key, value in given.items():
+                if value is not None and np.atleast_1d(value).tolist() != np.atleast_1d(implied[key]).tolist():
+                    raise ValueError(f"edge {edge}: {key}={value!r} does not match the kernel's shape {kernel.shape}")
+            out_channels, kernel_size = implied["out_channels"], implied["kernel_size"]
+        if kernel_size is None:
+            raise ValueError(f"edge {edge}: give kernel_size (or the kernel itself)")
+        if out_channels is None:
+            if out_shape is None:
+                raise ValueError(f"edge {edge}: give out_channels (or the kernel, or a shape for {post!r})")
+            out_channels = out_shape[0]
+        if in_shape is None:
+            raise ValueError(f"edge {edge}: {pre!r} has no shape; give it one such as (C, H, W) to convolve it")
+        spec = conv_spec(
+            in_shape, edge=edge, out_channels=out_channels, kernel_size=kernel_size,
+            stride=stride, padding=padding, dilation=dilation, groups=groups,
+        )  # fmt: skip
+        if kernel is None:
+            kernel = default_kernel(spec.kernel_shape, seed)
+        attrs = {**spec.attributes(), "weight": kernel, "delay": delay, "trainable": trainable}
+        self._add_structured_edge(pre, post, attrs)
+
+    def connect_pool(
+        self,
+        pre: Any,
+        post: Any,
+        *,
+        kind: str = "sum",
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        delay: Any = 1,
+    ) -> None:
+        """Project ``pre`` (shape ``(C, L)`` or ``(C, H, W)``) onto ``post`` by a sum or average
+        pooling per channel (``kind``; ``"avg"`` divides by ``∏kernel_size``, as ``avg_pool2d``
+        with ``count_include_pad=True`` does), with fixed weights.  ``stride`` defaults to
+        ``kernel_size``, as in PyTorch; ``padding`` and the shape of ``post`` as in
+        :meth:`connect_conv`; ``delay`` is an int."""
+        self._check_new_edge(pre, post)
+        attrs = {"kind": "pool", "pool": kind, "kernel_size": kernel_size, "stride": stride, "padding": padding}
+        self._add_structured_edge(pre, post, {**attrs, "delay": delay, "trainable": False})
+
+    def add_projection(self, spec: ProjectionSpec) -> None:
+        """Add the edge of a :class:`ProjectionSpec` (one read from a graph or a compiled network),
+        through :meth:`connect`, :meth:`connect_conv` or :meth:`connect_pool`."""
+        attrs = spec.attributes()
+        if spec.kind == "pool":
+            keys = ("kernel_size", "stride", "padding", "delay")
+            self.connect_pool(spec.pre, spec.post, kind=attrs["pool"], **{k: attrs[k] for k in keys})
+        elif spec.kind == "conv":
+            attrs.pop("kind")
+            self.connect_conv(spec.pre, spec.post, kernel=attrs.pop("weight"), **attrs)
+        else:
+            self.connect(spec.pre, spec.post, **attrs)
+
+    def _add_structured_edge(self, pre: Any, post: Any, attrs: dict[str, Any]) -> None:
+        """Add a convolution or pooling edge; ``post`` without a size takes its output shape (and
+        is validated again with it)."""
+        node, pre_shape = self.nx.nodes[post], self.population_shape(pre)
+        unsized = node.get("size", 1) is None
+        if unsized:
+            out_shape = _geometry(pre, attrs, pre_shape, f"{pre!r} -> {post!r}").conv.out_shape
+            shapes, post_size = (pre_shape, out_shape), math.prod(out_shape)
+        else:
+            shapes, post_size = (pre_shape, self.population_shape(post)), self.population_size(post)
+        spec = projection_spec(pre, post, attrs, self.population_size(pre), post_size, shapes)
+        if unsized:
+            node.update(size=post_size, shape=shapes[1])
+            population_spec(post, node)
         self.nx.add_edge(pre, post, **spec.attributes())
 
     def population_size(self, name: Any) -> int:
@@ -610,7 +900,20 @@ class Graph:
         ``size()`` counts edges.)"""
         if name not in self.nx:
             raise KeyError(f"no node {name!r}; the graph has {list(self.nx.nodes)[:20]}")
-        return int(self.nx.nodes[name].get("size", 1))
+        size = self.nx.nodes[name].get("size", 1)
+        if size is None:
+            raise ValueError(
+                f"node {name!r} has no size yet; connect a convolution or pooling into it first "
+                "(connect_conv/connect_pool), or give it a size"
+            )
+        return int(size)
+
+    def population_shape(self, name: Any) -> tuple[int, ...] | None:
+        """The shape of node ``name`` (``None`` for a flat population or one without a size yet)."""
+        if name not in self.nx:
+            raise KeyError(f"no node {name!r}; the graph has {list(self.nx.nodes)[:20]}")
+        shape = self.nx.nodes[name].get("shape")
+        return None if shape is None else tuple(shape)
 
     @classmethod
     def from_networkx(cls, graph: nx.DiGraph) -> Graph:

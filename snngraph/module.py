@@ -25,7 +25,7 @@ from snngraph.backends import BackendChoice, Plan
 from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, neuron_params, prepare_layer
 from snngraph.graph import Graph, ProjectionSpec
 from snngraph.kinds import neuron_blocks
-from snngraph.network import CompiledNetwork
+from snngraph.network import CompiledNetwork, PopulationInfo
 from snngraph.neurons import NeuronParams
 from snngraph.surrogates import Sigmoid, Surrogate
 from snngraph.synapses import MANY_EDGES, EdgeParameters, SynapseGather
@@ -278,6 +278,12 @@ class SNN(nn.Module):
     def _input_tensor(self, x: torch.Tensor | Mapping[Any, torch.Tensor]) -> torch.Tensor:
         """``x`` checked and concatenated as the time-major ``[T, B, n_inputs]`` of the layer."""
         layout = "[B, T, {}]" if self.batch_first else "[T, B, {}]"
+        inputs = self.net.inputs
+        if isinstance(x, Mapping):
+            by_name = {p.name: p for p in inputs}
+            x = {name: _flat_channels(value, by_name.get(name)) for name, value in x.items()}
+        elif len(inputs) == 1 and inputs[0].shape is not None:
+            x = _flat_channels(x, inputs[0])
         if isinstance(x, Mapping):
             names = [p.name for p in self.net.inputs]
             unknown = [k for k in x if k not in names]
@@ -381,7 +387,7 @@ class SNN(nn.Module):
         values = {name: getattr(self, name).detach().cpu().double().numpy() for name in net.parameters}
         table = self.table.detach().cpu().double()
         for p in net.inputs:
-            graph.add_input(p.name, p.size)
+            graph.add_input(p.name, p.size if p.shape is None else p.shape)
         for p in net.populations:
             attrs = {name: values[name][p.slice] for name in p.model.parameters}
             if p.model.kind == "neurons":
@@ -389,6 +395,8 @@ class SNN(nn.Module):
                 attrs.update({name: block.numpy() for name, block in blocks.items()})
             if p.model.kind == "adlif":
                 attrs["symplectic"] = p.model.symplectic
+            if p.shape is not None:
+                attrs["shape"] = p.shape
             graph.nx.add_node(p.name, kind=p.kind, size=p.size, reset=p.model.reset, **attrs)
         for edge in net.edges:
             synapses, sl = net.synapses(edge.target), slice(edge.start, edge.stop)
@@ -405,9 +413,19 @@ class SNN(nn.Module):
                 edge.dense,
                 edge.kind,
                 edge.trainable,
+                edge.conv,
             )
-            graph.connect(edge.pre, edge.post, **spec.attributes())
+            graph.add_projection(spec)
         return graph
+
+
+def _flat_channels(x: Any, population: PopulationInfo | None) -> Any:
+    """``x`` ``[T, B, *shape]`` of a shaped input population as ``[T, B, size]`` (C order, as
+    ``flatten(2)``); anything else as it is (checked by the caller)."""
+    shape = None if population is None else population.shape
+    if isinstance(x, torch.Tensor) and shape is not None and x.ndim == 2 + len(shape) and x.shape[2:] == shape:
+        return x.flatten(2)
+    return x
 
 
 def _drop_plan(module: nn.Module, incompatible_keys: Any) -> None:

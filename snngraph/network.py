@@ -24,7 +24,7 @@ import json
 import math
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from os import PathLike
 from typing import Any, NamedTuple
@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from snngraph.convolution import ConvSpec
 from snngraph.kinds import NeuronModel, layer_columns
 from snngraph.neurons import SPIKING, THETA, n_states_of, reset_name
 
@@ -53,7 +54,8 @@ _V1_RESETS = ("subtract", "zero", "none")  # version 1's reset codes 0, 1, 2
 
 @dataclass(frozen=True)
 class PopulationInfo:
-    """Where a population lives: neurons ``start:stop`` of the layer (or of the input vector)."""
+    """Where a population lives: neurons ``start:stop`` of the layer (or of the input vector),
+    laid out in ``shape`` (C order) when it has one."""
 
     name: Any
     kind: str
@@ -61,6 +63,7 @@ class PopulationInfo:
     stop: int
     lag: int = 0
     model: NeuronModel | None = None
+    shape: tuple[int, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -79,7 +82,8 @@ class EdgeInfo:
 
     ``kind`` is ``"dense"`` (parameter ``(post, pre)``, one synapse per entry), ``"sparse"`` (the
     stored values ``[nnz]``) or ``"shared"`` (1-D values indexed by the synapses, see
-    :meth:`snngraph.Graph.connect`); ``trainable=False`` marks a fixed edge.  ``dense`` says that
+    :meth:`snngraph.Graph.connect`), ``"conv"`` (the kernel) or ``"pool"`` (one fixed value), the
+    last two with their geometry ``conv``; ``trainable=False`` marks a fixed edge.  ``dense`` says that
     the synapse pattern was given as a dense matrix (written back that way by ``to_graph``).
     """
 
@@ -94,6 +98,7 @@ class EdgeInfo:
     param_shape: tuple[int, ...]
     param_start: int
     trainable: bool
+    conv: ConvSpec | None = None
 
     @property
     def n_synapses(self) -> int:
@@ -307,11 +312,15 @@ class CompiledNetwork:
             lines.append(f"  {p.kind} {p.name!r}: neurons {p.start}:{p.stop}, lag {p.lag}, states ({states})")
         lines.append(f"  input synapses: {self.in_weight.size}, per delay {self.synapses_per_delay('input')}")
         lines.append(f"  recurrent synapses: {self.rec_weight.size}, per delay {self.synapses_per_delay()}")
+        wide = max(self.n_neurons, self.n_inputs, self.in_post.size, self.rec_post.size) >= 2**31
+        index_bytes, index_type = (8, "int64") if wide else (4, "int32")
         for e in self.edges[:SUMMARY_EDGES]:
             trains = "" if e.trainable else ", fixed"
+            geometry = "" if e.conv is None else f" {_geometry_text(e.conv)}"
             lines.append(
-                f"  edge {e.pre!r} -> {e.post!r} ({e.target}): {e.kind}{trains}, parameter {e.param_shape}, "
-                f"{e.n_synapses} synapses, indices {e.n_synapses * 8 / 2**10:.1f} KiB"
+                f"  edge {e.pre!r} -> {e.post!r} ({e.target}): {e.kind}{geometry}{trains}, parameter "
+                f"{e.param_shape}, {e.n_synapses} synapses, indices {3 * index_bytes * e.n_synapses / 2**10:.1f} "
+                f"KiB ({index_type} post, pre, delay)"
             )
         if len(self.edges) > SUMMARY_EDGES:
             lines.append(
@@ -353,10 +362,41 @@ def _info_json(info: PopulationInfo | EdgeInfo) -> dict[str, Any]:
     data = {f.name: getattr(info, f.name) for f in fields(info)}
     if isinstance(data.get("model"), NeuronModel):
         data["model"] = data["model"].to_json()
+    if isinstance(data.get("conv"), ConvSpec):
+        data["conv"] = asdict(data["conv"])
     for key in ("name", "pre", "post"):
         if key in data:
             data[key] = _check_name(data[key])
     return data
+
+
+def _geometry_text(spec: ConvSpec) -> str:
+    """``kernel 3x3, stride 1, padding 1`` (and dilation, groups where they are not 1)."""
+
+    def dims(values: tuple[Any, ...]) -> str:
+        return "x".join(map(str, values))
+
+    parts = [f"{spec.pool + ' ' if spec.pool else ''}kernel {dims(spec.kernel_size)}", f"stride {dims(spec.stride)}"]
+    padding = spec.padding_attribute()
+    if any(spec.padding_attribute()):
+        parts.append(f"padding {padding if isinstance(padding[0], tuple) else dims(padding)}")
+    if any(d != 1 for d in spec.dilation):
+        parts.append(f"dilation {dims(spec.dilation)}")
+    if spec.groups != 1 and spec.pool is None:
+        parts.append(f"groups {spec.groups}")
+    return f"{dims(spec.in_shape)} -> {dims(spec.out_shape)}, " + ", ".join(parts)
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _conv_spec(value: dict[str, Any] | None) -> ConvSpec | None:
+    """A :class:`ConvSpec` from its JSON form (lists for tuples)."""
+    if value is None:
+        return None
+    tuples = {key: tuple(v) for key, v in value.items() if isinstance(v, list) and key != "padding"}
+    return ConvSpec(**{**value, **tuples, "padding": tuple(tuple(pair) for pair in value["padding"])})
 
 
 def neuron_table(
@@ -468,19 +508,27 @@ def load(path: str | PathLike) -> CompiledNetwork:
             populations, parameters = _plain_network(arrays, meta, version)
         else:
             populations = tuple(
-                PopulationInfo(**{**p, "model": NeuronModel(**p["model"])}) for p in meta["populations"]
+                PopulationInfo(**{**p, "model": NeuronModel(**p["model"]), "shape": _shape(p.get("shape"))})
+                for p in meta["populations"]
             )
             n_states_of(arrays["neurons"])
         if version < 4:
             edges = _free_edges(arrays, meta["edges"])
         else:
             edges = tuple(
-                EdgeInfo(**{**e, "shape": tuple(e["shape"]), "param_shape": tuple(e["param_shape"])})
+                EdgeInfo(
+                    **{
+                        **e,
+                        "shape": tuple(e["shape"]),
+                        "param_shape": tuple(e["param_shape"]),
+                        "conv": _conv_spec(e.get("conv")),
+                    }
+                )
                 for e in meta["edges"]
             )
         return CompiledNetwork(
             populations=populations,
-            inputs=tuple(PopulationInfo(**p) for p in meta["inputs"]),
+            inputs=tuple(PopulationInfo(**{**p, "shape": _shape(p.get("shape"))}) for p in meta["inputs"]),
             edges=edges,
             **arrays,
             parameters=parameters,
