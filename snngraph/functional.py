@@ -16,7 +16,7 @@ import torch
 
 from snngraph.autograd import LayerFunction
 from snngraph.backends import BackendChoice, check_choice, make_backend
-from snngraph.backends.base import LayerSpec, Plan
+from snngraph.backends.base import ConvSynapses, LayerSpec, Plan
 from snngraph.kinds import layer_columns, neuron_blocks
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import NeuronParams, is_plain, n_rows, n_states_of
@@ -59,6 +59,25 @@ def layer_spec(
         surrogate=surrogate,
         detach_reset=bool(detach_reset),
         saved_membranes=saved_membranes,
+        convolutions=conv_synapses(net),
+    )
+
+
+def conv_synapses(net: CompiledNetwork) -> tuple[ConvSynapses, ...]:
+    """The synapse ranges of ``net``'s convolution and pooling edges."""
+    starts = {p.name: p.start for p in net.populations}
+    input_starts = {p.name: p.start for p in net.inputs}
+    return tuple(
+        ConvSynapses(
+            e.target,
+            e.start,
+            e.stop,
+            starts[e.post],
+            input_starts[e.pre] if e.target == "input" else starts[e.pre],
+            e.conv,
+        )
+        for e in net.edges
+        if e.conv is not None
     )
 
 

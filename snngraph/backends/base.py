@@ -29,8 +29,24 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 
+from snngraph.convolution import ConvSpec
 from snngraph.neurons import spikes
 from snngraph.surrogates import Surrogate
+
+
+@dataclass(frozen=True)
+class ConvSynapses:
+    """The synapses ``start:stop`` of the ``"input"`` or ``"recurrent"`` arrays that one
+    convolution or pooling edge compiled, in the order of ``spec.synapses()``, from the neurons
+    (or input channels) ``pre_start …`` onto the neurons ``post_start …``.  Backends may run them
+    as convolutions instead of as synapses (all synapses of a kernel tap then share a weight)."""
+
+    target: str
+    start: int
+    stop: int
+    post_start: int
+    pre_start: int
+    spec: ConvSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +58,8 @@ class LayerSpec:
     neuron with a bias (``K = 1``, ``e = r = 1``, ``c = g = 0``): backends may then read only
     the rows θ, s, z, spiking, ``A`` and ``b`` of the table.  ``saved_membranes``
     (bfloat16/float16, or None for the compute dtype) is the storage of the states saved for
-    backward (:func:`round_states`).
+    backward (:func:`round_states`).  ``convolutions`` lists the synapse ranges that came from
+    convolution and pooling edges (:class:`ConvSynapses`).
     """
 
     n_states: int
@@ -60,6 +77,7 @@ class LayerSpec:
     surrogate: Surrogate
     detach_reset: bool
     saved_membranes: torch.dtype | None = None
+    convolutions: tuple[ConvSynapses, ...] = ()
 
     @property
     def device(self) -> torch.device:

@@ -38,6 +38,11 @@ def delayed_rows(a: np.ndarray, d: int, steps: int) -> np.ndarray:
     return a[first : first + steps].reshape(steps * a.shape[1], a.shape[2])
 
 
+def batch_rows(a: np.ndarray) -> np.ndarray:
+    """Neuron-major steps ``[K, N, B]`` as contiguous batch-major rows ``[K·B, N]``."""
+    return np.ascontiguousarray(a.transpose(0, 2, 1)).reshape(-1, a.shape[1])
+
+
 def neuron_major(a: np.ndarray) -> np.ndarray:
     """``[…, B, N]`` → a contiguous ``[…, N, B]`` (a copy, or a view when the memory already is)."""
     return np.ascontiguousarray(a.swapaxes(-1, -2))

@@ -11,6 +11,7 @@ from snngraph.backends.base import LayerInputs, LayerSpec, Needs
 from snngraph.backends.cpu.arrays import (
     Neurons,
     batch_major,
+    batch_rows,
     chunk_size,
     column,
     delayed_rows,
@@ -70,13 +71,21 @@ def _gather_gradient(
 
 
 def _scatter_gradient(
-    size: int, plan: SynapsePlan, sparse: np.ndarray, blocks: list[np.ndarray], dtype: np.dtype
+    size: int,
+    plan: SynapsePlan,
+    sparse: np.ndarray,
+    blocks: list[np.ndarray],
+    dtype: np.dtype,
+    convs: list[np.ndarray],
 ) -> np.ndarray:
-    """The gradient of the weight vector from the sparse part and the dense blocks."""
+    """The gradient of the weight vector from the sparse part, the dense blocks and the
+    convolution blocks (their synapses' own gradients)."""
     grad = np.zeros(size, dtype)
     grad[plan.sparse.synapses] = sparse
     for block, block_grad in zip(plan.dense, blocks, strict=True):
         grad[block.synapses] = np.take(block_grad, block.cell)  # block gradients are ∂W[post, pre]
+    for block, conv_grad in zip(plan.conv, convs, strict=True):
+        grad[block.synapses] = conv_grad
     return grad
 
 
@@ -110,7 +119,8 @@ class _Adjoint:
         self.fanout = np.repeat(self.sparse.fanout.astype(np.float32), batch)  # [N·B], the layout of S[t]
         self.lam, self.steps, self.n, self.batch = lam, steps, n, batch
         self.blocks = [(block, block.transposed(w)) for block in self.plan.dense]
-        self.has_synapses = bool(self.blocks) or bool(self.sparse.synapses.size)
+        self.convs = [(block, block.kernel(w)) for block in self.plan.conv]
+        self.has_synapses = bool(self.blocks) or bool(self.convs) or bool(self.sparse.synapses.size)
         # CSR (N, D·N): row pre, column (d − 1)·N + post — reads the window λU[t+1 … t+D].
         if self.sparse.synapses.size:
             self.matrix = torch_product_matrix(self.sparse.by_pre(w, plan.backward_columns, (rows - steps) * n))
@@ -118,9 +128,13 @@ class _Adjoint:
         self.grad_sparse = np.zeros(self.sparse.synapses.size) if needs_grad else None
         blocks = self.plan.dense if needs_grad else ()
         self.grad_blocks = [torch.from_numpy(np.zeros(block.shape, w.dtype)) for block in blocks]
+        self.grad_convs = [
+            block.grad_buffer(torch.from_numpy(w[:0]).dtype) for block in (self.plan.conv if needs_grad else ())
+        ]
         # ∂Wᵀ[pre, post] of the chunks multiplied as sparse spikes (allocated on first use)
         self.grad_blocks_t: list[torch.Tensor | None] = [None for _ in blocks]
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # spike events (pre, λU offset)
+        self.conv_pending: list[tuple[int, np.ndarray]] = []  # (t0, S[t0 …]) for the convolution blocks
         self.pending_size = 0
 
     def backprop(self, window: np.ndarray, t: int) -> np.ndarray:
@@ -134,6 +148,10 @@ class _Adjoint:
             if 0 <= t + block.delay < self.steps:
                 source = torch.from_numpy(window[block.delay - 1])[block.post]
                 result_t[block.pre].addmm_(weight_t, source)
+        for block, kernel in self.convs:
+            if 0 <= t + block.delay < self.steps:
+                source = torch.from_numpy(window[block.delay - 1])[block.post]
+                result_t[block.pre] += block.backward(source.T, kernel).T
         return result
 
     def accumulate(self, spikes: np.ndarray, t0: int) -> None:
@@ -175,6 +193,8 @@ class _Adjoint:
                 else:
                     source_t = torch.from_numpy(source.astype(self.lam.dtype))
                     grad += torch.tensordot(torch.from_numpy(lam_rows), source_t, dims=([0, 2], [0, 2]))
+        if self.grad_convs:
+            self.conv_pending.append((t0, spikes))
 
     def _sparse_spikes(self, spikes: np.ndarray, block: DenseBlock) -> bool:
         """Whether a dense block's weight gradient multiplies ``spikes`` as a sparse matrix."""
@@ -191,12 +211,31 @@ class _Adjoint:
         return pairs >= self.sampled_rate * self.sparse.synapses.size * spikes.shape[0] * self.batch
 
     def gather(self) -> None:
-        """Gather the gradient of the pending spike events of the time loop."""
+        """Gather the gradient of the pending spike events of the time loop (and of the
+        convolution blocks, whose products take all pending steps at once)."""
+        self._gather_convolutions()
         pending, self.pending, self.pending_size = self.pending, [], 0
         if pending:
             pre, base = (np.concatenate(parts) for parts in zip(*pending, strict=True))
             del pending  # the queue's arrays, now copied
             _gather_gradient(self.grad_sparse, self.sparse, self.key, self.lam.reshape(-1), pre, base, None, None)
+
+    def _gather_convolutions(self) -> None:
+        """``Σ λU[t+d]_post S[t]_pre`` per convolution synapse over the pending chunks, as batch-major
+        rows of every pending step at once (the per-position products are then large enough for
+        BLAS)."""
+        pending, self.conv_pending = self.conv_pending, []
+        for (block, _), total in zip(self.convs, self.grad_convs, strict=True):
+            lam_parts, source_parts = [], []
+            for t0, spikes in pending:
+                skip = max(0, -(t0 + block.delay))
+                if skip < spikes.shape[0]:
+                    first = t0 + block.delay + skip
+                    lam_parts.append(batch_rows(self.lam[first : first + spikes.shape[0] - skip, block.post]))
+                    source_parts.append(batch_rows(spikes[skip:, block.pre].astype(self.lam.dtype)))
+            if lam_parts:
+                rows = (torch.from_numpy(np.concatenate(parts)) for parts in (lam_parts, source_parts))
+                block.add_synapse_grad(total, *rows)
 
     def sample(self, lam: np.ndarray) -> None:
         """Add ``Σ_{t,b} S[t]_{b,pre} λU[t+d]_{b,post}`` for every sparse synapse, ``t`` in the
@@ -224,7 +263,8 @@ class _Adjoint:
             (grad if grad_t is None else grad + grad_t.T).numpy()
             for grad, grad_t in zip(self.grad_blocks, self.grad_blocks_t, strict=True)
         ]
-        return _scatter_gradient(size, self.plan, self.grad_sparse, blocks, dtype)
+        convs = [block.synapse_grads(total) for (block, _), total in zip(self.convs, self.grad_convs, strict=True)]
+        return _scatter_gradient(size, self.plan, self.grad_sparse, blocks, dtype, convs)
 
 
 def _input_gradients(
@@ -248,6 +288,16 @@ def _input_gradients(
         if needs.w_in:
             source = torch.from_numpy(delayed_rows(x, block.delay, steps))[:, block.pre]
             block_grads.append((rows_t[:, block.post].T @ source).numpy())
+    conv_grads = []
+    for block in plan.conv:
+        if grad_x is not None:
+            target = torch.from_numpy(delayed_rows(grad_x, block.delay, steps))[:, block.pre]
+            target += block.backward(rows_t[:, block.post], block.kernel(w))
+        if needs.w_in:
+            source = torch.from_numpy(delayed_rows(x, block.delay, steps))[:, block.pre]
+            total = block.grad_buffer(rows_t.dtype)
+            block.add_synapse_grad(total, rows_t[:, block.post], source)
+            conv_grads.append(block.synapse_grads(total))
     if grad_x is not None:
         chunk = chunk_size(steps * batch, n + c, options)
         for d, matrix in sparse_input_matrices(plan, w):
@@ -268,7 +318,7 @@ def _input_gradients(
             base = (events // c + (lo - d_in) * batch) * n  # λU offset of (τ − Din, b)
             bounds = (0, steps * batch * n)
             _gather_gradient(grad_sparse, sparse, key, lam_flat, pre, base, values[events], bounds)
-    return grad_x, _scatter_gradient(w.size, plan, grad_sparse, block_grads, w.dtype)
+    return grad_x, _scatter_gradient(w.size, plan, grad_sparse, block_grads, w.dtype, conv_grads)
 
 
 def _synaptic_gradients(

@@ -22,6 +22,7 @@ def input_current(
     block, SciPy otherwise) into ``[K·B, N]`` rows, then transposed into place."""
     d_in, batch = x.shape[0] - steps, x.shape[1]
     dense = [(block, block.matrix(w).T) for block in plan.dense]
+    convs = [(block, block.kernel(w)) for block in plan.conv]
     sparse = sparse_input_matrices(plan, w)
     v = np.empty((steps, n, batch), x.dtype)
     for lo, hi in time_chunks(steps, chunk_size(steps, n * batch, options)):
@@ -30,6 +31,9 @@ def input_current(
         for block, weight_t in dense:
             source = torch.from_numpy(delayed_rows(x_chunk, block.delay, hi - lo))[:, block.pre]
             rows_t[:, block.post].addmm_(source, weight_t)
+        for block, kernel in convs:
+            source = torch.from_numpy(delayed_rows(x_chunk, block.delay, hi - lo))[:, block.pre]
+            rows_t[:, block.post] += block.forward(source, kernel)
         for d, matrix in sparse:
             rows += (matrix @ delayed_rows(x_chunk, d, hi - lo).T).T
         v[lo:hi] = rows.reshape(hi - lo, batch, n).transpose(0, 2, 1)
@@ -45,6 +49,7 @@ class _Propagator:
         self.v, self.v_t = v, torch.from_numpy(v)
         self.steps, self.n, self.batch = steps, n, batch
         self.blocks = [(block, block.matrix(w)) for block in plan.recurrent.dense]
+        self.convs = [(block, block.kernel(w)) for block in plan.recurrent.conv]
         self.sparse = sparse
         self.delays = sparse.delays
         self.delay_list = sparse.delays.tolist()
@@ -72,6 +77,12 @@ class _Propagator:
                 if values_t is None:
                     values_t = torch.from_numpy(np.ascontiguousarray(spikes, self.v.dtype))
                 self.v_t[row, block.post].addmm_(weight, values_t[block.pre])
+        for block, kernel in self.convs:
+            row = t + block.delay
+            if 0 <= row < self.steps and spikes[block.pre].any():
+                if values_t is None:
+                    values_t = torch.from_numpy(np.ascontiguousarray(spikes, self.v.dtype))
+                self.v_t[row, block.post] += block.forward(values_t[block.pre].T, kernel).T
         if not self.sparse.synapses.size:
             return
         count = np.count_nonzero(spikes)

@@ -35,6 +35,9 @@ class CpuOptions:
     are 1 and the block has at least this many cells.  Measured 1.3–4× faster below 5% spikes for
     1024² and 2048² blocks, never faster for 256².
 
+    ``convolutions`` (True): the synapses of convolution and pooling edges run as ``torch``
+    convolutions (``snngraph/backends/cpu/convolution.py``) rather than as sparse synapses.
+
     ``chunks`` (16) and ``workspace`` (2¹⁶): the backward pass runs in at most ``chunks`` time
     chunks, none smaller than ``workspace`` values per temporary array; the about 8 temporaries
     of a chunk then take about half the memory of λU.
@@ -48,10 +51,15 @@ class CpuOptions:
     spike_product_min_area: int = 1 << 18
     chunks: int = 16
     workspace: int = 1 << 16
+    convolutions: bool = True
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
+            if field.name == "convolutions":
+                if not isinstance(value, bool):
+                    raise ValueError(f"CpuOptions.convolutions must be True or False, got {value!r}")
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"CpuOptions.{field.name} must be a number >= 0, got {value!r}")
         if self.chunks < 1:

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from snngraph.backends.base import LayerSpec
+from snngraph.backends.cpu.convolution import ConvBlock, conv_blocks
 from snngraph.backends.cpu.options import CpuOptions
 
 
@@ -165,13 +166,15 @@ class DelayPattern:
 
 @dataclass(frozen=True, eq=False)
 class SynapsePlan:
-    """One synapse population (input or recurrent) split into dense blocks and the rest."""
+    """One synapse population (input or recurrent) split into convolution blocks, dense blocks
+    and the rest."""
 
     shape: tuple[int, int]  # (n_post, n_pre)
     dense: tuple[DenseBlock, ...]
     sparse: SparseSynapses
     sparse_by_delay: tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray], ...]
     """Per distinct sparse delay: ``(delay, synapses, pre, indptr)``, CSR by post (inputs only)."""
+    conv: tuple[ConvBlock, ...] = ()
 
 
 def plan_synapses(
@@ -182,13 +185,18 @@ def plan_synapses(
     dense_density: float,
     min_dense_area: int,
     by_delay: bool,
+    conv: tuple[tuple[ConvBlock, ...], np.ndarray] = ((), np.zeros(0, np.int64)),
 ) -> SynapsePlan:
     """Split synapses ``pre → post`` of a ``(n_post, n_pre)`` population by delay into dense
     blocks (bounding box at least ``dense_density`` full and ``min_dense_area`` large) and the
-    sparse rest; ``by_delay`` adds the sparse rest's CSR-by-post matrices per delay."""
+    sparse rest; ``by_delay`` adds the sparse rest's CSR-by-post matrices per delay.  ``conv``
+    holds convolution blocks and the synapses they take, which the other parts leave out."""
     n_post, n_pre = shape
     blocks, rest = [], []
-    order = np.argsort(delay, kind="stable")
+    free = np.ones(delay.size, bool)
+    free[conv[1]] = False
+    order = np.flatnonzero(free)
+    order = order[np.argsort(delay[order], kind="stable")]
     bounds = np.flatnonzero(np.diff(delay[order])) + 1
     for group in np.split(order, bounds) if order.size else []:
         p, q = post[group], pre[group]
@@ -213,7 +221,7 @@ def plan_synapses(
         group_indptr = np.zeros(n_post + 1, np.int64)
         np.cumsum(np.bincount(post[group], minlength=n_post), out=group_indptr[1:])
         per_delay.append((int(d), group, _index_array(pre[group], n_pre), group_indptr))
-    return SynapsePlan(shape, tuple(blocks), sparse, tuple(per_delay))
+    return SynapsePlan(shape, tuple(blocks), sparse, tuple(per_delay), conv[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,12 +239,15 @@ def layer_plan(layer: LayerSpec, options: CpuOptions) -> LayerPlan:
     """The :class:`LayerPlan` of ``layer`` with the dense-block thresholds of ``options``."""
     n, c = layer.n_neurons, layer.n_inputs
     thresholds = (options.dense_density, options.min_dense_area)
+    no_conv: tuple[tuple[ConvBlock, ...], np.ndarray] = ((), np.zeros(0, np.int64))
     inputs = plan_synapses(
-        *(as_numpy(t) for t in (layer.in_post, layer.in_pre, layer.in_delay)), (n, c), *thresholds, by_delay=True
-    )
+        *(as_numpy(t) for t in (layer.in_post, layer.in_pre, layer.in_delay)), (n, c), *thresholds, by_delay=True,
+        conv=conv_blocks(layer, "input") if options.convolutions else no_conv,
+    )  # fmt: skip
     recurrent = plan_synapses(
-        *(as_numpy(t) for t in (layer.rec_post, layer.rec_pre, layer.rec_delay)), (n, n), *thresholds, by_delay=False
-    )
+        *(as_numpy(t) for t in (layer.rec_post, layer.rec_pre, layer.rec_delay)), (n, n), *thresholds, by_delay=False,
+        conv=conv_blocks(layer, "recurrent") if options.convolutions else no_conv,
+    )  # fmt: skip
     rec = recurrent.sparse
     slot = np.searchsorted(rec.delays, rec.delay)  # index of each synapse's delay in rec.delays
     return LayerPlan(
