@@ -317,23 +317,24 @@ def _import_flatten(name: str, node: Any, disc: Discretisation) -> Synapse:
     return Synapse(None, apply)
 
 
-def _elementwise(name: str, values: np.ndarray, what: str) -> int | None:
-    """The input size an elementwise parameter fixes: its length, or None for a scalar."""
-    if values.ndim > 1:
-        raise ValueError(f"node {name!r}: {what} must be a scalar or a vector, got shape {values.shape}")
+def _elementwise(name: str, values: np.ndarray, what: str) -> tuple[np.ndarray, int | None]:
+    """An elementwise parameter (a scalar, or one value per input, shaped like the input or flat,
+    C order) and the input size it fixes (None for a scalar)."""
+    if values.ndim > 1 and population_shape(values.shape) is None:
+        raise ValueError(
+            f"node {name!r}: {what} must be a scalar, a vector or shaped (C, L) / (C, H, W), got shape {values.shape}"
+        )
     _require_finite(name, what, values)
-    return values.size if values.ndim == 1 else None
+    return values.reshape(-1), (values.size if values.ndim >= 1 else None)
 
 
 def _import_scale(name: str, node: Any, disc: Discretisation) -> Synapse:
-    scale = _array(node.scale)
-    in_size = _elementwise(name, scale, "scale")
+    scale, in_size = _elementwise(name, _array(node.scale), "scale")
     return Synapse(in_size, lambda s: s.then(NodeMap.diagonal(name, np.broadcast_to(scale, (s.size,))), s.shape))
 
 
 def _import_delay(name: str, node: Any, disc: Discretisation) -> Synapse:
-    delay = _array(node.delay)
-    in_size = _elementwise(name, delay, "delay")
+    delay, in_size = _elementwise(name, _array(node.delay), "delay")
     steps = disc.steps(name, delay)
     return Synapse(in_size, lambda s: s.delayed(np.broadcast_to(steps, (s.size,))))
 

@@ -349,7 +349,8 @@ def _shape_populations(populations: dict[str, Population], edges: Edges) -> None
 
 def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Paths]) -> None:
     """The edge of a chain through a convolution or pooling: a conv or pool edge when it is exactly
-    one (the target's gain constant per output channel: folded into the kernel; 1: a pooling),
+    one (the target's gain constant per output channel: folded into the kernel; 1, to rounding: a
+    pooling),
     else one synapse per path with its weight multiplied out (fixed when no node on the chain is
     weighted)."""
     if len(terms) == 1:
@@ -364,7 +365,7 @@ def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Pat
                 geometry = {"stride": spec.stride, "padding": spec.padding_attribute(), "dilation": spec.dilation}
                 result.connect_conv(pre, post, kernel=kernel, groups=spec.groups, delay=delay, **geometry)
                 return
-        if spec is not None and np.all(paths.scale == spec.value):
+        if spec is not None and np.allclose(paths.scale, spec.value, rtol=1e-12, atol=0):  # a gain 1 (to rounding)
             geometry = {"stride": spec.stride, "padding": spec.padding_attribute()}
             result.connect_pool(pre, post, kind=spec.pool, kernel_size=spec.kernel_size, delay=delay, **geometry)
             return
