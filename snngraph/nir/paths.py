@@ -41,7 +41,7 @@ class NodeMap:
     node: str | None = None
     conv: ConvSpec | None = None
     dense: bool = False
-    diagonal: bool = False
+    elementwise: bool = False
 
     @classmethod
     def matrix(cls, node: str, weight: np.ndarray) -> NodeMap:
@@ -62,7 +62,7 @@ class NodeMap:
     def diagonal(cls, node: str, scale: np.ndarray) -> NodeMap:
         """An elementwise ``Scale`` (one factor per value)."""
         n = np.arange(scale.size)
-        return cls((scale.size, scale.size), n, n, values=scale.astype(np.float64), node=node, diagonal=True)
+        return cls((scale.size, scale.size), n, n, values=scale.astype(np.float64), node=node, elementwise=True)
 
     def weights(self) -> np.ndarray:
         return self.values if self.param is None else self.param.reshape(-1)[self.index]
@@ -126,7 +126,7 @@ class Paths:
             return Paths(product.shape, rows, cols, product.data, free=True, structured=structured)
         mine, theirs = _join(self.rows, step.cols, self.shape[0])
         rows, cols = step.rows[theirs], self.cols[mine]
-        conv = step.conv if self.identity else self.conv if step.diagonal else None  # a Scale keeps the geometry
+        conv = step.conv if self.identity else self.conv if step.elementwise else None  # a Scale keeps the geometry
         if step.param is None:  # a fixed node: its values join the factors
             result = Paths(
                 (step.shape[0], self.shape[1]), rows, cols, self.scale[mine] * step.values[theirs],
