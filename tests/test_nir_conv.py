@@ -22,6 +22,7 @@ nir = pytest.importorskip("nir")
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:nirtorch.load is being deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated:DeprecationWarning"),
 ]
 
 H = 12  # the SCNN's input is 2 × H × H
@@ -468,3 +469,97 @@ def test_same_padding_that_differs_before_and_after_exports_as_same() -> None:
     assert exported.nodes["x_to_h"].padding == "same"
     back = from_nir(exported, dt=1.0)
     assert back.nx.edges["x", "h"]["padding"] == ((0, 1), (1, 2))
+
+
+# ----------------------------------------------------------------------------------------
+# snnTorch: its export of a spiking CNN, and its importer reading ours
+
+
+class SnnTorchCNN(torch.nn.Module):
+    """Conv2d → Leaky → AvgPool2d → Conv2d → Leaky → Flatten → Linear → Leaky, per-neuron β and
+    thresholds shaped like the layers, reset to zero."""
+
+    def __init__(self) -> None:
+        snn = pytest.importorskip("snntorch")
+        super().__init__()
+
+        def leaky(shape: tuple[int, ...], threshold: float) -> torch.nn.Module:
+            beta, theta = torch.rand(shape) * 0.5 + 0.4, torch.full(shape, threshold)
+            return snn.Leaky(beta=beta, threshold=theta, reset_mechanism="zero")
+
+        self.conv1 = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.lif1 = leaky((4, 10, 10), 0.5)
+        self.pool1 = torch.nn.AvgPool2d(2)
+        self.conv2 = torch.nn.Conv2d(4, 6, 3, padding=1)
+        self.lif2 = leaky((6, 5, 5), 0.3)
+        self.flat = torch.nn.Flatten()
+        self.fc = torch.nn.Linear(150, 5)
+        self.lif3 = leaky((5,), 0.3)
+
+    def forward(self, x: torch.Tensor, mem: list | None = None) -> tuple:
+        mem = mem or [None, None, None]
+        s1, m1 = self.lif1(self.conv1(x), mem[0])
+        s2, m2 = self.lif2(self.conv2(self.pool1(s1)), mem[1])
+        s3, m3 = self.lif3(self.fc(self.flat(s2)), mem[2])
+        return s1, s2, s3, m1, m2, m3
+
+
+def test_snntorch_scnn_export_imports_step_for_step() -> None:
+    export_to_nir = pytest.importorskip("snntorch.export_nir").export_to_nir
+    torch.manual_seed(0)
+    net = SnnTorchCNN()
+    graph = export_to_nir(net, torch.rand(1, 2, 10, 10), ignore_dims=[0])  # snnTorch writes dt = 1e-4
+    assert isinstance(graph.nodes["conv1"], nir.Conv2d)
+    assert isinstance(graph.nodes["pool1"], nir.AvgPool2d)
+    g = from_nir(graph, dt=1e-4, decay="euler")
+    assert g.population_shape("lif2") == (6, 5, 5)
+    steps, batch = 30, 3
+    x = (torch.rand(steps, batch, 2, 10, 10) < 0.3).float()
+    mem = [torch.zeros(batch, 4, 10, 10), torch.zeros(batch, 6, 5, 5), torch.zeros(batch, 5)]
+    record = []
+    with torch.no_grad():
+        for t in range(steps):
+            s1, s2, s3, *mem = net(x[t], mem)
+            spikes = (s1, s2, s3)
+            pairs = zip(spikes, mem, strict=True)
+            record.append([(s.reshape(batch, -1).double(), m.reshape(batch, -1).double()) for s, m in pairs])
+    out = run(g, x.double())
+    for i, name in enumerate(("lif1", "lif2", "lif3")):
+        spikes = torch.stack([r[i][0] for r in record])
+        assert 0.01 < spikes.mean() < 0.3, name
+        assert torch.equal(out.spikes(name), spikes), name
+        torch.testing.assert_close(out.membrane(name), torch.stack([r[i][1] for r in record]), rtol=0, atol=1e-5)
+
+
+def test_snntorch_reads_the_conv_export() -> None:
+    """snnTorch's import_from_nir builds Conv2d, AvgPool2d, Flatten and LIF (not SumPool2d; it reads
+    nir.IF as a Leaky with β = 0.9), and maps Flatten(start_dim=0) as written: run it per sample."""
+    pytest.importorskip("snntorch")
+    import_from_nir = pytest.importorskip("snntorch.import_nir").import_from_nir
+    utils = pytest.importorskip("snntorch.utils")
+    rng = np.random.default_rng(0)
+    g = snngraph.Graph()
+    g.add_input("x", (2, 10, 10))
+    bias = np.repeat(rng.normal(0.0, 0.05, 4), 100)
+    g.add_lif("c1", (4, 10, 10), alpha=rng.uniform(0.5, 0.9, 400), theta=0.5, reset="zero", bias=bias)
+    g.connect_conv("x", "c1", kernel=rng.normal(0.0, 0.4, (4, 2, 3, 3)), padding=1, delay=0)
+    g.add_lif("p1", (4, 5, 5), alpha=0.8, theta=0.3, reset="zero")
+    g.connect_pool("c1", "p1", kind="avg", kernel_size=2, delay=0)
+    g.add_lif("out", 5, alpha=0.8, theta=0.3, reset="zero")
+    g.connect("p1", "out", weight=rng.normal(0.0, 0.3, (5, 100)), delay=0)
+    exported = to_nir(g, dt=1e-4, decay="euler", input_scale="dt/tau")
+    assert exported.nodes["x_to_c1"].bias.shape == (4,)
+    net = import_from_nir(exported)
+    steps, batch = 30, 3
+    x = (torch.rand(steps, batch, 2, 10, 10, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    per_sample = []
+    with torch.no_grad():
+        for b in range(batch):
+            utils.reset(net)
+            outputs = [net(x[t, b]) for t in range(steps)]
+            per_sample.append(torch.stack([y[0] if isinstance(y, tuple) else y for y in outputs]))
+    want = torch.stack(per_sample, 1).double()
+    out = run(g, x.double())
+    assert 0.01 < out.spikes("c1").mean() < 0.5
+    assert 0.01 < want.mean() < 0.5
+    assert torch.equal(out.spikes("out"), want)

@@ -349,7 +349,7 @@ def _shape_populations(populations: dict[str, Population], edges: Edges) -> None
 
 def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Paths]) -> None:
     """The edge of a chain through a convolution or pooling: a conv or pool edge when it is exactly
-    one (the target's gain constant per output channel: folded into the kernel; 1, to rounding: a
+    one (the target's gain constant per output channel, to rounding: folded into the kernel; 1: a
     pooling),
     else one synapse per path with its weight multiplied out (fixed when no node on the chain is
     weighted)."""
@@ -360,7 +360,7 @@ def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Pat
             channel = paths.rows // int(np.prod(spec.out_shape[1:]))
             factor = np.zeros(spec.out_channels)
             factor[channel] = paths.scale
-            if np.array_equal(factor[channel], paths.scale):
+            if np.allclose(factor[channel], paths.scale, rtol=1e-12, atol=0):
                 kernel = paths.param * factor.reshape((-1,) + (1,) * (paths.param.ndim - 1))
                 geometry = {"stride": spec.stride, "padding": spec.padding_attribute(), "dilation": spec.dilation}
                 result.connect_conv(pre, post, kernel=kernel, groups=spec.groups, delay=delay, **geometry)
