@@ -293,12 +293,11 @@ def _bias_node(
     """The bias of a population that no incoming edge carries: an ``Affine`` with zero weights from
     the first input (through a ``Flatten`` when the input is shaped)."""
     source = next((p for p in populations.values() if p.kind == "input"), None)
-    if source is None or populations[name].shape is not None:
-        why = "no incoming edge" if source is None else f"the shape {populations[name].shape}"
+    if source is None:
         raise ValueError(
-            f"population {name!r} has a bias (or v_leak with alpha = 0) that no incoming edge carries and {why}; "
+            f"population {name!r} has a bias (or v_leak with alpha = 0) and no incoming edge that can carry it; "
             "NIR writes a bias as an Affine on an edge (or a convolution's bias, one per output channel), so add "
-            "an input population to carry it, or give the population a bias that is one value per channel"
+            "an input population to carry it"
         )
     flat, edges = _flat_source(source.name, populations, names, nodes, taken)
     node = _unique(f"{names[name]}_bias", taken)
@@ -307,15 +306,19 @@ def _bias_node(
     return {node: affine}, [*edges, (flat, node), (node, names[name])]
 
 
-def _require_flat_target(proj: ProjectionSpec, populations: Mapping[Any, PopulationSpec]) -> None:
-    """A weight matrix gives a vector, and NIR has no node that shapes one: its target must be flat."""
-    shape = populations[proj.post].shape
-    if shape is not None:
-        raise ValueError(
-            f"edge {proj.pre!r} -> {proj.post!r}: a weight-matrix edge into {proj.post!r}, which has the shape "
-            f"{shape}; NIR writes such an edge as a Linear, whose vector output no NIR node reshapes to {shape}, "
-            f"so give {proj.post!r} no shape (a flat population) or reach it by convolutions and poolings only"
-        )
+def _shape_into(
+    post: Any, populations: Mapping[Any, PopulationSpec], names: Mapping[Any, str], branch: tuple[dict, list]
+) -> None:
+    """A weight-matrix branch into a shaped population: NIR has no node that gives a vector a shape,
+    so the branch's last node states the population's shape as its output type (the values in C
+    order), which keeps the graph's types consistent."""
+    shape = populations[post].shape
+    if shape is None:
+        return
+    nodes, edges = branch
+    for source, target in edges:
+        if target == names[post] and source in nodes:
+            nodes[source].output_type = {"output": np.array(shape)}
 
 
 def _output_map(
@@ -400,16 +403,17 @@ def to_nir(
             bias = target.bias if index in carriers else None
             branch = structured_nodes(proj, target.gain, bias, names, disc.dt, lambda name: _unique(name, taken))
         else:
-            _require_flat_target(proj, populations)
             source, flat_edges = _flat_source(proj.pre, populations, names, nodes, taken)
             edges.extend(flat_edges)
             branch = _projection_nodes(proj, target, names, disc, taken, carriers.get(index), source)
+            _shape_into(proj.post, populations, names, branch)
         nodes.update(branch[0])
         edges.extend(branch[1])
     carried = {projections[index].post for index in carriers}
     for name, e in exported.items():
         if np.any(e.bias) and name not in carried:
             branch = _bias_node(name, e, populations, names, taken, nodes)
+            _shape_into(name, populations, names, branch)
             nodes.update(branch[0])
             edges.extend(branch[1])
     for out, name in _output_map(g, outputs, exported).items():
