@@ -157,6 +157,13 @@ def emit(
             "index": column([p.index for p in group], [0] * len(group), np.int64),
         }
 
+    def scale(target: str) -> np.ndarray | None:
+        """The synapses' fixed factors, or ``None`` when every one is 1."""
+        group = groups[target]
+        if all(p.scale is None for p in group):
+            return None
+        return np.concatenate([np.ones(p.n_synapses) if p.scale is None else p.scale for p in group])
+
     in_edges, ins = flat("input")
     rec_edges, rec = flat("recurrent")
     values = [p.values.reshape(-1) for target in ("input", "recurrent") for p in groups[target]]
@@ -169,6 +176,8 @@ def emit(
         **{f"rec_{name}": column for name, column in rec.items()},
         values=np.concatenate(values).astype(np.float64) if values else np.zeros(0),
         parameters=parameters,
+        in_scale=scale("input"),
+        rec_scale=scale("recurrent"),
     )
 
 

@@ -80,7 +80,8 @@ class ProjectionSpec:
     synapse ``k`` has the weight ``values.reshape(-1)[index[k]]``.  ``dense`` records that the
     synapse pattern was given as a dense matrix (the weight, or for a shared edge its index
     pattern), so that trained values can be written back in the same form; ``trainable=False``
-    marks a fixed edge.
+    marks a fixed edge.  A shared edge may give each synapse a fixed factor ``scale``
+    (``None``: all ones).
     """
 
     pre: Any
@@ -95,11 +96,13 @@ class ProjectionSpec:
     kind: str
     trainable: bool = True
     conv: ConvSpec | None = None
+    scale: np.ndarray | None = None
 
     @property
     def weight(self) -> np.ndarray:
-        """The weight of every synapse, float64 ``[n_synapses]``."""
-        return self.values.reshape(-1)[self.index]
+        """The weight of every synapse, float64 ``[n_synapses]``: ``scale_k·values.reshape(-1)[index_k]``."""
+        weight = self.values.reshape(-1)[self.index]
+        return weight if self.scale is None else weight * self.scale
 
     @property
     def n_synapses(self) -> int:
@@ -133,6 +136,8 @@ class ProjectionSpec:
                 attrs["shared"] = pattern
             else:
                 attrs["shared"] = sp.coo_array((self.index.copy(), (rows, cols)), shape=self.shape)
+            if self.scale is not None:
+                attrs["scale"] = self.scale.copy()
         if not self.trainable:
             attrs["trainable"] = False
         return attrs
@@ -380,13 +385,9 @@ def _shared_pattern(
 
     ``shared`` is a ``(post, pre)`` integer array (−1: no synapse; the synapses are the other
     entries in row-major order) or a scipy.sparse integer matrix (every stored entry a synapse, in
-    the order of ``tocoo()``); each entry is a position in the 1-D ``values``.  ``layout`` is the
-    pattern itself, which a per-synapse ``delay`` follows.
+    the order of ``tocoo()``); each entry is a position in ``values.reshape(-1)``.  ``layout`` is
+    the pattern itself, which a per-synapse ``delay`` follows.
     """
-    if values.ndim != 1:
-        raise ValueError(
-            f"edge {edge}: with shared=, weight is the 1-D vector of shared values, got shape {values.shape}"
-        )
     if sp.issparse(shared):
         layout = sp.coo_array(shared)
         if layout.dtype.kind not in "iu":
@@ -522,6 +523,8 @@ def projection_spec(
             "'pool', or left out (a weight matrix)"
         )
     trainable, shared = attrs.get("trainable", True), attrs.get("shared")
+    if attrs.get("scale") is not None and shared is None:
+        raise ValueError(f"edge {pre!r} -> {post!r}: scale= applies to a shared edge (give shared= too)")
     if pre_size == post_size == 1 and shared is None and (trainable is True or trainable is False):
         single = _single_synapse(pre, post, attrs.get("weight"), attrs.get("delay", 1), trainable)
         if single is not None:
@@ -534,11 +537,10 @@ def projection_spec(
     shape = (post_size, pre_size)
     if shared is not None:
         if sp.issparse(weight):
-            raise ValueError(
-                f"edge {edge}: with shared=, weight is the 1-D vector of shared values, not a sparse matrix"
-            )
+            raise ValueError(f"edge {edge}: with shared=, weight is the array of shared values, not a sparse matrix")
         rows, cols, index, layout = _shared_pattern(shared, weight, shape, edge)
         values, kind = weight, "shared"
+        scale = _synapse_scale(attrs.get("scale"), rows.size, edge)
     else:
         if weight.ndim == 0 and pre_size == post_size == 1:
             weight = weight.reshape(1, 1)
@@ -552,11 +554,27 @@ def projection_spec(
             rows, cols = (a.ravel().astype(np.int64) for a in np.indices(weight.shape))
             values = weight
         index, layout, kind = np.arange(rows.size, dtype=np.int64), weight, "sparse" if sp.issparse(weight) else "dense"
+        scale = None
     if not np.all(np.isfinite(values)):
         raise ValueError(f"edge {edge}: weight contains NaN or inf")
     delay = _delay_array(attrs.get("delay", 1), layout, rows, cols, edge)
     dense = not sp.issparse(layout)
-    return ProjectionSpec(pre, post, rows, cols, delay, values, index, shape, dense, kind, trainable)
+    return ProjectionSpec(pre, post, rows, cols, delay, values, index, shape, dense, kind, trainable, scale=scale)
+
+
+def _synapse_scale(scale: Any, n_synapses: int, edge: str) -> np.ndarray | None:
+    """A shared edge's fixed factor per synapse, float64 ``[n_synapses]`` (``None``: all ones)."""
+    if scale is None:
+        return None
+    array = np.asarray(scale.detach().cpu() if isinstance(scale, torch.Tensor) else scale)
+    if array.dtype.kind not in "iuf" or array.shape != (n_synapses,):
+        raise ValueError(
+            f"edge {edge}: scale must be a real array with one factor per synapse, shape ({n_synapses},) "
+            f"(aligned with the shared pattern's synapses), got {array.dtype} of shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"edge {edge}: scale contains NaN or inf")
+    return array.astype(np.float64)
 
 
 def random_weight(post: int, pre: int, density: float = 1.0, seed: int | None = None) -> sp.coo_array:
@@ -746,6 +764,7 @@ class Graph:
         seed: int | None = None,
         shared: Any = None,
         trainable: bool = True,
+        scale: Any = None,
     ) -> None:
         """Project ``pre`` onto ``post``.
 
@@ -755,11 +774,14 @@ class Graph:
         an int array of shape ``(post, pre)``, or for a sparse weight a 1-D array aligned with
         ``weight.tocoo()`` (see :func:`random_delays`).
 
-        Tied weights: with ``shared``, ``weight`` is a 1-D vector of values and ``shared`` says
-        which value each synapse takes, as a ``(post, pre)`` int array (−1: no synapse) or as a
-        scipy.sparse int matrix (every stored entry a synapse, explicit zeros included; ``delay``
-        may then be aligned with ``shared.tocoo()``).  Synapse ``post ← pre`` has the weight
-        ``weight[shared[post, pre]]``, and the gradient of a value is the sum over its synapses.
+        Tied weights: with ``shared``, ``weight`` is an array of values (the edge's parameter, in
+        any shape) and ``shared`` says which entry of ``weight.reshape(-1)`` each synapse takes, as
+        a ``(post, pre)`` int array (−1: no synapse) or as a scipy.sparse int matrix (every stored
+        entry a synapse, explicit zeros and repeated ``(post, pre)`` pairs included; ``delay`` may
+        then be aligned with ``shared.tocoo()``).  Synapse ``post ← pre`` has the weight
+        ``weight.reshape(-1)[shared[post, pre]]``, times its fixed factor ``scale`` if given (one
+        per synapse, in the same order), and the gradient of a value is the sum over its synapses
+        (times their factors).
 
         ``trainable=False`` fixes the edge: its values are constants of the model (a buffer, no
         gradient).
@@ -767,13 +789,13 @@ class Graph:
         self._check_new_edge(pre, post)
         if weight is None:
             if shared is not None:
-                raise ValueError(f"edge {pre!r} -> {post!r}: shared= needs weight, the 1-D vector of shared values")
+                raise ValueError(f"edge {pre!r} -> {post!r}: shared= needs weight, the array of shared values")
             weight = random_weight(
                 self.population_size(post), self.population_size(pre), 1.0 if density is None else density, seed
             )
         elif density is not None:
             raise ValueError(f"edge {pre!r} -> {post!r}: give either weight or density, not both")
-        attrs = {"weight": weight, "delay": delay, "shared": shared, "trainable": trainable}
+        attrs = {"weight": weight, "delay": delay, "shared": shared, "trainable": trainable, "scale": scale}
         shapes = (self.population_shape(pre), self.population_shape(post))
         spec = projection_spec(pre, post, attrs, self.population_size(pre), self.population_size(post), shapes)
         self.nx.add_edge(pre, post, **spec.attributes())

@@ -414,6 +414,7 @@ class SNN(nn.Module):
                 edge.kind,
                 edge.trainable,
                 edge.conv,
+                None if net.synapse_scale(edge.target) is None else net.synapse_scale(edge.target)[sl],
             )
             graph.add_projection(spec)
         return graph

@@ -127,6 +127,7 @@ _ARRAYS = (
     "rec_post", "rec_pre", "rec_delay", "rec_index",
     "values",
 )  # fmt: skip
+_SCALES = ("in_scale", "rec_scale")  # written only where a synapse has a factor other than 1
 _V3_ARRAYS = (
     "neurons",
     "in_post", "in_pre", "in_delay", "in_weight",
@@ -153,7 +154,9 @@ class CompiledNetwork:
     for input synapses (delay ≥ 0) and ``rec_*`` for recurrent ones (delay ≥ 1): ``post``/``pre``
     indices (int64), ``delay`` (int64) and ``index`` (int64, into its edge's parameter).  Per edge:
     its parameter, float64, flat in ``values`` (:meth:`edge_values` gives it in its shape); the
-    weights ``in_weight``/``rec_weight`` follow from them.
+    weights ``in_weight``/``rec_weight`` follow from them, times the synapses' fixed factors
+    ``in_scale``/``rec_scale`` (float64, ``None`` where every factor is 1; shared edges may have
+    them).
     """
 
     populations: tuple[PopulationInfo, ...]
@@ -170,6 +173,8 @@ class CompiledNetwork:
     rec_index: np.ndarray
     values: np.ndarray
     parameters: dict[str, np.ndarray]
+    in_scale: np.ndarray | None = None
+    rec_scale: np.ndarray | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -211,6 +216,10 @@ class CompiledNetwork:
         """Per synapse of ``target``, the index into its edge's parameter (``in_index``/``rec_index``)."""
         return self.in_index if target == "input" else self.rec_index
 
+    def synapse_scale(self, target: str) -> np.ndarray | None:
+        """Per synapse of ``target``, its fixed factor (``in_scale``/``rec_scale``; ``None``: all 1)."""
+        return self.in_scale if target == "input" else self.rec_scale
+
     def edge_values(self, edge: EdgeInfo) -> np.ndarray:
         """The parameter of ``edge`` in its natural shape (a view of ``values``)."""
         return self.values[edge.param_slice].reshape(edge.param_shape)
@@ -218,7 +227,9 @@ class CompiledNetwork:
     def _weights(self, target: str) -> np.ndarray:
         edges = self.edges_of(target)
         flat = np.concatenate([self.values[e.param_slice] for e in edges]) if edges else np.zeros(0)
-        return flat[gather_index(edges, self.synapse_index(target))]
+        weight = flat[gather_index(edges, self.synapse_index(target))]
+        scale = self.synapse_scale(target)
+        return weight if scale is None else weight * scale
 
     @cached_property
     def in_weight(self) -> np.ndarray:
@@ -347,6 +358,7 @@ class CompiledNetwork:
             "edges": [_info_json(e) for e in self.edges],
         }
         arrays = {name: getattr(self, name) for name in _ARRAYS}
+        arrays.update({name: getattr(self, name) for name in _SCALES if getattr(self, name) is not None})
         arrays.update({f"param_{name}": value for name, value in self.parameters.items()})
         with open(path, "wb") as file:
             np.savez(file, meta=np.array(json.dumps(meta)), **arrays)
@@ -502,6 +514,7 @@ def load(path: str | PathLike) -> CompiledNetwork:
     if missing:
         raise not_a_network(f"the archive lacks the fields {missing}")
     parameters = {name[len("param_") :]: a for name, a in arrays.items() if name.startswith("param_")}
+    scales = {name: arrays[name] for name in _SCALES if name in arrays}
     arrays = {name: arrays[name] for name in names}
     try:
         if version < 3:
@@ -532,6 +545,7 @@ def load(path: str | PathLike) -> CompiledNetwork:
             edges=edges,
             **arrays,
             parameters=parameters,
+            **scales,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise not_a_network(f"its metadata is not what save writes ({type(err).__name__}: {err})") from err

@@ -5,10 +5,11 @@ Each edge ``e`` owns one tensor ``P_e`` in its natural shape (``EdgeInfo.param_s
 Parameter when the edge trains, a buffer when it is fixed.  A call gathers the weights of the
 ``"input"`` and of the ``"recurrent"`` synapses that the backends see, one gather per target:
 
-    w = cat(P_e.reshape(−1) for the target's edges e)[g],    g_k = offset(e_k) + index_k
+    w = cat(P_e.reshape(−1) for the target's edges e)[g] · c,    g_k = offset(e_k) + index_k
 
-(``index_k`` from the compiled network, ``offset`` the start of ``P_e`` in the concatenation).
-Its gradient is the scatter-add ``∂L/∂P_e.reshape(−1)[j] = Σ_{k: g_k = offset(e) + j} ∂L/∂w_k``,
+(``index_k`` and the fixed factors ``c_k`` from the compiled network, 1 except on shared edges
+that give them; ``offset`` the start of ``P_e`` in the concatenation).  Its gradient is the
+scatter-add ``∂L/∂P_e.reshape(−1)[j] = Σ_{k: g_k = offset(e) + j} c_k·∂L/∂w_k``,
 the sum over the synapses that read an entry (one synapse per entry for a dense or sparse edge,
 many for a shared one).  When every synapse reads its own entry in order (``g`` is the
 identity, every edge dense or sparse), the gather is the concatenation alone.
@@ -160,7 +161,7 @@ class SynapseGather(nn.Module):
     """The gathers of the ``"input"`` and ``"recurrent"`` weights from an :class:`EdgeParameters`:
     per target the names of the stored tensors that its edges read and the int64 buffer ``g``
     (``in_gather``/``rec_gather``) into their concatenation, or nothing where ``g`` is the
-    identity."""
+    identity, and the synapses' fixed factors ``in_scale``/``rec_scale`` where there are any."""
 
     def __init__(self, net: CompiledNetwork, slots: dict[EdgeInfo, Slot]) -> None:
         super().__init__()
@@ -182,6 +183,9 @@ class SynapseGather(nn.Module):
                 np.array_equal(index, np.arange(index.size))
             )
             self.register_buffer(f"{prefix}_gather", torch.as_tensor(index, dtype=torch.long), persistent=False)
+            scale = net.synapse_scale(target)
+            scale = None if scale is None else torch.as_tensor(scale, dtype=torch.get_default_dtype())
+            self.register_buffer(f"{prefix}_scale", scale, persistent=False)
 
     def forward(self, weights: EdgeParameters, target: str, like: torch.Tensor) -> torch.Tensor:
         """The flat weights ``w`` of ``target`` (empty, with the dtype and device of ``like``, when
@@ -190,9 +194,10 @@ class SynapseGather(nn.Module):
         if not flats:
             return like.new_zeros(0)
         flat = flats[0] if len(flats) == 1 else torch.cat(flats)
-        if self.identity[target]:
-            return flat
-        return flat.index_select(0, self.in_gather if target == "input" else self.rec_gather)
+        prefix = "in" if target == "input" else "rec"
+        weights = flat if self.identity[target] else flat.index_select(0, getattr(self, f"{prefix}_gather"))
+        scale = getattr(self, f"{prefix}_scale")
+        return weights if scale is None else weights * scale.to(weights.dtype)
 
 
 __all__ = ["MANY_EDGES", "EdgeParameters", "Slot", "SynapseGather", "edge_names", "edge_slots"]

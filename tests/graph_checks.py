@@ -24,15 +24,6 @@ def _edge_parameters(model: SNN) -> dict:
     return {(e.pre, e.post): model.weight(e.pre, e.post).detach().clone().requires_grad_(True) for e in model.net.edges}
 
 
-def _synapse_values(net: snngraph.CompiledNetwork, parameters: dict) -> dict:
-    """Each edge's synapse weights read from its parameter, ``parameter.reshape(-1)[index_k]``."""
-    values = {}
-    for edge in net.edges:
-        index = torch.as_tensor(net.synapse_index(edge.target)[edge.start : edge.stop])
-        values[(edge.pre, edge.post)] = parameters[(edge.pre, edge.post)].reshape(-1)[index]
-    return values
-
-
 def _random_loss(tensors: dict, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return sum((t * torch.randn(t.shape, generator=generator, dtype=t.dtype)).sum() for _, t in sorted(tensors.items()))
@@ -65,7 +56,7 @@ def assert_layer_equals_graph(
     spikes, states = simulate_graph(
         oracle_graph or graph,
         oracle_inputs,
-        _synapse_values(net, parameters),
+        parameters,
         surrogate,
         detach_reset,
         neuron_values=neuron_values,

@@ -4,18 +4,24 @@ Independent of the compiler and of the map from named kinds onto the generic neu
 no flat arrays, no neuron table.  Each kind's update is written out from its named equations
 (snngraph.kinds docstring).  Within a timestep, populations run in topological order of the
 zero-delay hops (as snnTorch runs a layered net), so a zero-delay synapse sees its presynaptic
-spikes of the same step.  Torch autograd differentiates it, with its own surrogate spike
-function, so its gradients check the compiled layer's.
+spikes of the same step.  A convolution or pooling edge is applied as PyTorch applies it
+(``torch.nn.functional.conv1d/conv2d``, ``avg_pool1d/avg_pool2d`` on the shaped spikes), not
+through its synapses; other edges through their synapses' weights.  Torch autograd
+differentiates it, with its own surrogate spike function, so its gradients check the compiled
+layer's (a kernel's gradient is the oracle's conv weight gradient).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from snngraph.convolution import ConvSpec
 from snngraph.graph import Graph, PopulationSpec, population_spec, projection_spec
 from snngraph.surrogates import Surrogate
 
@@ -104,10 +110,35 @@ def _generic_step(
     return state
 
 
+def _structured_current(
+    spec: ConvSpec, kernel: torch.Tensor, delay: Any, spikes: Callable[[int], torch.Tensor]
+) -> torch.Tensor:
+    """The current ``[B, post]`` of a convolution or pooling edge, with PyTorch's operators on
+    the presynaptic spikes ``spikes(d)`` ``[B, pre]`` of ``d`` steps ago; ``delay`` is the edge's
+    attribute (an int, or one per kernel tap: per distinct delay, the kernel's taps of that delay)."""
+    n_dims = len(spec.kernel_size)
+    pad = [side for pair in reversed(spec.padding) for side in pair]  # F.pad: last dimension first
+    delay = np.asarray(delay)
+    total = 0
+    for d in np.unique(delay):
+        x = F.pad(spikes(int(d)).reshape(-1, *spec.in_shape), pad)
+        if spec.pool is not None:
+            pool = F.avg_pool1d if n_dims == 1 else F.avg_pool2d
+            y = pool(x, spec.kernel_size, spec.stride) * (
+                1.0 if spec.pool == "avg" else float(np.prod(spec.kernel_size))
+            )
+        else:
+            taps = kernel * torch.as_tensor(delay == d, dtype=kernel.dtype) if delay.ndim else kernel
+            conv = F.conv1d if n_dims == 1 else F.conv2d
+            y = conv(x, taps, stride=spec.stride, dilation=spec.dilation, groups=spec.groups)
+        total = total + y.reshape(y.shape[0], -1)
+    return total
+
+
 def simulate_graph(
     graph: Graph,
     inputs: dict[Any, torch.Tensor],
-    synapse_values: dict[tuple[Any, Any], torch.Tensor],
+    edge_parameters: dict[tuple[Any, Any], torch.Tensor],
     surrogate: Surrogate,
     detach_reset: bool = False,
     neuron_values: dict[tuple[Any, str], torch.Tensor] | None = None,
@@ -115,8 +146,8 @@ def simulate_graph(
     """Spikes ``{population: [T, B, size]}`` and state variables ``{population: {"U": …, "J": …}}``
     of every neuron population.
 
-    ``synapse_values[(pre, post)]`` holds the edge's synapse weights in the order of
-    :func:`snngraph.graph.projection_spec`, ``neuron_values[(population, parameter)]`` named
+    ``edge_parameters[(pre, post)]`` holds the edge's parameter in its natural shape (a conv
+    kernel, a dense matrix, …; a pooling's is unused), ``neuron_values[(population, parameter)]`` named
     neuron parameters ``[size]`` (differentiable leaves, to compare gradients; the node's own
     values where not given).
     """
@@ -124,7 +155,10 @@ def simulate_graph(
     pops = {name: population_spec(name, attrs) for name, attrs in g.nodes(data=True)}
     dtype = next(iter(inputs.values())).dtype
     steps, batch = next(iter(inputs.values())).shape[:2]
-    projections = [projection_spec(u, v, attrs, pops[u].size, pops[v].size) for u, v, attrs in g.edges(data=True)]
+    projections = [
+        projection_spec(u, v, attrs, pops[u].size, pops[v].size, (pops[u].shape, pops[v].shape))
+        for u, v, attrs in g.edges(data=True)
+    ]
     zero_hops = nx.DiGraph()
     zero_hops.add_nodes_from(n for n, p in pops.items() if p.is_neuron)
     zero_hops.add_edges_from((p.pre, p.post) for p in projections if pops[p.pre].is_neuron and p.min_delay == 0)
@@ -148,7 +182,16 @@ def simulate_graph(
             p = pops[name]
             current = torch.zeros(batch, p.size, dtype=dtype)
             for proj in (q for q in projections if q.post == name):
-                values = synapse_values[(proj.pre, proj.post)]
+                parameter = edge_parameters[(proj.pre, proj.post)]
+                if proj.conv is not None:
+                    delay = g.edges[proj.pre, proj.post].get("delay", 1)
+                    current = current + _structured_current(
+                        proj.conv, parameter, delay, lambda d, pre=proj.pre, now=t: presynaptic(pre, now - d)
+                    )
+                    continue
+                values = parameter.reshape(-1)[torch.tensor(proj.index)]
+                if proj.scale is not None:
+                    values = values * torch.as_tensor(proj.scale, dtype=values.dtype)
                 for delay in np.unique(proj.delay):
                     mask = proj.delay == delay
                     index = (torch.as_tensor(proj.post_index[mask]), torch.as_tensor(proj.pre_index[mask]))

@@ -248,11 +248,11 @@ ZEROS = np.zeros((2, 3), int)  # every synapse of x (3) -> h (2) reads value 0
         ({"weight": [1.0], "shared": [[0, 0], [0, 0]]}, r"shared must have shape \(post, pre\) = \(2, 3\)"),
         ({"weight": [1.0], "shared": np.zeros((2, 3))}, r"shared must hold integer indices .*, got dtype float64"),
         ({"weight": [1.0], "shared": np.zeros((2, 3), bool)}, r"shared must hold integer indices .*, got dtype bool"),
-        (
-            {"weight": np.ones((2, 3)), "shared": ZEROS},
-            r"weight is the 1-D vector of shared values, got shape \(2, 3\)",
-        ),
-        ({"weight": sp.coo_array(np.ones((1, 2))), "shared": ZEROS}, r"1-D vector of shared values, not a sparse"),
+        ({"weight": np.ones((1, 2)), "shared": np.full((2, 3), 2)}, r"shared index 2 is out of range for 2 shared"),
+        ({"weight": sp.coo_array(np.ones((1, 2))), "shared": ZEROS}, r"array of shared values, not a sparse"),
+        ({"weight": [1.0], "shared": ZEROS, "scale": np.ones(5)}, r"one factor per synapse, shape \(6,\)"),
+        ({"weight": [1.0], "shared": ZEROS, "scale": np.full(6, np.nan)}, r"scale contains NaN"),
+        ({"weight": np.ones((2, 3)), "scale": np.ones(6)}, r"scale= applies to a shared edge"),
         ({"shared": ZEROS}, r"shared= needs weight"),
         ({"weight": [1.0], "shared": ZEROS, "delay": np.ones(3, int)}, r"delay must be an int or an int array of sh"),
         ({"trainable": 1}, r"trainable must be True or False, got 1"),
@@ -371,3 +371,54 @@ def test_many_trained_edges_suggest_flat_weights() -> None:
     assert len(list(SNN(net, flat_weights=True).parameters())) == 1
     g.add_edge("x", 0, weight=0.5, delay=1, trainable=False)  # one fewer edge that trains
     SNN(snngraph.compile(g))  # no warning (warnings are errors in this suite)
+
+
+def test_a_scaled_shared_edge_with_repeated_pairs_equals_its_sum() -> None:
+    """Shared synapses with fixed factors, two of them on one (post, pre) pair: the layer sees
+    ``Σ scale_k·values[index_k]`` per pair, the gradient of a value is ``Σ scale_k·∂L/∂w_k``, and
+    ``to_graph``/``save`` keep the factors."""
+    values = np.array([[0.8, -0.5], [0.3, 1.1]])  # a parameter of any shape; index into its 4 entries
+    rows, cols = np.array([0, 0, 1, 2, 2]), np.array([0, 0, 1, 3, 2])
+    index, scale = np.array([0, 3, 1, 2, 0]), np.array([1.0, 0.25, -2.0, 0.5, 3.0])
+
+    def graph(shared: bool) -> Graph:
+        g = Graph()
+        g.add_input("x", 4)
+        g.add_lif("h", 3, alpha=0.8, theta=0.4)
+        if shared:
+            pattern = sp.coo_array((index, (rows, cols)), shape=(3, 4))
+            g.connect("x", "h", weight=values, shared=pattern, scale=scale, delay=0)
+        else:
+            summed = np.zeros((3, 4))
+            np.add.at(summed, (rows, cols), scale * values.reshape(-1)[index])
+            g.connect("x", "h", weight=summed, delay=0)
+        return g
+
+    net = snngraph.compile(graph(True))
+    assert net.edge("x", "h").param_shape == (2, 2)
+    np.testing.assert_allclose(net.in_weight, scale * values.reshape(-1)[index], rtol=0, atol=0)
+    assert_layer_equals_graph(graph(True), seed=3)
+    tied, dense = (SNN(snngraph.compile(graph(s)), backend="reference", dtype=torch.float64) for s in (True, False))
+    x = _inputs()
+    assert torch.equal(tied(x).layer_spikes, dense(x).layer_spikes)
+    tied(x).layer_membranes.square().sum().backward()
+    dense(x).layer_membranes.square().sum().backward()
+    per_pair = dense.weight_grad("x", "h")[torch.as_tensor(rows), torch.as_tensor(cols)]
+    want = torch.zeros(4, dtype=torch.float64).index_add_(0, torch.as_tensor(index), torch.as_tensor(scale) * per_pair)
+    torch.testing.assert_close(tied.weight_grad("x", "h").reshape(-1), want, rtol=1e-12, atol=1e-14)
+    rebuilt = snngraph.compile(tied.to_graph())
+    np.testing.assert_array_equal(rebuilt.in_scale, scale)
+
+
+def test_save_keeps_the_synapse_factors(tmp_path: Path) -> None:
+    g = Graph()
+    g.add_input("x", 2)
+    g.add_lif("h", 2)
+    g.connect("x", "h", weight=[0.5, 2.0], shared=[[0, 1], [1, -1]], scale=[1.0, -1.0, 0.5])
+    g.connect("h", "h", weight=np.eye(2))
+    net = snngraph.compile(g)
+    net.save(tmp_path / "net.npz")
+    loaded = snngraph.load(tmp_path / "net.npz")
+    np.testing.assert_array_equal(loaded.in_scale, [1.0, -1.0, 0.5])
+    assert loaded.rec_scale is None
+    np.testing.assert_array_equal(loaded.in_weight, [0.5, -2.0, 1.0])

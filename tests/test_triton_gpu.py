@@ -20,6 +20,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from layer_checks import assert_close_to_reference, assert_matches_reference, random_state, run_with_grads
+from random_cnns import random_cnn
 
 import snngraph
 from snngraph import SNN, CompiledNetwork, Graph, random_weight
@@ -144,6 +145,14 @@ def test_multi_state_neurons_float64(time_loop: str) -> None:
     backend = TritonOptions(time_loop=time_loop)
     got = assert_matches_reference(net, backend, device="cuda", steps=100, batch=3, seed=7)
     _check_rate(got.spikes)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_convolutional_graphs(dtype: torch.dtype) -> None:
+    """Random CNNs with feedback: shared kernels gathered into the synapses, pooling, per-tap delays."""
+    for seed in range(3):
+        net = snngraph.compile(random_cnn(seed, feedback=True))
+        assert_matches_reference(net, "triton", device="cuda", dtype=dtype, steps=60, batch=4, seed=seed)
 
 
 @pytest.mark.parametrize("deterministic", [False, True])

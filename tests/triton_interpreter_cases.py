@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from layer_checks import assert_matches_reference, relative_error, run_with_grads
+from random_cnns import random_cnn
 from random_graphs import random_graph
 
 import snngraph
@@ -49,6 +50,14 @@ def test_random_graphs(seed: int, backend: TritonOptions) -> None:
         detach_reset=bool(seed // 2 % 2),
         seed=seed,
     )
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_convolutional_graphs(seed: int) -> None:
+    """Small random CNNs (conv, pooling, a conv inside a recurrent loop, per-tap delays)."""
+    net = snngraph.compile(random_cnn(seed, small=True, feedback=seed == 1))
+    backend, dtype = LOOPS[list(LOOPS)[seed]], (torch.float64, torch.float32)[seed]
+    assert_matches_reference(net, backend, dtype=dtype, steps=8, batch=2, seed=seed)
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
