@@ -116,11 +116,18 @@ def test_sinabs_style_scnn_runs_as_norse_from_nir_runs_it(conv1: str) -> None:
     graph = sinabs_scnn(0, *CONV1_OPTIONS[conv1])
     # Norse steps nir.IF as v[t] = v[t-1] + x[t] (IAFCell: dt unused, r must be 1): input_scale="r"
     g = from_nir(graph, dt=1e-3, input_scale="r")
-    kinds = {(u, v): d.get("kind") for u, v, d in g.nx.edges(data=True)}
-    assert kinds == {("input", "if1"): "conv", ("if1", "if2"): None, ("if2", "if3"): None}
+    projections = {(p.pre, p.post): p for p in read_graph(g)[1]}
+    kinds = {pair: (p.kind, p.trainable) for pair, p in projections.items()}
+    assert kinds == {
+        ("input", "if1"): ("conv", True),
+        ("if1", "if2"): ("shared", True),
+        ("if2", "if3"): ("shared", True),
+    }
+    # the pooled chains train the kernel of conv2 and the matrix of fc as tied parameters
+    np.testing.assert_array_equal(projections["if1", "if2"].values, graph.nodes["conv2"].weight)
+    np.testing.assert_array_equal(projections["if2", "if3"].values, graph.nodes["fc"].weight)
     assert g.population_shape("input") == (2, H, H)
     assert g.population_shape("if1") == tuple(graph.nodes["conv1"].output_type["output"])
-    assert all(g.nx.edges[e].get("trainable", True) for e in kinds)
     model = norse.from_nir(graph, dt=1e-3).double()
     x = (torch.rand(25, 3, 2, H, H, generator=torch.Generator().manual_seed(1)) < 0.2).double()
     want = step_norse_unbatched(model, x, ["if1", "if2", "if3"])
@@ -389,8 +396,9 @@ def test_round_trip_through_a_file(tmp_path) -> None:
 
 
 def test_chains_through_poolings_compose_into_one_edge() -> None:
-    """SumPool2d → Conv2d and AvgPool2d → Flatten → Affine between populations: one edge each, with
-    the weights of the composed map; a chain of only poolings is a fixed edge."""
+    """SumPool2d → Conv2d and AvgPool2d → Flatten → Affine between populations: one tied edge each
+    that trains the kernel or matrix, with the weights of the composed map; a single pooling stays
+    a (fixed) pool edge."""
     rng = np.random.default_rng(6)
     kernel, w = rng.normal(size=(3, 2, 2, 2)), rng.normal(size=(4, 3 * 2 * 2))
     nodes = {
@@ -413,13 +421,20 @@ def test_chains_through_poolings_compose_into_one_edge() -> None:
     h = torch.rand(3, 3, 3, dtype=torch.float64)
     readout = torch.from_numpy(w) @ F.avg_pool2d(h[None], 2, 1)[0].reshape(-1)
 
+    projections = {(p.pre, p.post): p for p in read_graph(g)[1]}
+
     def matrix(pre: str, post: str) -> np.ndarray:
-        edge = g.nx.edges[pre, post]
-        return edge["weight"].toarray()
+        proj = projections[pre, post]
+        result = np.zeros(proj.shape)
+        np.add.at(result, (proj.post_index, proj.pre_index), proj.weight)
+        return result
 
     np.testing.assert_allclose(matrix("x", "h") @ x.reshape(-1).numpy(), composed.numpy(), rtol=1e-12)
     np.testing.assert_allclose(matrix("h", "k") @ h.reshape(-1).numpy(), readout.numpy(), rtol=1e-12)
-    assert g.nx.edges["x", "h"].get("trainable", True)
+    # one tied edge each: the parameter is the kernel or the Affine's matrix itself
+    assert projections["x", "h"].kind == projections["h", "k"].kind == "shared"
+    np.testing.assert_array_equal(projections["x", "h"].values, kernel)
+    np.testing.assert_array_equal(projections["h", "k"].values, w)
     assert g.nx.edges["x", "j"]["kind"] == "pool"  # a single pooling stays a pool edge
     trainable = {(p.pre, p.post): p.trainable for p in read_graph(g)[1]}
     assert trainable == {("x", "h"): True, ("h", "k"): True, ("x", "j"): False}
@@ -546,6 +561,11 @@ def test_snntorch_scnn_export_imports_step_for_step() -> None:
     assert isinstance(graph.nodes["pool1"], nir.AvgPool2d)
     g = from_nir(graph, dt=1e-4, decay="euler")
     assert g.population_shape("lif2") == (6, 5, 5)
+    # snnTorch writes τ and R in float32, so κ = R·dt/τ is 1 only to 1e-7 per neuron: the kernel is
+    # a tied parameter with κ as each synapse's factor
+    conv1 = next(p for p in read_graph(g)[1] if (p.pre, p.post) == ("input", "lif1"))
+    assert conv1.kind == "shared"
+    np.testing.assert_array_equal(conv1.values, graph.nodes["conv1"].weight)
     steps, batch = 30, 3
     x = (torch.rand(steps, batch, 2, 10, 10) < 0.3).float()
     mem = [torch.zeros(batch, 4, 10, 10), torch.zeros(batch, 6, 5, 5), torch.zeros(batch, 5)]

@@ -350,9 +350,10 @@ def _shape_populations(populations: dict[str, Population], edges: Edges) -> None
 def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Paths]) -> None:
     """The edge of a chain through a convolution or pooling: a conv or pool edge when it is exactly
     one (the target's gain constant per output channel, to rounding: folded into the kernel; 1: a
-    pooling),
-    else one synapse per path with its weight multiplied out (fixed when no node on the chain is
-    weighted)."""
+    pooling), else a shared edge with one synapse per path, which reads the chain's one weighted
+    node (its kernel or matrix, the edge's trained parameter) times the path's fixed factors; a
+    chain with several weighted nodes (multiplied out) or none (fixed) is a sparse edge of the
+    summed paths."""
     if len(terms) == 1:
         ((delay, paths),) = terms.items()
         spec = paths.conv
@@ -369,18 +370,29 @@ def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Pat
             geometry = {"stride": spec.stride, "padding": spec.padding_attribute()}
             result.connect_pool(pre, post, kind=spec.pool, kernel_size=spec.kernel_size, delay=delay, **geometry)
             return
-    rows, cols, delays, values = [], [], [], []
-    for delay, paths in terms.items():
-        rows.append(paths.rows)
-        cols.append(paths.cols)
-        delays.append(np.full(paths.rows.size, delay, dtype=np.int64))
-        values.append(paths.weights())
-    keys, inverse = np.unique(np.stack([np.concatenate(a) for a in (rows, cols, delays)]), axis=1, return_inverse=True)
-    summed = np.bincount(inverse.reshape(-1), weights=np.concatenate(values), minlength=keys.shape[1])
     shape = next(iter(terms.values())).shape
+    rows, cols, delays = (
+        np.concatenate(a) for a in zip(*(_synapse_arrays(d, p) for d, p in terms.items()), strict=True)
+    )
+    params = {id(paths.param) for paths in terms.values() if not paths.free}
+    tied = all(paths.param is not None and not paths.free for paths in terms.values()) and len(params) == 1
+    if tied:  # one synapse per path: the weight it reads there and its fixed factors
+        param = next(iter(terms.values())).param
+        index = np.concatenate([paths.index for paths in terms.values()])
+        scale = np.concatenate([paths.scale for paths in terms.values()])
+        shared = sp.coo_array((index, (rows, cols)), shape=shape)
+        result.connect(pre, post, weight=param, shared=shared, scale=scale, delay=delays)
+        return
+    values = np.concatenate([paths.weights() for paths in terms.values()])
+    keys, inverse = np.unique(np.stack([rows, cols, delays]), axis=1, return_inverse=True)
+    summed = np.bincount(inverse.reshape(-1), weights=values, minlength=keys.shape[1])
     weight = sp.coo_array((summed, (keys[0], keys[1])), shape=shape)
     trainable = any(paths.trainable for paths in terms.values())
     result.connect(pre, post, weight=weight, delay=keys[2], trainable=trainable)
+
+
+def _synapse_arrays(delay: int, paths: Paths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return paths.rows, paths.cols, np.full(paths.rows.size, delay, dtype=np.int64)
 
 
 __all__ = ["CYCLE_BIASES", "IMPORT_RESETS", "from_nir"]
