@@ -359,6 +359,9 @@ def to_nir(
     (+ ``Delay`` of ``d·dt``) branch per distinct delay ``d``.  ``resistance="absorb"`` writes
     R = 1/κ_mem and w_in = 1/κ_syn so the weights are exported as they are (snnTorch's
     convention); ``"unit"`` writes R = w_in = 1 and divides the weights by the gain (Norse's).
+    A ``conv`` edge becomes ``Conv1d``/``Conv2d`` and a ``pool`` edge ``SumPool2d``/``AvgPool2d``
+    (:mod:`snngraph.nir.structured`); a shaped population's parameters are shaped like it, and a
+    weight-matrix edge from it reads it through a ``Flatten``.
 
     A population's ``bias`` b becomes the bias b/κ of an ``Affine``: the branch of its first
     incoming edge with a zero-delay synapse (else of its first edge, with the ``Delay`` moved

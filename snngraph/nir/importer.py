@@ -121,9 +121,14 @@ def from_nir(
 
     ``dt``, ``decay``, ``input_scale`` and ``synapse_scale`` choose the discretisation
     (:class:`~snngraph.nir.Discretisation`).  Stateless chains between neuron nodes (``Linear``,
-    ``Affine``, ``Scale``, ``Delay``, subgraph ports) become one snngraph edge per pair of
-    populations, with the chains' weights multiplied out, the target's gain κ folded in, and one
-    delay per synapse; several chains into a node sum.  A cycle without a ``Delay`` node
+    ``Affine``, ``Scale``, ``Delay``, ``Flatten``, subgraph ports) become one snngraph edge per
+    pair of populations, with the chains' weights multiplied out, the target's gain κ folded in,
+    and one delay per synapse; several chains into a node sum.  A chain through ``Conv1d``/
+    ``Conv2d``/``SumPool2d``/``AvgPool2d`` keeps its structure: exactly one convolution or
+    pooling is a ``conv``/``pool`` edge, one weighted node (kernel or matrix) with poolings is a
+    shared edge that trains that weight (docs/nir.md, "Convolutions, pooling and shapes").
+    Neuron parameters and inputs shaped ``(C, L)``/``(C, H, W)`` give the population its shape
+    (C order); a convolution's bias becomes the target's bias.  A cycle without a ``Delay`` node
     (snnTorch's ``RLeaky``/``RSynaptic``, Rockpool's recurrent subgraphs) reads its feedback from
     the previous step: the edge that closes it in a depth-first walk from the inputs gets delay 1.
 

@@ -12,8 +12,9 @@ matrix, its ``param``), the position ``index`` of the weight it reads there:
 so that the importer can write the chain as one edge that still trains the kernel or matrix as
 a tied parameter.  A chain with several weighted nodes has its weights multiplied out
 (``free``: trainable values, no tie).  ``conv`` keeps the geometry while the map is exactly
-one convolution or pooling, and ``structured`` records that a convolution or pooling is on
-the path (the importer writes other chains as plain matrices, as before).
+one convolution or pooling (a ``Scale`` after it changes only the factors), and ``structured``
+records that a convolution or pooling is on the path (the importer writes other chains as
+plain matrices).
 """
 
 from __future__ import annotations
@@ -40,14 +41,13 @@ class NodeMap:
     param: np.ndarray | None = None
     node: str | None = None
     conv: ConvSpec | None = None
-    dense: bool = False
     elementwise: bool = False
 
     @classmethod
     def matrix(cls, node: str, weight: np.ndarray) -> NodeMap:
         """A ``Linear``/``Affine`` weight ``[out, in]``: every entry one weighted synapse."""
         rows, cols = (a.ravel().astype(np.int64) for a in np.indices(weight.shape))
-        return cls(weight.shape, rows, cols, index=np.arange(weight.size), param=weight, node=node, dense=True)
+        return cls(weight.shape, rows, cols, index=np.arange(weight.size), param=weight, node=node)
 
     @classmethod
     def convolution(cls, node: str, spec: ConvSpec, kernel: np.ndarray | None) -> NodeMap:
@@ -92,7 +92,6 @@ class Paths:
     conv: ConvSpec | None = None
     structured: bool = False
     identity: bool = False
-    dense: bool = False
 
     @classmethod
     def eye(cls, size: int) -> Paths:
@@ -135,7 +134,7 @@ class Paths:
         else:  # the chain's first weighted node: the paths read its weight
             result = Paths(
                 (step.shape[0], self.shape[1]), rows, cols, self.scale[mine], step.index[theirs], step.param,
-                step.node, False, conv, structured, dense=step.dense and self.identity,
+                step.node, False, conv, structured,
             )  # fmt: skip
         return result.merged()
 
@@ -151,7 +150,7 @@ class Paths:
         index = None if self.index is None else self.index[keep]
         return replace(
             self, rows=self.rows[keep], cols=self.cols[keep], scale=self.scale[keep], index=index, conv=None,
-            identity=False, dense=False,
+            identity=False,
         )  # fmt: skip
 
     def __add__(self, other: Paths) -> Paths:
