@@ -412,9 +412,14 @@ def test_chains_through_poolings_compose_into_one_edge() -> None:
         "k": if_node((4,), 1.0),
         "pool_only": sum_pool(2),
         "j": if_node((2, 4, 4), 1.0),
+        "pool_out": sum_pool(2),  # an Output of a pooling is a shaped readout, after a Flatten a flat one
+        "shaped_out": nir.Output(np.array([2, 2, 2])),
+        "flat_out": nir.Flatten(np.array([2, 2, 2]), start_dim=0),
+        "vector_out": nir.Output(np.array([8])),
     }
     edges = [("x", "pool"), ("pool", "conv"), ("conv", "h"), ("h", "avg"), ("avg", "flat"), ("flat", "fc")]
-    edges += [("fc", "k"), ("x", "pool_only"), ("pool_only", "j")]
+    edges += [("fc", "k"), ("x", "pool_only"), ("pool_only", "j"), ("j", "pool_out"), ("pool_out", "shaped_out")]
+    edges += [("pool_out", "flat_out"), ("flat_out", "vector_out")]
     g = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt=1.0, input_scale="r")
     x = torch.rand(2, 8, 8, dtype=torch.float64)
     composed = F.conv2d(F.avg_pool2d(x[None], 2) * 4, torch.from_numpy(kernel))[0].reshape(-1)
@@ -436,8 +441,13 @@ def test_chains_through_poolings_compose_into_one_edge() -> None:
     np.testing.assert_array_equal(projections["x", "h"].values, kernel)
     np.testing.assert_array_equal(projections["h", "k"].values, w)
     assert g.nx.edges["x", "j"]["kind"] == "pool"  # a single pooling stays a pool edge
+    assert (g.population_shape("shaped_out"), g.population_shape("vector_out")) == ((2, 2, 2), None)
     trainable = {(p.pre, p.post): p.trainable for p in read_graph(g)[1]}
-    assert trainable == {("x", "h"): True, ("h", "k"): True, ("x", "j"): False}
+    assert {pair: trainable[pair] for pair in [("x", "h"), ("h", "k"), ("x", "j")]} == {
+        ("x", "h"): True,
+        ("h", "k"): True,
+        ("x", "j"): False,
+    }
 
 
 def test_conv_bias_becomes_the_post_population_bias() -> None:

@@ -169,7 +169,7 @@ def from_nir(
     currents = {name: reader.signal_in(name, p.size) for name, p in populations.items() if p.kind != "input"}
     nir_outputs = _outputs(reader, populations, currents)
     edges, constants = _synapses(populations, currents)
-    _shape_populations(populations, edges)
+    _shape_populations(populations, currents, edges)
     for pre, post in _close_zero_delay_cycles(edges, populations):
         if cycle_bias == "feedback" and (pre, 0) in constants[post]:
             constants[post][pre, 1] = constants[post].pop((pre, 0))
@@ -340,16 +340,18 @@ def _projection(terms: dict[int, np.ndarray]) -> tuple[np.ndarray | sp.coo_array
     return weight, np.concatenate(delays)
 
 
-def _shape_populations(populations: dict[str, Population], edges: Edges) -> None:
-    """A flat population at either end of a convolution or pooling takes the shape it has there."""
-    for post, sources in edges.items():
+def _shape_populations(populations: dict[str, Population], currents: Mapping[str, Signal], edges: Edges) -> None:
+    """A flat population takes the shape of the values it receives (a convolution's output, not
+    one flattened since), and a flat population that a convolution or pooling reads the shape it
+    has there."""
+    for name, signal in currents.items():
+        if populations[name].shape is None and signal.shape is not None:
+            populations[name] = replace(populations[name], shape=signal.shape)
+    for sources in edges.values():
         for pre, terms in sources.items():
             for paths in terms.values():
-                if paths.conv is None:
-                    continue
-                for name, shape in ((pre, paths.conv.in_shape), (post, paths.conv.out_shape)):
-                    if populations[name].shape is None:
-                        populations[name] = replace(populations[name], shape=shape)
+                if paths.conv is not None and populations[pre].shape is None:
+                    populations[pre] = replace(populations[pre], shape=paths.conv.in_shape)
 
 
 def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Paths]) -> None:
