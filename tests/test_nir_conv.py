@@ -626,3 +626,23 @@ def test_snntorch_reads_the_conv_export() -> None:
     assert 0.01 < out.spikes("c1").mean() < 0.5
     assert 0.01 < want.mean() < 0.5
     assert torch.equal(out.spikes("out"), want)
+
+
+def test_the_tied_kernel_of_a_composed_chain_trains_as_one_parameter() -> None:
+    """After a gradient step the SumPool2d → Conv2d edge still reads one kernel of conv2's shape
+    (each synapse its tap times its fixed factor), and that kernel has changed."""
+    graph = sinabs_scnn(3, 1, 1, 1)
+    g = from_nir(graph, dt=1e-3, input_scale="r")
+    model = snngraph.SNN(snngraph.compile(g))
+    x = (torch.rand(15, 2, 2, H, H, generator=torch.Generator().manual_seed(5)) < 0.3).float()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    out = model(x)
+    (out.spikes("if3").sum() + out.membrane("if2").square().mean()).backward()
+    optimizer.step()
+    proj = {(p.pre, p.post): p for p in read_graph(model.to_graph())[1]}["if1", "if2"]
+    old = {(p.pre, p.post): p for p in read_graph(g)[1]}["if1", "if2"]
+    assert proj.kind == "shared"
+    assert proj.values.shape == graph.nodes["conv2"].weight.shape
+    assert not np.allclose(proj.values, old.values)
+    np.testing.assert_array_equal(proj.index, old.index)
+    np.testing.assert_allclose(proj.weight, old.scale * proj.values.reshape(-1)[old.index], rtol=1e-6)
