@@ -136,7 +136,9 @@ class Paths:
                 (step.shape[0], self.shape[1]), rows, cols, self.scale[mine], step.index[theirs], step.param,
                 step.node, False, conv, structured,
             )  # fmt: skip
-        return result.merged()
+        # paths that read a weight stay as they are (a shared edge may repeat a synapse, and sorting
+        # millions of them costs more than it saves); fixed paths between the same pair are summed
+        return result if result.index is not None else result.merged()
 
     def scaled_rows(self, factor: np.ndarray) -> Paths:
         """Row ``i`` times ``factor[i]`` (a target's gain), the structure kept."""
@@ -166,16 +168,24 @@ class Paths:
 
     def merged(self) -> Paths:
         """Parallel paths that read the same weight (or, ``free``/fixed, connect the same pair) summed."""
-        keys = [self.rows, self.cols] + ([] if self.index is None else [self.index])
-        stacked = np.stack(keys)
-        if stacked.shape[1] == 0:
+        if self.rows.size == 0:
             return self
-        unique, inverse = np.unique(stacked, axis=1, return_inverse=True)
-        if unique.shape[1] == stacked.shape[1]:
+        sizes = (self.shape[0], self.shape[1]) + (() if self.index is None else (int(self.index.max()) + 1,))
+        keys = (self.rows, self.cols) + (() if self.index is None else (self.index,))
+        if np.prod(np.asarray(sizes, dtype=np.float64)) < 2.0**62:  # one int64 key per path
+            unique, inverse = np.unique(np.ravel_multi_index(keys, sizes), return_inverse=True)
+            columns = np.unravel_index(unique, sizes)
+        else:
+            unique_keys, inverse = np.unique(np.stack(keys), axis=1, return_inverse=True)
+            columns = tuple(unique_keys)
+        n = columns[0].size
+        if n == self.rows.size:
             return self
-        scale = np.bincount(inverse.reshape(-1), weights=self.scale, minlength=unique.shape[1])
-        index = None if self.index is None else unique[2]
-        return replace(self, rows=unique[0], cols=unique[1], scale=scale, index=index)
+        scale = np.bincount(inverse.reshape(-1), weights=self.scale, minlength=n)
+        index = None if self.index is None else columns[2].astype(np.int64)
+        return replace(
+            self, rows=columns[0].astype(np.int64), cols=columns[1].astype(np.int64), scale=scale, index=index
+        )
 
 
 def _join(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
