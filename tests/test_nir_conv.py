@@ -646,3 +646,20 @@ def test_the_tied_kernel_of_a_composed_chain_trains_as_one_parameter() -> None:
     assert not np.allclose(proj.values, old.values)
     np.testing.assert_array_equal(proj.index, old.index)
     np.testing.assert_allclose(proj.weight, old.scale * proj.values.reshape(-1)[old.index], rtol=1e-6)
+
+
+def test_a_1d_pooling_exports_as_a_depthwise_conv1d() -> None:
+    g = snngraph.Graph()
+    g.add_input("x", (3, 12))
+    g.add_lif("h", alpha=0.8, theta=0.3, reset="zero")
+    g.connect_pool("x", "h", kind="avg", kernel_size=3, stride=2, padding=1, delay=1)
+    exported = to_nir(g, dt=0.5)
+    conv = exported.nodes["x_to_h"]
+    assert isinstance(conv, nir.Conv1d)
+    assert conv.groups == 3
+    np.testing.assert_allclose(conv.weight, np.full((3, 1, 3), 1 / 3))
+    back = from_nir(exported, dt=0.5)
+    assert back.nx.edges["x", "h"]["kind"] == "conv"  # NIR has no 1-D pooling: a trainable conv now
+    x = conv_input(g, 30, 6)
+    assert run(g, x).spikes("h").sum() > 0
+    assert torch.equal(run(g, x).spikes("h"), run(back, x).spikes("h"))
