@@ -663,3 +663,19 @@ def test_a_1d_pooling_exports_as_a_depthwise_conv1d() -> None:
     x = conv_input(g, 30, 6)
     assert run(g, x).spikes("h").sum() > 0
     assert torch.equal(run(g, x).spikes("h"), run(back, x).spikes("h"))
+
+
+def test_a_conv_into_a_flat_population_exports_through_a_flatten() -> None:
+    rng = np.random.default_rng(9)
+    g = snngraph.Graph()
+    g.add_input("x", (2, 6, 6))
+    g.add_lif("h", 3 * 4 * 4, alpha=0.8, theta=0.3, reset="zero")  # flat, of the conv's output size
+    g.connect_conv("x", "h", kernel=rng.normal(0.2, 0.5, (3, 2, 3, 3)), delay=0)
+    exported = to_nir(g, dt=0.5)
+    assert isinstance(exported.nodes["x_to_h_flat"], nir.Flatten)
+    back = from_nir(exported, dt=0.5)
+    assert back.nx.edges["x", "h"]["kind"] == "conv"
+    assert back.population_shape("h") is None
+    x = conv_input(g, 20, 7)
+    assert run(g, x).spikes("h").sum() > 0
+    assert torch.equal(run(g, x).spikes("h"), run(back, x).spikes("h"))

@@ -404,7 +404,9 @@ def to_nir(
         target = exported[proj.post]
         if proj.conv is not None:
             bias = target.bias if index in carriers else None
-            branch = structured_nodes(proj, target.gain, bias, names, disc.dt, lambda name: _unique(name, taken))
+            flat_target = populations[proj.post].shape is None
+            unique = lambda name: _unique(name, taken)  # noqa: E731
+            branch = structured_nodes(proj, target.gain, bias, names, disc.dt, unique, flat_target)
         else:
             source, flat_edges = _flat_source(proj.pre, populations, names, nodes, taken)
             edges.extend(flat_edges)

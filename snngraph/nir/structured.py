@@ -65,10 +65,12 @@ def structured_nodes(
     names: dict[Any, str],
     dt: float,
     unique: Any,
+    flat_target: bool = False,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The NIR nodes and edges of a conv or pool edge ``proj`` into a target of ``gain``;
     ``bias`` (the target's, or None) goes into the branch of the smallest delay, its ``Delay``
-    moved before the convolution so that the bias is there from step 0."""
+    moved before the convolution so that the bias is there from step 0.  A ``flat_target`` (a
+    population without a shape) reads the output through a ``Flatten``."""
     nir_lib, spec = nir_module(), proj.conv
     edge = f"{proj.pre!r} -> {proj.post!r}"
     base = f"{names[proj.pre]}_to_{names[proj.post]}"
@@ -99,6 +101,10 @@ def structured_nodes(
             scale_node = unique(f"{name}_scale")
             nodes[scale_node] = nir_lib.Scale(scale=(1 / gain).reshape(spec.out_shape))
             chain.append(scale_node)
+        if flat_target:
+            flat = unique(f"{name}_flat")
+            nodes[flat] = nir_lib.Flatten(input_type=np.array(spec.out_shape), start_dim=0)
+            chain.append(flat)
         chain.append(names[proj.post])
         edges += list(itertools.pairwise(chain))
     return nodes, edges
