@@ -843,23 +843,23 @@ def bad_graphs() -> dict[str, tuple[nir.NIRGraph, dict, str]]:
             {},
             r"node 'h': tau_syn must be positive and finite",
         ),
-        "CubaLIF with 2-D parameters": (
-            chain({"x": nir.Input(np.array([2, 3])), "h": cuba_lif((2, 3))}, [("x", "h")]),
+        "CubaLIF with 4-D parameters": (
+            chain({"x": nir.Input(np.array([2, 3, 2, 2])), "h": cuba_lif((2, 3, 2, 2))}, [("x", "h")]),
             {},
-            r"node 'h': parameters have shape \(2, 3\); snngraph populations are vectors",
+            r"node 'h': parameters have shape \(2, 3, 2, 2\); snngraph populations are vectors or \(C, L\)",
         ),
         "euler with dt > tau_syn": (
             chain({"x": x, "h": cuba_lif(3, tau_syn=np.full(3, 0.5))}, [("x", "h")]),
             {"decay": "euler"},
             r"node 'h': dt/tau_syn = 2 > 1 makes the forward-Euler decay 1 - dt/tau_syn negative",
         ),
-        "Conv2d": (
+        "Conv2d without an input shape": (
             chain(
                 {"x": x, "c": nir.Conv2d(None, np.ones((1, 1, 2, 2)), 1, 0, 1, 1, np.zeros(1)), "h": lif(3)},
                 [("x", "c"), ("c", "h")],
             ),
             {},
-            r"node 'c' is a nir.Conv2d: snngraph has no convolutions yet",
+            r"node 'c': a nir.Conv2d needs its input's shape \(C, H, W\), which neither the node nor its input",
         ),
         "delayed bias without a bias input": (
             chain(

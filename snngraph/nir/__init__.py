@@ -6,9 +6,11 @@ network in continuous time and stores no timestep: every conversion takes a ``dt
 
 - :mod:`snngraph.nir.discretisation`: continuous time → steps of ``dt`` (α, κ, delays) and back;
 - :mod:`snngraph.nir.importer`: :func:`from_nir`, with :mod:`~snngraph.nir.subgraphs` (nested
-  graphs flattened), :mod:`~snngraph.nir.converters` (one converter per NIR node type) and
-  :mod:`~snngraph.nir.signals` (what flows along chains of stateless nodes);
-- :mod:`snngraph.nir.exporter`: :func:`to_nir` and :class:`NIRExportWarning`.
+  graphs flattened), :mod:`~snngraph.nir.converters` (one converter per NIR node type),
+  :mod:`~snngraph.nir.signals` (what flows along chains of stateless nodes) and
+  :mod:`~snngraph.nir.paths` (those maps as synapse paths that keep a tied kernel or matrix);
+- :mod:`snngraph.nir.exporter`: :func:`to_nir` and :class:`NIRExportWarning`, with
+  :mod:`~snngraph.nir.structured` (conv and pool edges as NIR nodes).
 
 See ``docs/nir.md`` for the node table and the recipes that reproduce snnTorch and Norse.
 """

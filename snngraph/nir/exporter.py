@@ -20,6 +20,7 @@ population whose reset NIR cannot say is exported as the nearest NIR model with 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from snngraph.graph import Graph, PopulationSpec, ProjectionSpec
 from snngraph.module import SNN
 from snngraph.nir.dependency import nir_module
 from snngraph.nir.discretisation import Discretisation
+from snngraph.nir.structured import carries_bias, structured_nodes
 
 if TYPE_CHECKING:
     import nir
@@ -100,8 +102,14 @@ def _synaptic(spec: PopulationSpec, disc: Discretisation, resistance: str) -> tu
     return params, gain_mem * gain_syn
 
 
+def _shape(spec: PopulationSpec) -> tuple[int, ...]:
+    """The shape of a population's values in NIR: its own, or ``(size,)``."""
+    return spec.shape if spec.shape is not None else (spec.size,)
+
+
 def _export_input(spec: PopulationSpec, disc: Discretisation, resistance: str, strict: bool) -> _Exported:
-    return _Exported(nir_module().Input(input_type=np.array([spec.size])), np.ones(spec.size), np.zeros(spec.size))
+    node = nir_module().Input(input_type=np.array(_shape(spec)))
+    return _Exported(node, np.ones(spec.size), np.zeros(spec.size))
 
 
 def _stateless_bias(spec: PopulationSpec) -> np.ndarray:
@@ -147,7 +155,7 @@ def _export_li(spec: PopulationSpec, disc: Discretisation, resistance: str, stri
         params, gain = _synaptic(spec, disc, resistance)
         return _Exported(nir_lib.CubaLI(**params), gain, bias)
     if np.all(spec.alpha == 0):  # U[t] = I[t] + v_leak + bias: the affine sum an Output node holds
-        return _Exported(nir_lib.Output(output_type=np.array([n])), np.ones(n), _stateless_bias(spec))
+        return _Exported(nir_lib.Output(output_type=np.array(_shape(spec))), np.ones(n), _stateless_bias(spec))
     tau, r, gain = _membrane(spec, disc, resistance)
     if tau is None:  # α = 1: (1 − α)·v_leak = 0
         return _Exported(nir_lib.I(r=r), gain, bias)
@@ -181,6 +189,36 @@ def _export_names(populations: Mapping[Any, PopulationSpec]) -> dict[Any, str]:
     return names
 
 
+def _with_shape(node: Any, shape: tuple[int, ...] | None) -> Any:
+    """A neuron node with its per-neuron parameters shaped like the population (NIR's CNN layout)."""
+    if shape is None or isinstance(node, (nir_module().Input, nir_module().Output)):
+        return node
+    params = {f.name: getattr(node, f.name) for f in dataclasses.fields(node) if f.init}
+    n = int(np.prod(shape))
+    shaped = {k: v.reshape(shape) if isinstance(v, np.ndarray) and v.size == n else v for k, v in params.items()}
+    return type(node)(**shaped)
+
+
+def _flat_source(
+    pre: Any,
+    populations: Mapping[Any, PopulationSpec],
+    names: Mapping[Any, str],
+    nodes: dict[str, Any],
+    taken: set[str],
+) -> tuple[str, list[tuple[str, str]]]:
+    """The node that gives ``pre``'s values as a vector: the population, or a ``Flatten`` of its shape
+    (one per population, added to ``nodes`` with its edge the first time)."""
+    shape = populations[pre].shape
+    if shape is None:
+        return names[pre], []
+    flat = f"{names[pre]}_flat"
+    if isinstance(nodes.get(flat), nir_module().Flatten):
+        return flat, []
+    flat = _unique(flat, taken)
+    nodes[flat] = nir_module().Flatten(input_type=np.array(shape), start_dim=0)
+    return flat, [(names[pre], flat)]
+
+
 def _projection_nodes(
     proj: ProjectionSpec,
     target: _Exported,
@@ -188,15 +226,18 @@ def _projection_nodes(
     disc: Discretisation,
     taken: set[str],
     bias_delay: int | None,
+    source_node: str | None = None,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """One ``Linear`` (+ ``Delay``) branch per distinct delay of projection ``proj``.
 
     The branch of delay ``bias_delay`` also carries the target's bias: its ``Linear`` becomes an
     ``Affine`` after the ``Delay``, which then delays the presynaptic values, so that the bias
-    is there from step 0.
+    is there from step 0.  ``source_node`` gives the presynaptic values as a vector (a ``Flatten``
+    of a shaped population), by default the population itself.
     """
     nir_lib = nir_module()
     nodes, edges = {}, []
+    pre_node = names[proj.pre] if source_node is None else source_node
     delays = np.unique(proj.delay)
     for delay in delays:
         mask = proj.delay == delay
@@ -205,18 +246,18 @@ def _projection_nodes(
         base = f"{names[proj.pre]}_to_{names[proj.post]}" + (f"_d{delay}" if delays.size > 1 else "")
         weight = weight / target.gain[:, None]
         if delay == bias_delay:
-            source = names[proj.pre]
+            source = pre_node
             if delay > 0:
                 source = _unique(f"{base}_delay", taken)
                 nodes[source] = nir_lib.Delay(delay=np.full(proj.shape[1], delay * disc.dt))
-                edges.append((names[proj.pre], source))
+                edges.append((pre_node, source))
             affine = _unique(base, taken)
             nodes[affine] = nir_lib.Affine(weight=weight, bias=target.bias / target.gain)
             edges += [(source, affine), (affine, names[proj.post])]
             continue
         linear = _unique(base, taken)
         nodes[linear] = nir_lib.Linear(weight=weight)
-        edges.append((names[proj.pre], linear))
+        edges.append((pre_node, linear))
         last = linear
         if delay > 0:
             last = _unique(f"{base}_delay", taken)
@@ -228,10 +269,12 @@ def _projection_nodes(
 
 def _bias_carriers(projections: Sequence[ProjectionSpec], exported: Mapping[Any, _Exported]) -> dict[int, int]:
     """For each population with a bias, the projection (its index) and delay whose branch carries
-    it: the first projection into it with a zero-delay synapse, else the first, at its smallest delay."""
+    it: the first projection into it with a zero-delay synapse, else the first, at its smallest delay
+    (a convolution only when the bias is one per output channel, a pooling never)."""
     carriers: dict[Any, tuple[int, int]] = {}
     for index, proj in enumerate(projections):
-        if not np.any(exported[proj.post].bias):
+        target = exported[proj.post]
+        if not np.any(target.bias) or not carries_bias(proj, target.gain, target.bias):
             continue
         delay = int(proj.delay.min())
         if proj.post not in carriers or (delay == 0 and carriers[proj.post][1] > 0):
@@ -240,19 +283,42 @@ def _bias_carriers(projections: Sequence[ProjectionSpec], exported: Mapping[Any,
 
 
 def _bias_node(
-    name: Any, target: _Exported, populations: Mapping[Any, PopulationSpec], names: Mapping[Any, str], taken: set[str]
+    name: Any,
+    target: _Exported,
+    populations: Mapping[Any, PopulationSpec],
+    names: Mapping[Any, str],
+    taken: set[str],
+    nodes: dict[str, Any],
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The bias of a population that receives no edge: an ``Affine`` with zero weights from the first input."""
+    """The bias of a population that no incoming edge carries: an ``Affine`` with zero weights from
+    the first input (through a ``Flatten`` when the input is shaped)."""
     source = next((p for p in populations.values() if p.kind == "input"), None)
     if source is None:
         raise ValueError(
-            f"population {name!r} has a bias (or v_leak with alpha = 0) and no incoming edge; NIR writes "
-            "a bias as an Affine on an edge, so add an input population to carry it"
+            f"population {name!r} has a bias (or v_leak with alpha = 0) and no incoming edge that can carry it; "
+            "NIR writes a bias as an Affine on an edge (or a convolution's bias, one per output channel), so add "
+            "an input population to carry it"
         )
+    flat, edges = _flat_source(source.name, populations, names, nodes, taken)
     node = _unique(f"{names[name]}_bias", taken)
     weight = np.zeros((populations[name].size, source.size))
     affine = nir_module().Affine(weight=weight, bias=target.bias / target.gain)
-    return {node: affine}, [(names[source.name], node), (node, names[name])]
+    return {node: affine}, [*edges, (flat, node), (node, names[name])]
+
+
+def _shape_into(
+    post: Any, populations: Mapping[Any, PopulationSpec], names: Mapping[Any, str], branch: tuple[dict, list]
+) -> None:
+    """A weight-matrix branch into a shaped population: NIR has no node that gives a vector a shape,
+    so the branch's last node states the population's shape as its output type (the values in C
+    order), which keeps the graph's types consistent."""
+    shape = populations[post].shape
+    if shape is None:
+        return
+    nodes, edges = branch
+    for source, target in edges:
+        if target == names[post] and source in nodes:
+            nodes[source].output_type = {"output": np.array(shape)}
 
 
 def _output_map(
@@ -293,6 +359,9 @@ def to_nir(
     (+ ``Delay`` of ``d·dt``) branch per distinct delay ``d``.  ``resistance="absorb"`` writes
     R = 1/κ_mem and w_in = 1/κ_syn so the weights are exported as they are (snnTorch's
     convention); ``"unit"`` writes R = w_in = 1 and divides the weights by the gain (Norse's).
+    A ``conv`` edge becomes ``Conv1d``/``Conv2d`` and a ``pool`` edge ``SumPool2d``/``AvgPool2d``
+    (:mod:`snngraph.nir.structured`); a shaped population's parameters are shaped like it, and a
+    weight-matrix edge from it reads it through a ``Flatten``.
 
     A population's ``bias`` b becomes the bias b/κ of an ``Affine``: the branch of its first
     incoming edge with a zero-delay synapse (else of its first edge, with the ``Delay`` moved
@@ -325,26 +394,38 @@ def to_nir(
                 f"population {name!r} is of kind {spec.kind!r}, which has no NIR node; to_nir writes "
                 f"{sorted(POPULATION_EXPORTERS)} populations"
             )
-        exported[name] = POPULATION_EXPORTERS[spec.kind](spec, disc, resistance, strict)
+        e = POPULATION_EXPORTERS[spec.kind](spec, disc, resistance, strict)
+        exported[name] = dataclasses.replace(e, node=_with_shape(e.node, spec.shape))
     nodes = {names[name]: e.node for name, e in exported.items()}
     taken = set(nodes)
     edges: list[tuple[str, str]] = []
     carriers = _bias_carriers(projections, exported)
     for index, proj in enumerate(projections):
-        branch = _projection_nodes(proj, exported[proj.post], names, disc, taken, carriers.get(index))
+        target = exported[proj.post]
+        if proj.conv is not None:
+            bias = target.bias if index in carriers else None
+            flat_target = populations[proj.post].shape is None
+            unique = lambda name: _unique(name, taken)  # noqa: E731
+            branch = structured_nodes(proj, target.gain, bias, names, disc.dt, unique, flat_target)
+        else:
+            source, flat_edges = _flat_source(proj.pre, populations, names, nodes, taken)
+            edges.extend(flat_edges)
+            branch = _projection_nodes(proj, target, names, disc, taken, carriers.get(index), source)
+            _shape_into(proj.post, populations, names, branch)
         nodes.update(branch[0])
         edges.extend(branch[1])
     carried = {projections[index].post for index in carriers}
     for name, e in exported.items():
         if np.any(e.bias) and name not in carried:
-            branch = _bias_node(name, e, populations, names, taken)
+            branch = _bias_node(name, e, populations, names, taken, nodes)
+            _shape_into(name, populations, names, branch)
             nodes.update(branch[0])
             edges.extend(branch[1])
     for out, name in _output_map(g, outputs, exported).items():
         if isinstance(exported[name].node, nir_lib.Output):
             continue  # an α = 0 readout is an Output already
         out = _unique(str(out), taken)
-        nodes[out] = nir_lib.Output(output_type=np.array([populations[name].size]))
+        nodes[out] = nir_lib.Output(output_type=np.array(_shape(populations[name])))
         edges.append((names[name], out))
     result = nir_lib.NIRGraph(nodes=nodes, edges=edges, type_check=False)
     result.check_types()

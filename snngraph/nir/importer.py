@@ -22,6 +22,7 @@ from snngraph.graph import Graph
 from snngraph.nir.converters import Population, Synapse, convert
 from snngraph.nir.dependency import nir_module
 from snngraph.nir.discretisation import Discretisation
+from snngraph.nir.paths import Paths
 from snngraph.nir.signals import BiasKey, Signal
 from snngraph.nir.subgraphs import FlatEdges, FlatNodes, flatten
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 IMPORT_RESETS = ("zero", "subtract")
 CYCLE_BIASES = ("start", "feedback")
 
-Edges = dict[str, dict[str, dict[int, np.ndarray]]]  # post → pre → delay → κ·M [post, pre]
+Edges = dict[str, dict[str, dict[int, Paths]]]  # post → pre → delay → κ·M [post, pre]
 Constants = dict[str, dict[BiasKey, np.ndarray]]  # post → (carrier, delay) → κ·b [post]
 
 
@@ -70,7 +71,8 @@ class _Reader:
     def signal_out(self, name: str) -> Signal:
         """What node ``name`` emits, in terms of population outputs."""
         if name in self.populations:
-            return Signal.source(name, self.populations[name].size)
+            population = self.populations[name]
+            return Signal.source(name, population.size, population.shape)
         if name not in self.signals:
             if name in self.pending:
                 cycle = " -> ".join(map(repr, [*self.pending[self.pending.index(name) :], name]))
@@ -119,9 +121,14 @@ def from_nir(
 
     ``dt``, ``decay``, ``input_scale`` and ``synapse_scale`` choose the discretisation
     (:class:`~snngraph.nir.Discretisation`).  Stateless chains between neuron nodes (``Linear``,
-    ``Affine``, ``Scale``, ``Delay``, subgraph ports) become one snngraph edge per pair of
-    populations, with the chains' weights multiplied out, the target's gain κ folded in, and one
-    delay per synapse; several chains into a node sum.  A cycle without a ``Delay`` node
+    ``Affine``, ``Scale``, ``Delay``, ``Flatten``, subgraph ports) become one snngraph edge per
+    pair of populations, with the chains' weights multiplied out, the target's gain κ folded in,
+    and one delay per synapse; several chains into a node sum.  A chain through ``Conv1d``/
+    ``Conv2d``/``SumPool2d``/``AvgPool2d`` keeps its structure: exactly one convolution or
+    pooling is a ``conv``/``pool`` edge, one weighted node (kernel or matrix) with poolings is a
+    shared edge that trains that weight (docs/nir.md, "Convolutions, pooling and shapes").
+    Neuron parameters and inputs shaped ``(C, L)``/``(C, H, W)`` give the population its shape
+    (C order); a convolution's bias becomes the target's bias.  A cycle without a ``Delay`` node
     (snnTorch's ``RLeaky``/``RSynaptic``, Rockpool's recurrent subgraphs) reads its feedback from
     the previous step: the edge that closes it in a depth-first walk from the inputs gets delay 1.
 
@@ -162,6 +169,7 @@ def from_nir(
     currents = {name: reader.signal_in(name, p.size) for name, p in populations.items() if p.kind != "input"}
     nir_outputs = _outputs(reader, populations, currents)
     edges, constants = _synapses(populations, currents)
+    _shape_populations(populations, currents, edges)
     for pre, post in _close_zero_delay_cycles(edges, populations):
         if cycle_bias == "feedback" and (pre, 0) in constants[post]:
             constants[post][pre, 1] = constants[post].pop((pre, 0))
@@ -181,7 +189,7 @@ def _outputs(reader: _Reader, populations: dict[str, Population], currents: dict
         signal = reader.signal_in(name, None)
         source = _shown_population(signal, populations)
         if source is None:
-            populations[name] = Population.stateless("li", np.ones(signal.size))
+            populations[name] = Population.stateless("li", np.ones(signal.size), signal.shape)
             currents[name] = signal
             source = name
         outputs[name] = source
@@ -192,8 +200,9 @@ def _shown_population(signal: Signal, populations: Mapping[str, Population]) -> 
     """The neuron population that ``signal`` is, unchanged and undelayed, if any."""
     if len(signal.terms) != 1 or signal.bias:
         return None
-    (((source, delay), matrix),) = signal.terms.items()
-    unchanged = delay == 0 and np.array_equal(matrix, np.eye(signal.size))
+    (((source, delay), paths),) = signal.terms.items()
+    same = paths.identity or (not paths.structured and np.array_equal(paths.toarray(), np.eye(signal.size)))
+    unchanged = delay == 0 and same
     return source if unchanged and populations[source].kind != "input" else None
 
 
@@ -203,13 +212,13 @@ def _synapses(populations: dict[str, Population], currents: dict[str, Signal]) -
     constants: Constants = {}
     for post, signal in currents.items():
         target = populations[post]
-        for (pre, delay), matrix in signal.terms.items():
+        for (pre, delay), paths in signal.terms.items():
             if populations[pre].kind == "li":
                 raise ValueError(
                     f"node {pre!r} (a non-spiking readout in snngraph) feeds {post!r}; an 'li' "
                     "population cannot be presynaptic: read it out through an Output instead"
                 )
-            edges.setdefault(post, {}).setdefault(pre, {})[delay] = target.gain[:, None] * matrix
+            edges.setdefault(post, {}).setdefault(pre, {})[delay] = paths.scaled_rows(target.gain)
         constants[post] = {key: target.gain * vector for key, vector in signal.bias.items()}
     return edges, constants
 
@@ -289,7 +298,7 @@ def _build(
     result = Graph()
     for name, p in populations.items():
         if p.kind == "input":
-            result.add_input(name, p.size)
+            result.add_input(name, p.shape or p.size)
     if delayed:
         if bias_input in populations:
             raise ValueError(f"bias_input {bias_input!r} is also a NIR node name; choose another name")
@@ -297,13 +306,16 @@ def _build(
     for name, p in populations.items():
         params = {"alpha": p.alpha, "bias": bias.get(name, 0.0), "alpha_syn": p.alpha_syn, "v_leak": p.v_leak}
         if p.kind == "lif":
-            result.add_lif(name, p.size, theta=p.theta, reset=p.reset, **params)
+            result.add_lif(name, p.shape or p.size, theta=p.theta, reset=p.reset, **params)
         elif p.kind == "li":
-            result.add_li(name, p.size, **params)
+            result.add_li(name, p.shape or p.size, **params)
     for post, sources in edges.items():
         for pre, terms in sources.items():
-            weight, delay = _projection(terms)
-            result.connect(pre, post, weight=weight, delay=delay)
+            if any(paths.structured for paths in terms.values()):
+                _structured_edge(result, pre, post, terms)
+            else:
+                weight, delay = _projection({d: paths.toarray() for d, paths in terms.items()})
+                result.connect(pre, post, weight=weight, delay=delay)
     for post, late in delayed.items():
         weight, delay = _projection({d: vector[:, None] for d, vector in late.items()})
         result.connect(bias_input, post, weight=weight, delay=delay)
@@ -326,6 +338,68 @@ def _projection(terms: dict[int, np.ndarray]) -> tuple[np.ndarray | sp.coo_array
     shape = next(iter(terms.values())).shape
     weight = sp.coo_array((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
     return weight, np.concatenate(delays)
+
+
+def _shape_populations(populations: dict[str, Population], currents: Mapping[str, Signal], edges: Edges) -> None:
+    """A flat population takes the shape of the values it receives (a convolution's output, not
+    one flattened since), and a flat population that a convolution or pooling reads the shape it
+    has there."""
+    for name, signal in currents.items():
+        if populations[name].shape is None and signal.shape is not None:
+            populations[name] = replace(populations[name], shape=signal.shape)
+    for sources in edges.values():
+        for pre, terms in sources.items():
+            for paths in terms.values():
+                if paths.conv is not None and populations[pre].shape is None:
+                    populations[pre] = replace(populations[pre], shape=paths.conv.in_shape)
+
+
+def _structured_edge(result: Graph, pre: str, post: str, terms: Mapping[int, Paths]) -> None:
+    """The edge of a chain through a convolution or pooling: a conv or pool edge when it is exactly
+    one (the target's gain constant per output channel, to rounding: folded into the kernel; 1: a
+    pooling), else a shared edge with one synapse per path, which reads the chain's one weighted
+    node (its kernel or matrix, the edge's trained parameter) times the path's fixed factors; a
+    chain with several weighted nodes (multiplied out) or none (fixed) is a sparse edge of the
+    summed paths."""
+    if len(terms) == 1:
+        ((delay, paths),) = terms.items()
+        spec = paths.conv
+        if spec is not None and spec.pool is None:
+            channel = paths.rows // int(np.prod(spec.out_shape[1:]))
+            factor = np.zeros(spec.out_channels)
+            factor[channel] = paths.scale
+            if np.allclose(factor[channel], paths.scale, rtol=1e-12, atol=0):
+                kernel = paths.param * factor.reshape((-1,) + (1,) * (paths.param.ndim - 1))
+                geometry = {"stride": spec.stride, "padding": spec.padding_attribute(), "dilation": spec.dilation}
+                result.connect_conv(pre, post, kernel=kernel, groups=spec.groups, delay=delay, **geometry)
+                return
+        if spec is not None and np.allclose(paths.scale, spec.value, rtol=1e-12, atol=0):  # a gain 1 (to rounding)
+            geometry = {"stride": spec.stride, "padding": spec.padding_attribute()}
+            result.connect_pool(pre, post, kind=spec.pool, kernel_size=spec.kernel_size, delay=delay, **geometry)
+            return
+    shape = next(iter(terms.values())).shape
+    rows, cols, delays = (
+        np.concatenate(a) for a in zip(*(_synapse_arrays(d, p) for d, p in terms.items()), strict=True)
+    )
+    params = {id(paths.param) for paths in terms.values() if not paths.free}
+    tied = all(paths.param is not None and not paths.free for paths in terms.values()) and len(params) == 1
+    if tied:  # one synapse per path: the weight it reads there and its fixed factors
+        param = next(iter(terms.values())).param
+        index = np.concatenate([paths.index for paths in terms.values()])
+        scale = np.concatenate([paths.scale for paths in terms.values()])
+        shared = sp.coo_array((index, (rows, cols)), shape=shape)
+        result.connect(pre, post, weight=param, shared=shared, scale=scale, delay=delays)
+        return
+    values = np.concatenate([paths.weights() for paths in terms.values()])
+    keys, inverse = np.unique(np.stack([rows, cols, delays]), axis=1, return_inverse=True)
+    summed = np.bincount(inverse.reshape(-1), weights=values, minlength=keys.shape[1])
+    weight = sp.coo_array((summed, (keys[0], keys[1])), shape=shape)
+    trainable = any(paths.trainable for paths in terms.values())
+    result.connect(pre, post, weight=weight, delay=keys[2], trainable=trainable)
+
+
+def _synapse_arrays(delay: int, paths: Paths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return paths.rows, paths.cols, np.full(paths.rows.size, delay, dtype=np.int64)
 
 
 __all__ = ["CYCLE_BIASES", "IMPORT_RESETS", "from_nir"]
