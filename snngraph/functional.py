@@ -45,9 +45,12 @@ def layer_spec(
     surrogate: Surrogate,
     detach_reset: bool,
     saved_membranes: torch.dtype | None,
+    tied_convolutions: bool = False,
 ) -> LayerSpec:
     """The :class:`LayerSpec` of ``net`` with its :data:`INDICES` as the given tensors (on one
-    device); the options as :func:`check_options` accepts them."""
+    device); the options as :func:`check_options` accepts them.  ``tied_convolutions``: the
+    weights of convolution edges come from their kernels, so only the gradient's sums per tap
+    are read (:class:`~snngraph.backends.base.LayerSpec`)."""
     return LayerSpec(
         n_states_of(net.neurons),
         is_plain(net.neurons),
@@ -60,6 +63,7 @@ def layer_spec(
         detach_reset=bool(detach_reset),
         saved_membranes=saved_membranes,
         convolutions=conv_synapses(net),
+        tied_convolutions=tied_convolutions,
     )
 
 

@@ -247,6 +247,7 @@ class SNN(nn.Module):
                 surrogate=self.surrogate,
                 detach_reset=self.detach_reset,
                 saved_membranes=self.saved_membranes,
+                tied_convolutions=True,  # the gather reads each kernel tap's synapses as one value
             )
             self._plan = prepare_layer(layer, self.backend, self.table.dtype)
         return self._plan

@@ -19,7 +19,9 @@ from random_cnns import random_cnn
 
 import snngraph
 from snngraph import SNN, Graph
+from snngraph.backends import CpuOptions
 from snngraph.convolution import conv_spec
+from snngraph.functional import lif_layer, neuron_params, prepare
 
 GEOMETRIES = [
     ((4, 7, 9), {"kernel_size": (3, 2), "stride": (2, 1), "padding": 1, "dilation": (1, 2), "groups": 2}),
@@ -95,6 +97,55 @@ def test_layer_equals_the_layered_pytorch_oracle(seed: int) -> None:
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_cpu_backend_matches_the_reference_on_cnns(seed: int, dtype: torch.dtype) -> None:
     assert_matches_reference(snngraph.compile(random_cnn(seed + 20, feedback=True)), "cpu", dtype=dtype, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_cpu_backend_runs_convolutions_as_synapses_too(seed: int) -> None:
+    """``CpuOptions(convolutions=False)``: the convolution edges through the sparse and dense paths."""
+    net = snngraph.compile(random_cnn(seed + 30, feedback=True))
+    assert_matches_reference(net, CpuOptions(convolutions=False), seed=seed)
+
+
+@pytest.mark.parametrize("convolutions", [True, False])
+def test_the_layer_op_gives_every_synapse_its_own_gradient(convolutions: bool) -> None:
+    """Called with weights of its own (no kernel behind them), the layer op's CPU backend gives
+    each convolution synapse its own gradient (not only the sums per tap), as the reference does."""
+    net = snngraph.compile(random_cnn(4, feedback=True))
+    steps, batch = 9, 2
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.rand(steps + net.max_lag, batch, net.n_inputs, generator=generator) < 0.4).double()
+    v0 = torch.zeros(net.n_states, batch, net.n_neurons, dtype=torch.float64)
+    s_hist = torch.zeros(net.max_delay, batch, net.n_neurons, dtype=torch.float64)
+    grads = {}
+    for backend in ("reference", CpuOptions(convolutions=convolutions)):
+        w_in, w_rec = (torch.tensor(w, requires_grad=True) for w in (net.in_weight, net.rec_weight))
+        v, s = lif_layer(
+            x, w_in, w_rec, neuron_params(net), v0, s_hist, prepare(net, backend=backend, dtype=torch.float64)
+        )
+        loss = (v * torch.randn(v.shape, generator=torch.Generator().manual_seed(1), dtype=v.dtype)).sum() + s.sum()
+        loss.backward()
+        grads[backend == "reference"] = (w_in.grad, w_rec.grad)
+    for got, want in zip(grads[False], grads[True], strict=True):
+        assert want.abs().max() > 0
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_weights_that_differ_within_a_tap_are_refused() -> None:
+    net = snngraph.compile(_cnn())
+    plan = prepare(net, backend="cpu", dtype=torch.float64)
+    w_in = torch.tensor(net.in_weight)
+    w_in[0] += 0.5  # one synapse of a tap: no convolution computes this
+    x = torch.zeros(4 + net.max_lag, 1, net.n_inputs, dtype=torch.float64)
+    v0 = torch.zeros(net.n_states, 1, net.n_neurons, dtype=torch.float64)
+    s_hist = torch.zeros(net.max_delay, 1, net.n_neurons, dtype=torch.float64)
+    with pytest.raises(ValueError, match=re.escape("CpuOptions(convolutions=False)")):
+        lif_layer(x, w_in, torch.tensor(net.rec_weight), neuron_params(net), v0, s_hist, plan)
+    cpu = prepare(net, backend=CpuOptions(convolutions=False), dtype=torch.float64)
+    reference = prepare(net, backend="reference", dtype=torch.float64)
+    runs = [
+        lif_layer(x, w_in, torch.tensor(net.rec_weight), neuron_params(net), v0, s_hist, p)[0] for p in (cpu, reference)
+    ]
+    torch.testing.assert_close(*runs, rtol=1e-12, atol=1e-12)
 
 
 def _cnn() -> Graph:

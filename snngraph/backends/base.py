@@ -59,7 +59,10 @@ class LayerSpec:
     the rows θ, s, z, spiking, ``A`` and ``b`` of the table.  ``saved_membranes``
     (bfloat16/float16, or None for the compute dtype) is the storage of the states saved for
     backward (:func:`round_states`).  ``convolutions`` lists the synapse ranges that came from
-    convolution and pooling edges (:class:`ConvSynapses`).
+    convolution and pooling edges (:class:`ConvSynapses`).  ``tied_convolutions`` says that the
+    caller reads the weight gradient of those ranges only as sums over each kernel tap's
+    synapses (the module gathers them from one kernel): a backend may then return each tap's
+    sum on one of its synapses and zero on the others.
     """
 
     n_states: int
@@ -78,6 +81,7 @@ class LayerSpec:
     detach_reset: bool
     saved_membranes: torch.dtype | None = None
     convolutions: tuple[ConvSynapses, ...] = ()
+    tied_convolutions: bool = False
 
     @property
     def device(self) -> torch.device:

@@ -233,6 +233,10 @@ class _Adjoint:
                     first = t0 + block.delay + skip
                     lam_parts.append(batch_rows(self.lam[first : first + spikes.shape[0] - skip, block.post]))
                     source_parts.append(batch_rows(spikes[skip:, block.pre].astype(self.lam.dtype)))
+                if block.tied and lam_parts:  # the kernel's gradient: any number of rows per call
+                    block.add_synapse_grad(
+                        total, torch.from_numpy(lam_parts.pop()), torch.from_numpy(source_parts.pop())
+                    )
             if lam_parts:
                 rows = (torch.from_numpy(np.concatenate(parts)) for parts in (lam_parts, source_parts))
                 block.add_synapse_grad(total, *rows)

@@ -40,7 +40,9 @@ class ConvBlock:
     ``synapses`` are their positions in the weight vector, ``tap`` their entries of the full
     kernel ``(C_out, C_in/groups, kh, kw)`` (a pooling's depthwise kernel), ``cell`` their entries
     of the per-position product ``[positions, C_out, C_in/groups·kh·kw]``; ``post``/``pre`` the
-    neurons (or input channels) of the two populations.
+    neurons (or input channels) of the two populations.  ``tied``: the caller reads only each
+    tap's sum of the synapse gradients (``LayerSpec.tied_convolutions``), which is the kernel's
+    gradient, one ``conv2d_weight`` over all rows; it goes to the tap's first synapse.
     """
 
     delay: int
@@ -56,6 +58,7 @@ class ConvBlock:
     synapses: np.ndarray
     tap: np.ndarray
     cell: np.ndarray
+    tied: bool = False
 
     @property
     def n_taps(self) -> int:
@@ -94,8 +97,10 @@ class ConvBlock:
         return grad[:, :, top : top + height, left : left + width].reshape(rows.shape[0], -1)
 
     def grad_buffer(self, dtype: torch.dtype) -> torch.Tensor:
-        """Zeros ``[positions·groups, C_out/groups, C_in/groups·kh·kw]``, the running sums of
-        :meth:`add_synapse_grad`."""
+        """Zeros for the running sums of :meth:`add_synapse_grad`: the kernel's shape when
+        ``tied``, else ``[positions·groups, C_out/groups, C_in/groups·kh·kw]``."""
+        if self.tied:
+            return torch.zeros(self.kernel_shape, dtype=dtype)
         c_out, per_group, kh, kw = self.kernel_shape
         positions = self.out_shape[1] * self.out_shape[2]
         return torch.zeros(positions * self.groups, c_out // self.groups, per_group * kh * kw, dtype=dtype)
@@ -103,8 +108,17 @@ class ConvBlock:
     def add_synapse_grad(self, total: torch.Tensor, lam: torch.Tensor, source: torch.Tensor) -> None:
         """Add ``Σ_r lam[r, post]·source[r, pre]`` for every (output position, output channel,
         tap) to ``total`` (:meth:`grad_buffer`), from ``lam`` ``[R, n_post]`` and ``source``
-        ``[R, n_pre]``: per position and group one product ``[C_out/groups, R]·[R, taps]``."""
+        ``[R, n_pre]``: per position and group one product ``[C_out/groups, R]·[R, taps]`` (when
+        ``tied``, their sums over the positions, the kernel's gradient)."""
         c_out, per_group, kh, kw = self.kernel_shape
+        if self.tied:
+            chunk = max(1, UNFOLD_VALUES // (lam.shape[1] + source.shape[1]))
+            for lo in range(0, lam.shape[0], chunk):
+                total += torch.nn.grad.conv2d_weight(
+                    self._padded(source[lo : lo + chunk]), self.kernel_shape,
+                    lam[lo : lo + chunk].reshape(-1, *self.out_shape), self.stride, 0, self.dilation, self.groups,
+                )  # fmt: skip
+            return
         groups, positions = self.groups, self.out_shape[1] * self.out_shape[2]
         chunk = max(1, UNFOLD_VALUES // (self.in_shape[0] * kh * kw * positions))
         for lo in range(0, lam.shape[0], chunk):
@@ -117,8 +131,14 @@ class ConvBlock:
             total.baddbmm_(lam_rows.contiguous(), taps.contiguous())  # strided operands: 50× slower
 
     def synapse_grads(self, total: torch.Tensor) -> np.ndarray:
-        """Each synapse's gradient, float64, from the sums of :meth:`add_synapse_grad`."""
-        return total.reshape(-1).numpy()[self.cell].astype(np.float64)
+        """Each synapse's gradient, float64, from the sums of :meth:`add_synapse_grad` (when
+        ``tied``, each tap's gradient on its first synapse and zero on the others)."""
+        if not self.tied:
+            return total.reshape(-1).numpy()[self.cell].astype(np.float64)
+        taps, first = np.unique(self.tap, return_index=True)
+        grads = np.zeros(self.tap.size)
+        grads[first] = total.reshape(-1).numpy()[taps]
+        return grads
 
 
 def _plane(spec: ConvSpec) -> tuple[ConvSpec, tuple[int, int, int, int]]:
@@ -143,13 +163,13 @@ def conv_blocks(layer: LayerSpec, target: str) -> tuple[tuple[ConvBlock, ...], n
     post_all, pre_all, delay_all = (getattr(layer, f"{prefix}_{name}").numpy() for name in ("post", "pre", "delay"))
     blocks, taken = [], []
     for group in (c for c in layer.convolutions if c.target == target):
-        blocks.extend(_edge_blocks(group, post_all, pre_all, delay_all))
+        blocks.extend(_edge_blocks(group, post_all, pre_all, delay_all, layer.tied_convolutions))
         taken.append(np.arange(group.start, group.stop))
     return tuple(blocks), np.concatenate(taken) if taken else np.zeros(0, np.int64)
 
 
 def _edge_blocks(
-    group: ConvSynapses, post_all: np.ndarray, pre_all: np.ndarray, delay_all: np.ndarray
+    group: ConvSynapses, post_all: np.ndarray, pre_all: np.ndarray, delay_all: np.ndarray, tied: bool
 ) -> list[ConvBlock]:
     """The blocks of one edge, one per distinct delay of its synapses."""
     spec = group.spec
@@ -169,5 +189,5 @@ def _edge_blocks(
     for d in np.unique(delays).tolist():
         mine = np.flatnonzero(delays == d)
         synapses = (group.start + mine, tap[mine], cell[mine])
-        blocks.append(ConvBlock(int(d), post_range, pre_range, *geometry, plane.groups, *synapses))
+        blocks.append(ConvBlock(int(d), post_range, pre_range, *geometry, plane.groups, *synapses, tied))
     return blocks
