@@ -24,10 +24,11 @@ initialises a ``Conv2d`` (uniform on ±1/√fan_in) times ``--gain``: one spike 
 little drive for θ = 1 at PyTorch's scale, and no neuron would fire.
 
 Training: Adam on the cross-entropy of the readout's maximum membrane over time
-(:class:`snngraph.losses.MembraneLoss`), full BPTT with a fast-sigmoid surrogate.  The script
-prints the test accuracy and the training time and saves pictures under ``examples/output/``::
+(:class:`snngraph.losses.MembraneLoss`), full BPTT with a fast-sigmoid surrogate, the last
+``--anneal`` epochs at a tenth of the learning rate.  The script prints the test accuracy and
+the training time and saves pictures under ``examples/output/``::
 
-    python examples/train_digits_cnn.py            # defaults: about 0.97, a few minutes on 2 CPU cores
+    python examples/train_digits_cnn.py            # defaults: test accuracy about 0.96, 2 to 3 min on 2 CPU cores
     python examples/train_digits_cnn.py --quick    # a few seconds: 1 epoch on 64 images, 2 and 4 channels
 """
 
@@ -79,11 +80,19 @@ def build_graph(
     return g
 
 
+def schedule(epochs: int, lr: float, anneal: int) -> list[tuple[int, float]]:
+    """``(epochs, learning rate)`` per phase: ``lr``, then ``lr/10`` for the last ``anneal`` epochs
+    (the test accuracy wanders by about ±0.01 between epochs at the full rate)."""
+    phases = [(epochs - anneal, lr), (anneal, lr / 10)]
+    return [(n, rate) for n, rate in phases if n > 0]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=30, help="passes over the training set")
     parser.add_argument("--batch-size", type=int, default=64, help="images per optimizer step")
     parser.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
+    parser.add_argument("--anneal", type=int, default=5, help="last epochs at a tenth of the learning rate")
     parser.add_argument("--steps", type=int, default=10, help="time steps per image (T)")
     parser.add_argument("--window", type=int, default=8, help="steps of the latency code (W <= T)")
     parser.add_argument("--channels", type=int, nargs=2, default=[16, 32], metavar=("C1", "C2"))
@@ -96,8 +105,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"1 epoch on {QUICK_IMAGES} images, channels 2 and 4 (a smoke test)"
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.anneal <= args.epochs:
+        parser.error(f"--anneal must lie in [0, --epochs], got {args.anneal}")
     if args.quick:
-        args.epochs, args.channels = 1, [2, 4]
+        args.epochs, args.anneal, args.channels = 1, 0, [2, 4]
     return args
 
 
@@ -137,9 +148,16 @@ def main(argv: list[str] | None = None) -> None:
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True)
     test_loader = DataLoader(test, batch_size=256)
     start = time.perf_counter()
-    history = fit(
-        model, train_loader, loss_fn, optimizer, args.epochs, test_loader, seed=args.seed, progress=not args.no_progress
-    )
+    history = History()
+    for phase, (epochs, lr) in enumerate(schedule(args.epochs, args.lr, args.anneal)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        seed = args.seed if phase == 0 else None  # the shuffling continues
+        part = fit(
+            model, train_loader, loss_fn, optimizer, epochs, test_loader, seed=seed, progress=not args.no_progress
+        )
+        for name, values in vars(part).items():
+            getattr(history, name).extend(values)
     seconds = time.perf_counter() - start
     _, accuracy = evaluate(model, test_loader, loss_fn)
     print(f"test accuracy {accuracy:.3f} ({len(test)} held-out images, chance {1 / CLASSES:.3f})")
