@@ -97,3 +97,16 @@ def test_train_shd_on_written_files(tmp_path: Path) -> None:
     out = run_example("train_shd.py", "--epochs", "1", "--hidden", "6", "--neuron", "cuba", "--no-progress", *args)
     assert "SHD test accuracy" in out
     assert (tmp_path / "shd_spikes.png").stat().st_size > 0
+
+
+def test_train_digits_cnn_quick(tmp_path: Path) -> None:
+    """The spiking CNN on 64 digits for one epoch: one layer of 2·64 + 2·16 + 4·16 + 4·4 + 10
+    neurons, convolutions and poolings among its edges, a test accuracy, the pictures."""
+    out = run_example("train_digits_cnn.py", "--quick", "--no-progress", "--out", str(tmp_path))
+    assert "CompiledNetwork: 250 neurons, 64 inputs" in out
+    assert "edge 'input' -> 'c1' (input): conv 1x8x8 -> 2x8x8, kernel 3x3" in out
+    assert "edge 'c2' -> 'p2' (recurrent): pool 4x4x4 -> 4x2x2, sum kernel 2x2" in out
+    accuracy = float(re.search(r"test accuracy (\S+) \(64 held-out images, chance 0.100\)", out).group(1))
+    assert 0 <= accuracy <= 1
+    for picture in ("training", "graph", "spikes", "readout"):
+        assert (tmp_path / f"digits_cnn_{picture}.png").stat().st_size > 0
