@@ -847,6 +847,8 @@ class Graph:
             if kernel.ndim < 3:
                 raise ValueError(f"edge {edge}: kernel must be (C_out, C_in/groups, k…), got shape {kernel.shape}")
             implied = {"out_channels": kernel.shape[0], "kernel_size": kernel.shape[2:]}
+            if isinstance(kernel_size, (int, np.integer)):  # one size for every dimension, as in PyTorch
+                given["kernel_size"] = (int(kernel_size),) * (kernel.ndim - 2)
             for key, value in given.items():
                 if value is not None and np.atleast_1d(value).tolist() != np.atleast_1d(implied[key]).tolist():
                     raise ValueError(f"edge {edge}: {key}={value!r} does not match the kernel's shape {kernel.shape}")

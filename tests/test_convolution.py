@@ -219,6 +219,19 @@ def test_state_dict_and_to_graph_round_trip_a_cnn(tmp_path: Path) -> None:
     assert loaded.inputs[0].shape == (2, 6, 6)
 
 
+def test_a_given_kernel_may_name_its_size() -> None:
+    g = Graph()
+    g.add_input("x", (1, 8, 8))
+    g.add_lif("c")
+    g.connect_conv("x", "c", kernel=np.zeros((2, 1, 3, 3)), kernel_size=3, out_channels=2)
+    assert g.population_shape("c") == (2, 6, 6)
+    g.add_lif("d")
+    with pytest.raises(
+        ValueError, match=re.escape("kernel_size=(3, 2) does not match the kernel's shape (2, 1, 3, 3)")
+    ):
+        g.connect_conv("x", "d", kernel=np.zeros((2, 1, 3, 3)), kernel_size=(3, 2))
+
+
 def test_per_tap_delays_round_trip() -> None:
     g = Graph()
     g.add_input("x", (1, 5))
