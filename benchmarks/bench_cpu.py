@@ -591,7 +591,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets on forward+backward time, each with the measured ratio it bounds."""
+    """The performance targets on forward+backward time, each with the measured ratio it bounds."""
     cuba, adlif = f"{CPU}, CubaLIF", f"{CPU}, SE-adLIF"
     wanted = [  # (case, numerator, denominator of the ratio of fwd+bwd times, relation, bound)
         ("sparse", "dense torch loop, masked [D,N,N]", CPU, ">=", 30.0),

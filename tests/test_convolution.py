@@ -5,6 +5,7 @@ oracle's conv weight gradient), per-edge parameters of a CNN, and errors that na
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from snngraph import SNN, Graph
 from snngraph.backends import CpuOptions
 from snngraph.convolution import conv_spec
 from snngraph.functional import lif_layer, neuron_params, prepare
+
+AS_CONVOLUTIONS = CpuOptions(conv_min_synapses=0)  # every convolution edge's synapses as convolutions
+AS_SYNAPSES = CpuOptions(conv_min_synapses=math.inf)  # as synapses, with the others
 
 GEOMETRIES = [
     ((4, 7, 9), {"kernel_size": (3, 2), "stride": (2, 1), "padding": 1, "dilation": (1, 2), "groups": 2}),
@@ -89,21 +93,23 @@ def test_pooling_synapses_compute_pytorchs_pooling(kind: str, kernel_size: Any, 
 def test_layer_equals_the_layered_pytorch_oracle(seed: int) -> None:
     """Random CNNs (1-D and 2-D, awkward geometry, per-tap delays, a conv inside a recurrent loop,
     feedback): float64 spikes identical, states to 1e-10, every gradient (kernels included)."""
-    backend = ("reference", "cpu")[seed % 2]
+    backend = ("reference", AS_CONVOLUTIONS)[seed % 2]
     assert_layer_equals_graph(random_cnn(seed, feedback=seed % 3 == 0), seed=seed, backend=backend, steps=12)
 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_cpu_backend_matches_the_reference_on_cnns(seed: int, dtype: torch.dtype) -> None:
-    assert_matches_reference(snngraph.compile(random_cnn(seed + 20, feedback=True)), "cpu", dtype=dtype, seed=seed)
+    """Every convolution as a convolution (odd seeds: only those of at least 100 synapses)."""
+    backend = AS_CONVOLUTIONS if seed % 2 == 0 else CpuOptions(conv_min_synapses=100)
+    assert_matches_reference(snngraph.compile(random_cnn(seed + 20, feedback=True)), backend, dtype=dtype, seed=seed)
 
 
 @pytest.mark.parametrize("seed", range(2))
 def test_cpu_backend_runs_convolutions_as_synapses_too(seed: int) -> None:
-    """``CpuOptions(convolutions=False)``: the convolution edges through the sparse and dense paths."""
+    """``CpuOptions(conv_min_synapses=math.inf)``: the convolution edges through the sparse and dense paths."""
     net = snngraph.compile(random_cnn(seed + 30, feedback=True))
-    assert_matches_reference(net, CpuOptions(convolutions=False), seed=seed)
+    assert_matches_reference(net, AS_SYNAPSES, seed=seed)
 
 
 @pytest.mark.parametrize("convolutions", [True, False])
@@ -117,7 +123,7 @@ def test_the_layer_op_gives_every_synapse_its_own_gradient(convolutions: bool) -
     v0 = torch.zeros(net.n_states, batch, net.n_neurons, dtype=torch.float64)
     s_hist = torch.zeros(net.max_delay, batch, net.n_neurons, dtype=torch.float64)
     grads = {}
-    for backend in ("reference", CpuOptions(convolutions=convolutions)):
+    for backend in ("reference", AS_CONVOLUTIONS if convolutions else AS_SYNAPSES):
         w_in, w_rec = (torch.tensor(w, requires_grad=True) for w in (net.in_weight, net.rec_weight))
         v, s = lif_layer(
             x, w_in, w_rec, neuron_params(net), v0, s_hist, prepare(net, backend=backend, dtype=torch.float64)
@@ -132,15 +138,15 @@ def test_the_layer_op_gives_every_synapse_its_own_gradient(convolutions: bool) -
 
 def test_weights_that_differ_within_a_tap_are_refused() -> None:
     net = snngraph.compile(_cnn())
-    plan = prepare(net, backend="cpu", dtype=torch.float64)
+    plan = prepare(net, backend=AS_CONVOLUTIONS, dtype=torch.float64)
     w_in = torch.tensor(net.in_weight)
     w_in[0] += 0.5  # one synapse of a tap: no convolution computes this
     x = torch.zeros(4 + net.max_lag, 1, net.n_inputs, dtype=torch.float64)
     v0 = torch.zeros(net.n_states, 1, net.n_neurons, dtype=torch.float64)
     s_hist = torch.zeros(net.max_delay, 1, net.n_neurons, dtype=torch.float64)
-    with pytest.raises(ValueError, match=re.escape("CpuOptions(convolutions=False)")):
+    with pytest.raises(ValueError, match=re.escape("CpuOptions(conv_min_synapses=math.inf)")):
         lif_layer(x, w_in, torch.tensor(net.rec_weight), neuron_params(net), v0, s_hist, plan)
-    cpu = prepare(net, backend=CpuOptions(convolutions=False), dtype=torch.float64)
+    cpu = prepare(net, backend=AS_SYNAPSES, dtype=torch.float64)
     reference = prepare(net, backend="reference", dtype=torch.float64)
     runs = [
         lif_layer(x, w_in, torch.tensor(net.rec_weight), neuron_params(net), v0, s_hist, p)[0] for p in (cpu, reference)

@@ -74,7 +74,7 @@ class ConvBlock:
             raise ValueError(
                 "the CPU backend runs convolution edges as convolutions, but this call's weights differ "
                 "between synapses of one kernel tap; pass the module's gathered weights, or use "
-                "CpuOptions(convolutions=False) to run them as synapses"
+                "CpuOptions(conv_min_synapses=math.inf) to run them as synapses"
             )
         return torch.from_numpy(kernel.reshape(self.kernel_shape))
 
@@ -156,16 +156,20 @@ def _plane(spec: ConvSpec) -> tuple[ConvSpec, tuple[int, int, int, int]]:
     return spec, (left, right, top, bottom)
 
 
-def conv_blocks(layer: LayerSpec, target: str) -> tuple[tuple[ConvBlock, ...], np.ndarray]:
-    """The convolution blocks of ``target``'s synapses (one per edge and delay) and the
-    positions of the synapses they take."""
+def conv_blocks(layer: LayerSpec, target: str, min_synapses: float) -> tuple[tuple[ConvBlock, ...], np.ndarray]:
+    """The convolution blocks of ``target``'s synapses (one per edge and delay, those with at
+    least ``min_synapses`` synapses) and the positions of the synapses they take."""
     prefix = "in" if target == "input" else "rec"
     post_all, pre_all, delay_all = (getattr(layer, f"{prefix}_{name}").numpy() for name in ("post", "pre", "delay"))
-    blocks, taken = [], []
-    for group in (c for c in layer.convolutions if c.target == target):
-        blocks.extend(_edge_blocks(group, post_all, pre_all, delay_all, layer.tied_convolutions))
-        taken.append(np.arange(group.start, group.stop))
-    return tuple(blocks), np.concatenate(taken) if taken else np.zeros(0, np.int64)
+    blocks = [
+        block
+        for group in layer.convolutions
+        if group.target == target and group.stop - group.start >= min_synapses
+        for block in _edge_blocks(group, post_all, pre_all, delay_all, layer.tied_convolutions)
+        if block.synapses.size >= min_synapses
+    ]
+    taken = np.concatenate([block.synapses for block in blocks]) if blocks else np.zeros(0, np.int64)
+    return tuple(blocks), taken
 
 
 def _edge_blocks(

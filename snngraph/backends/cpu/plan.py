@@ -239,14 +239,13 @@ def layer_plan(layer: LayerSpec, options: CpuOptions) -> LayerPlan:
     """The :class:`LayerPlan` of ``layer`` with the dense-block thresholds of ``options``."""
     n, c = layer.n_neurons, layer.n_inputs
     thresholds = (options.dense_density, options.min_dense_area)
-    no_conv: tuple[tuple[ConvBlock, ...], np.ndarray] = ((), np.zeros(0, np.int64))
     inputs = plan_synapses(
         *(as_numpy(t) for t in (layer.in_post, layer.in_pre, layer.in_delay)), (n, c), *thresholds, by_delay=True,
-        conv=conv_blocks(layer, "input") if options.convolutions else no_conv,
+        conv=conv_blocks(layer, "input", options.conv_min_synapses),
     )  # fmt: skip
     recurrent = plan_synapses(
         *(as_numpy(t) for t in (layer.rec_post, layer.rec_pre, layer.rec_delay)), (n, n), *thresholds, by_delay=False,
-        conv=conv_blocks(layer, "recurrent") if options.convolutions else no_conv,
+        conv=conv_blocks(layer, "recurrent", options.conv_min_synapses),
     )  # fmt: skip
     rec = recurrent.sparse
     slot = np.searchsorted(rec.delays, rec.delay)  # index of each synapse's delay in rec.delays
