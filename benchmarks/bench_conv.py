@@ -43,13 +43,11 @@ Then one snngraph training step of the N-MNIST network at 2% input is profiled (
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import json
 import math
 import os
 import pstats
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -63,7 +61,19 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cpu import ATanSpike, _installed, _status_kib, _timed, machine, paired_ratio, time_models, train_step
+from bench_cpu import (
+    ATanSpike,
+    _installed,
+    _timed,
+    arguments,
+    machine,
+    memory_subprocess,
+    paired_ratio,
+    step_peak_rss,
+    time_models,
+    train_step,
+    write_report,
+)
 
 import snngraph
 from snngraph import SNN, Graph
@@ -388,28 +398,13 @@ def equivalence(case: ConvCase, weights: list[np.ndarray | None]) -> dict[str, d
 def peak_rss_increase(case: ConvCase, name: str, runs: int = 1) -> int:
     """Peak RSS increase (bytes) of one training step after a warm-up, the least of ``runs``."""
     model = contenders()[name](case, make_weights(case), torch.float32)
-    x = make_input(case, torch.float32)
-    train_step(model, x)
-    peaks = []
-    for _ in range(runs):
-        start = _status_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-        train_step(model, x)
-        peaks.append(1024 * (_status_kib("VmHWM") - start))
-    return min(peaks)
+    return step_peak_rss(model, make_input(case, torch.float32), runs)
 
 
 def memory_in_subprocess(case: ConvCase, name: str) -> float | None:
     """:func:`peak_rss_increase` in MiB, measured by a fresh interpreter (None where /proc can't)."""
-    if not Path("/proc/self/clear_refs").exists():
-        return None
-    args = ["--threads", str(torch.get_num_threads()), "--memory", json.dumps(asdict(case)), name]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 16))
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, check=False)
-    if done.returncode:
-        print(f"  memory of {name!r} failed: {done.stderr.strip().splitlines()[-1:]}")
-        return None
-    return int(done.stdout.split()[-1]) / 2**20
+    peak = memory_subprocess(__file__, json.dumps(asdict(case)), name)
+    return None if peak is None else peak / 2**20
 
 
 # ------------------------------------------------------------------------------------------
@@ -525,15 +520,7 @@ def profile_step(case: ConvCase, top: int = 25) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--out", type=Path, help=f"JSON results (default {RESULTS}; none with --quick)")
-    parser.add_argument("--repeats", type=int, default=None, help="timing rounds (median)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--memory", nargs=2, metavar=("CASE_JSON", "CONTENDER"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = arguments(__doc__.splitlines()[0], RESULTS, "timing rounds (median)")
     if args.memory:
         print(peak_rss_increase(ConvCase.from_json(args.memory[0]), args.memory[1]))
         return
@@ -552,11 +539,7 @@ def main() -> None:
     profile = profile_step(profiled)
     info["load_average_at_end"] = os.getloadavg()
     report = {"machine": info, "quick": args.quick, "repeats": repeats, "results": results, "profile": profile}
-    out = args.out if args.out is not None or args.quick else RESULTS
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=float) + "\n")
-        print(f"\nwrote {out}")
+    write_report(report, args, RESULTS)
 
 
 if __name__ == "__main__":

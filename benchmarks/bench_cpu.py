@@ -452,11 +452,8 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def peak_memory(case: Case, contender: str, runs: int = 3) -> int:
-    """Peak RSS increase (bytes) of a forward+backward after a warm-up, the least of ``runs``."""
-    weights = make_weights(case)
-    model = contenders(case)[contender].build(case, weights, torch.float32)
-    x = make_input(case, torch.float32)
+def step_peak_rss(model: nn.Module, x: torch.Tensor, runs: int) -> int:
+    """Peak RSS increase (bytes) of a training step of ``model`` after a warm-up, the least of ``runs``."""
     train_step(model, x)
     peaks = []
     for _ in range(runs):
@@ -467,12 +464,18 @@ def peak_memory(case: Case, contender: str, runs: int = 3) -> int:
     return min(peaks)
 
 
-def measure_memory(case: Case, contender: str) -> int | None:
-    """:func:`peak_memory` in a fresh subprocess (None where /proc cannot do it)."""
+def peak_memory(case: Case, contender: str, runs: int = 3) -> int:
+    """:func:`step_peak_rss` of ``contender`` on ``case``."""
+    model = contenders(case)[contender].build(case, make_weights(case), torch.float32)
+    return step_peak_rss(model, make_input(case, torch.float32), runs)
+
+
+def memory_subprocess(script: str, case_json: str, contender: str) -> int | None:
+    """The bytes that ``script --memory CASE_JSON CONTENDER`` prints, run by a fresh interpreter
+    (None where /proc cannot measure it, or where the run fails)."""
     if not Path("/proc/self/clear_refs").exists():
         return None
-    threads = ["--threads", str(torch.get_num_threads())]
-    command = [sys.executable, __file__, *threads, "--memory", json.dumps(asdict(case)), contender]
+    command = [sys.executable, script, "--threads", str(torch.get_num_threads()), "--memory", case_json, contender]
     # large blocks always mmap-ed, so that freed arrays leave the resident set at once
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 16)}
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
@@ -480,6 +483,11 @@ def measure_memory(case: Case, contender: str) -> int | None:
         print(f"  memory of {contender!r} failed: {result.stderr.strip().splitlines()[-1:]}")
         return None
     return int(result.stdout.strip().splitlines()[-1])
+
+
+def measure_memory(case: Case, contender: str) -> int | None:
+    """:func:`peak_memory` in a fresh subprocess."""
+    return memory_subprocess(__file__, json.dumps(asdict(case)), contender)
 
 
 def compare(got: tuple[torch.Tensor, torch.Tensor], want: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
@@ -684,16 +692,32 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, results: Path, repeats: str) -> argparse.Namespace:
+    """The command line of a benchmark script (``--quick``, ``--out``, ``--repeats``, ``--threads``
+    and the ``--memory CASE_JSON CONTENDER`` of its memory subprocess); applies ``--threads``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--out", type=Path, help=f"JSON results (default {RESULTS}; none with --quick)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median)")
+    parser.add_argument("--out", type=Path, help=f"JSON results (default {results}; none with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help=repeats)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--memory", nargs=2, metavar=("CASE_JSON", "CONTENDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def write_report(report: dict[str, Any], args: argparse.Namespace, results: Path) -> None:
+    """Write ``report`` as JSON to ``--out``, or to ``results`` unless ``--quick``."""
+    out = args.out if args.out is not None or args.quick else results
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        print(f"\nwrote {out}")
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], RESULTS, "timed runs per measurement (median)")
     if args.memory:
         print(peak_memory(Case(**json.loads(args.memory[0])), args.memory[1]))
         return
@@ -735,11 +759,7 @@ def main() -> None:
             "torch call waited for a descheduled worker (3-8x slower, for every contender)"
         )
     report = {"machine": info, "quick": args.quick, "repeats": repeats, "results": results, "targets": targets}
-    out = args.out if args.out is not None or args.quick else RESULTS
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=float) + "\n")
-        print(f"\nwrote {out}")
+    write_report(report, args, RESULTS)
 
 
 if __name__ == "__main__":
