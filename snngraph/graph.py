@@ -3,12 +3,17 @@
 A node is a population: ``input`` (a vector of external signals), ``lif`` (leaky
 integrate-and-fire neurons) or ``li`` (a non-spiking leaky readout).  An edge ``pre → post``
 is a projection: a weight matrix of shape ``(post, pre)`` whose entries are synapses, each
-with an integer delay in timesteps.  See docs/design.md, "The model".
+with an integer delay in timesteps, or a convolution or pooling between shaped populations
+(:meth:`Graph.connect_conv`, :meth:`Graph.connect_pool`).  See docs/design.md, "The model"
+and "Convolutions and pooling".
 
 :class:`Graph` is a thin, validating layer over :class:`networkx.DiGraph` (``g.nx``).  A plain
-``networkx.DiGraph`` whose nodes carry ``kind``/``size``/``alpha``/``theta``/``reset`` and whose
-edges carry ``weight``/``delay`` (and optionally ``shared``/``trainable``, see
-:meth:`Graph.connect`) is accepted everywhere a :class:`Graph` is, through
+``networkx.DiGraph`` whose nodes carry ``kind``/``size``/``alpha``/``theta``/``reset`` (and
+optionally ``shape``) and whose edges carry ``weight``/``delay`` (and optionally
+``shared``/``scale``/``trainable``, see :meth:`Graph.connect`; or ``kind="conv"`` with
+``kernel_size``/``stride``/``padding``/``dilation``/``groups`` and the kernel as ``weight``, or
+``kind="pool"`` with ``pool``/``kernel_size``/``stride``/``padding``) is accepted everywhere a
+:class:`Graph` is, through
 :func:`population_spec` and :func:`projection_spec`, which turn node and edge attributes into
 validated specs.
 """
