@@ -351,3 +351,15 @@ def test_a_node_shape_must_hold_its_size() -> None:
     g.nodes["c1"]["size"] = 100
     with pytest.raises(ValueError, match=re.escape("node 'c1': shape (3, 6, 6) holds 108 neurons but size is 100")):
         snngraph.compile(g)
+
+
+def test_flat_weights_hold_the_kernels_too() -> None:
+    net = snngraph.compile(_cnn())
+    per_edge, flat = (SNN(net, dtype=torch.float64, flat_weights=f) for f in (False, True))
+    x = (torch.rand(8, 2, 2, 6, 6, generator=torch.Generator().manual_seed(5)) < 0.4).double()
+    out_edge, out_flat = per_edge(x), flat(x)
+    assert torch.equal(out_edge.layer_spikes, out_flat.layer_spikes)
+    out_edge.layer_membranes.sum().backward()
+    out_flat.layer_membranes.sum().backward()
+    assert flat.weight("x", "c1").shape == (3, 2, 3, 3)
+    torch.testing.assert_close(flat.weight_grad("x", "c1"), per_edge.weight_grad("x", "c1"), rtol=1e-12, atol=0)
