@@ -163,7 +163,7 @@ class SynapseGather(nn.Module):
     (``in_gather``/``rec_gather``) into their concatenation, or nothing where ``g`` is the
     identity, and the synapses' fixed factors ``in_scale``/``rec_scale`` where there are any."""
 
-    def __init__(self, net: CompiledNetwork, slots: dict[EdgeInfo, Slot]) -> None:
+    def __init__(self, net: CompiledNetwork, slots: dict[EdgeInfo, Slot], dtype: torch.dtype) -> None:
         super().__init__()
         self.tensor_names: dict[str, tuple[str, ...]] = {}
         self.identity: dict[str, bool] = {}
@@ -184,7 +184,7 @@ class SynapseGather(nn.Module):
             )
             self.register_buffer(f"{prefix}_gather", torch.as_tensor(index, dtype=torch.long), persistent=False)
             scale = net.synapse_scale(target)
-            scale = None if scale is None else torch.as_tensor(scale, dtype=torch.get_default_dtype())
+            scale = None if scale is None else torch.as_tensor(scale, dtype=dtype)
             self.register_buffer(f"{prefix}_scale", scale, persistent=False)
 
     def forward(self, weights: EdgeParameters, target: str, like: torch.Tensor) -> torch.Tensor:
@@ -197,7 +197,7 @@ class SynapseGather(nn.Module):
         prefix = "in" if target == "input" else "rec"
         weights = flat if self.identity[target] else flat.index_select(0, getattr(self, f"{prefix}_gather"))
         scale = getattr(self, f"{prefix}_scale")
-        return weights if scale is None else weights * scale.to(weights.dtype)
+        return weights if scale is None else weights * scale
 
 
 __all__ = ["MANY_EDGES", "EdgeParameters", "Slot", "SynapseGather", "edge_names", "edge_slots"]

@@ -422,3 +422,13 @@ def test_save_keeps_the_synapse_factors(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.in_scale, [1.0, -1.0, 0.5])
     assert loaded.rec_scale is None
     np.testing.assert_array_equal(loaded.in_weight, [0.5, -2.0, 1.0])
+
+
+def test_a_float64_model_keeps_every_digit_of_the_factors() -> None:
+    g = Graph()
+    g.add_input("x", 2)
+    g.add_lif("h", 2)
+    g.connect("x", "h", weight=[0.3, 0.7], shared=[[0, 1], [1, -1]], scale=[1 / 9, 1 / 3, 0.1])
+    net = snngraph.compile(g)
+    model = SNN(net, dtype=torch.float64)
+    np.testing.assert_array_equal(model.w_in.detach().numpy(), net.in_weight)
