@@ -201,7 +201,7 @@ class SNN(nn.Module):
         self.saved_membranes, self.batch_first = saved_membranes, bool(batch_first)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         self.weights = EdgeParameters(net, dtype, flat=flat_weights)
-        self.gather = SynapseGather(net, self.weights.slots)
+        self.gather = SynapseGather(net, self.weights.slots, dtype)
         trained = sum(e.trainable for e in net.edges)
         if not flat_weights and trained > MANY_EDGES:
             warnings.warn(
@@ -401,6 +401,7 @@ class SNN(nn.Module):
             graph.nx.add_node(p.name, kind=p.kind, size=p.size, reset=p.model.reset, **attrs)
         for edge in net.edges:
             synapses, sl = net.synapses(edge.target), slice(edge.start, edge.stop)
+            scale = net.synapse_scale(edge.target)
             pre, post = net.population(edge.pre), net.population(edge.post)
             spec = ProjectionSpec(
                 edge.pre,
@@ -415,7 +416,7 @@ class SNN(nn.Module):
                 edge.kind,
                 edge.trainable,
                 edge.conv,
-                None if net.synapse_scale(edge.target) is None else net.synapse_scale(edge.target)[sl],
+                None if scale is None else scale[sl],
             )
             graph.add_projection(spec)
         return graph

@@ -105,6 +105,12 @@ def test_cpu_backend_matches_the_reference_on_cnns(seed: int, dtype: torch.dtype
     assert_matches_reference(snngraph.compile(random_cnn(seed + 20, feedback=True)), backend, dtype=dtype, seed=seed)
 
 
+def test_convolution_blocks_over_many_backward_chunks() -> None:
+    """The kernel gradients gathered from many pending time chunks (a tiny workspace)."""
+    net = snngraph.compile(random_cnn(24, feedback=True))
+    assert_matches_reference(net, CpuOptions(conv_min_synapses=0, workspace=1, chunks=16), seed=2)
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_cpu_backend_runs_convolutions_as_synapses_too(seed: int) -> None:
     """``CpuOptions(conv_min_synapses=math.inf)``: the convolution edges through the sparse and dense paths."""
@@ -123,7 +129,7 @@ def test_the_layer_op_gives_every_synapse_its_own_gradient(convolutions: bool) -
     v0 = torch.zeros(net.n_states, batch, net.n_neurons, dtype=torch.float64)
     s_hist = torch.zeros(net.max_delay, batch, net.n_neurons, dtype=torch.float64)
     grads = {}
-    for backend in ("reference", AS_CONVOLUTIONS if convolutions else AS_SYNAPSES):
+    for backend in ("reference", CpuOptions(conv_min_synapses=0, workspace=1) if convolutions else AS_SYNAPSES):
         w_in, w_rec = (torch.tensor(w, requires_grad=True) for w in (net.in_weight, net.rec_weight))
         v, s = lif_layer(
             x, w_in, w_rec, neuron_params(net), v0, s_hist, prepare(net, backend=backend, dtype=torch.float64)

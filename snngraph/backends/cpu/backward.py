@@ -128,9 +128,7 @@ class _Adjoint:
         self.grad_sparse = np.zeros(self.sparse.synapses.size) if needs_grad else None
         blocks = self.plan.dense if needs_grad else ()
         self.grad_blocks = [torch.from_numpy(np.zeros(block.shape, w.dtype)) for block in blocks]
-        self.grad_convs = [
-            block.grad_buffer(torch.from_numpy(w[:0]).dtype) for block in (self.plan.conv if needs_grad else ())
-        ]
+        self.grad_convs = [block.grad_buffer(kernel.dtype) for block, kernel in self.convs] if needs_grad else []
         # ∂Wᵀ[pre, post] of the chunks multiplied as sparse spikes (allocated on first use)
         self.grad_blocks_t: list[torch.Tensor | None] = [None for _ in blocks]
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # spike events (pre, λU offset)
@@ -161,6 +159,7 @@ class _Adjoint:
         of the time loop (``t0 ≥ 0``, bool) wait in :attr:`pending`, to be gathered in few
         calls by :meth:`gather`, once λU is known for every step they read — or, for a busy
         chunk (``CpuOptions.sampled_rate``), the chunk waits in :attr:`sampled` for :meth:`sample`.
+        The convolution blocks' chunks wait in :attr:`conv_pending` for :meth:`gather`.
         """
         n, batch = self.n, self.batch
         binary = spikes.dtype == bool
@@ -181,11 +180,9 @@ class _Adjoint:
                     self.grad_sparse, self.sparse, self.key, self.lam.reshape(-1), pre, base, value, bounds
                 )
         for i, ((block, _), grad) in enumerate(zip(self.blocks, self.grad_blocks, strict=True)):
-            skip = max(0, -(t0 + block.delay))  # steps whose t + d < 0
-            if skip < spikes.shape[0]:
-                first = t0 + block.delay + skip
-                lam_rows = self.lam[first : first + spikes.shape[0] - skip, block.post]  # [K, P, B]
-                source = spikes[skip:, block.pre]  # [K, Q, B]
+            pair = self._delayed_pair(spikes, t0, block.delay, block.post, block.pre)
+            if pair is not None:
+                lam_rows, source = pair
                 if binary and self._sparse_spikes(source, block):
                     if self.grad_blocks_t[i] is None:
                         self.grad_blocks_t[i] = grad.new_zeros(grad.shape[::-1])
@@ -195,6 +192,17 @@ class _Adjoint:
                     grad += torch.tensordot(torch.from_numpy(lam_rows), source_t, dims=([0, 2], [0, 2]))
         if self.grad_convs:
             self.conv_pending.append((t0, spikes))
+
+    def _delayed_pair(
+        self, spikes: np.ndarray, t0: int, delay: int, post: slice, pre: slice
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """λU[t + d] of ``post`` ``[K, P, B]`` and S[t] of ``pre`` ``[K, Q, B]`` for the steps ``t`` of
+        ``spikes`` = S[t0 …] with ``t + d ≥ 0`` (``None`` where there are none)."""
+        skip = max(0, -(t0 + delay))  # steps whose t + d < 0
+        if skip >= spikes.shape[0]:
+            return None
+        first = t0 + delay + skip
+        return self.lam[first : first + spikes.shape[0] - skip, post], spikes[skip:, pre]
 
     def _sparse_spikes(self, spikes: np.ndarray, block: DenseBlock) -> bool:
         """Whether a dense block's weight gradient multiplies ``spikes`` as a sparse matrix."""
@@ -222,24 +230,20 @@ class _Adjoint:
 
     def _gather_convolutions(self) -> None:
         """``Σ λU[t+d]_post S[t]_pre`` per convolution synapse over the pending chunks, as batch-major
-        rows of every pending step at once (the per-position products are then large enough for
-        BLAS)."""
+        rows: chunk by chunk for a tied block's kernel gradient, every pending step at once for the
+        per-position products (then large enough for BLAS)."""
         pending, self.conv_pending = self.conv_pending, []
         for (block, _), total in zip(self.convs, self.grad_convs, strict=True):
-            lam_parts, source_parts = [], []
-            for t0, spikes in pending:
-                skip = max(0, -(t0 + block.delay))
-                if skip < spikes.shape[0]:
-                    first = t0 + block.delay + skip
-                    lam_parts.append(batch_rows(self.lam[first : first + spikes.shape[0] - skip, block.post]))
-                    source_parts.append(batch_rows(spikes[skip:, block.pre].astype(self.lam.dtype)))
-                if block.tied and lam_parts:  # the kernel's gradient: any number of rows per call
-                    block.add_synapse_grad(
-                        total, torch.from_numpy(lam_parts.pop()), torch.from_numpy(source_parts.pop())
-                    )
-            if lam_parts:
-                rows = (torch.from_numpy(np.concatenate(parts)) for parts in (lam_parts, source_parts))
-                block.add_synapse_grad(total, *rows)
+            pairs = (self._delayed_pair(spikes, t0, block.delay, block.post, block.pre) for t0, spikes in pending)
+            rows = (
+                (torch.from_numpy(batch_rows(lam)), torch.from_numpy(batch_rows(source.astype(lam.dtype))))
+                for lam, source in (pair for pair in pairs if pair is not None)
+            )  # one chunk at a time for the kernel's gradient, which takes any number of rows per call
+            if not block.tied:  # the per-position products: every row at once
+                parts = list(rows)
+                rows = iter([tuple(torch.cat(column) for column in zip(*parts, strict=True))] if parts else [])
+            for lam, source in rows:
+                block.add_synapse_grad(total, lam, source)
 
     def sample(self, lam: np.ndarray) -> None:
         """Add ``Σ_{t,b} S[t]_{b,pre} λU[t+d]_{b,post}`` for every sparse synapse, ``t`` in the

@@ -12,8 +12,11 @@ come from the convolution itself, which runs as dense BLAS:
 
 where ``K_d`` holds the taps of delay ``d`` (zero elsewhere) and the per-synapse gradient is one
 batched product of the unfolded input with λU per output position: every synapse's own gradient,
-as the sparse path computes it.  A 1-D convolution runs as a 2-D one of height 1; ``(before,
-after)`` padding is applied with ``F.pad``.  Rows are batch-major ``[R, n]`` (``R`` = steps × batch).
+as the sparse path computes it.  When the caller reads only each tap's sum of those
+(``LayerSpec.tied_convolutions``), the block computes the sum itself, the kernel's gradient
+``conv2d_weight(S, λU)``, and returns it on the tap's first synapse.  A 1-D convolution runs as a
+2-D one of height 1; ``(before, after)`` padding is applied with ``F.pad``.  Rows are batch-major
+``[R, n]`` (``R`` = steps × batch).
 """
 
 from __future__ import annotations
