@@ -125,12 +125,7 @@ def save_pictures(model: snngraph.SNN, graph: snngraph.Graph, history: History, 
         "readout": plot.membranes(output, "out"),
     }
     figures["spikes"].suptitle(f"spikes of every layer, a test image of the digit {int(label)}")
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, figure in figures.items():
-        paths.append(out / f"digits_cnn_{name}.png")
-        figure.savefig(paths[-1], dpi=100)
-    return paths
+    return plot.save(figures, out, "digits_cnn")
 
 
 def main(argv: list[str] | None = None) -> None:

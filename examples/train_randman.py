@@ -146,12 +146,7 @@ def save_pictures(
         "spikes": plot.raster(output, inputs=x.transpose(0, 1)),
         "readout": plot.membranes(output, "readout"),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, figure in figures.items():
-        paths.append(out / f"{prefix}_{name}.png")
-        figure.savefig(paths[-1], dpi=100)
-    return paths
+    return plot.save(figures, out, prefix)
 
 
 def main(argv: list[str] | None = None) -> None:

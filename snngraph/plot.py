@@ -8,12 +8,14 @@ made with ``matplotlib.figure.Figure``, not pyplot, so nothing opens a window: s
 * :func:`membranes` — membrane traces U[t] of one population;
 * :func:`graph` — populations and projections, edges labelled with their delays;
 * :func:`connectivity` — the compiled W_rec (or W_in) as a spy plot coloured by delay;
-* :func:`training` — loss and accuracy per epoch from :func:`snngraph.train.fit`.
+* :func:`training` — loss and accuracy per epoch from :func:`snngraph.train.fit`;
+* :func:`save` — a set of them as PNG files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -190,4 +192,14 @@ def training(history: History) -> Any:
     return fig
 
 
-__all__ = ["connectivity", "graph", "membranes", "raster", "training"]
+def save(figures: Mapping[str, Any], out: Path, prefix: str, dpi: int = 100) -> list[Path]:
+    """Write each figure as ``out/{prefix}_{name}.png`` (``out`` is created) and return the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, figure in figures.items():
+        paths.append(out / f"{prefix}_{name}.png")
+        figure.savefig(paths[-1], dpi=dpi)
+    return paths
+
+
+__all__ = ["connectivity", "graph", "membranes", "raster", "save", "training"]

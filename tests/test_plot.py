@@ -34,10 +34,10 @@ def test_every_plot_saves_a_png(tmp_path: Path) -> None:
         "training": plot.training(history),
         "training_loss_only": plot.training(History(train_loss=[2.0, 1.0])),
     }
-    for name, figure in figures.items():
-        assert isinstance(figure, Figure)
-        path = tmp_path / f"{name}.png"
-        figure.savefig(path, dpi=50)
+    assert all(isinstance(figure, Figure) for figure in figures.values())
+    paths = plot.save(figures, tmp_path / "pictures", "tiny", dpi=50)
+    assert [p.name for p in paths] == [f"tiny_{name}.png" for name in figures]
+    for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC
     assert len(figures["raster"].axes) == 2  # input + the one lif population
     assert len(figures["training"].axes) == 2
