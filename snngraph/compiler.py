@@ -20,7 +20,9 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import torch
 
+from snngraph.delays import tap_delays, window_starts
 from snngraph.graph import (
     Graph,
     PopulationSpec,
@@ -48,7 +50,9 @@ def read_graph(graph: Graph | nx.DiGraph) -> tuple[dict[Any, PopulationSpec], li
         check_endpoints(pre, post, populations[pre].kind, populations[post].kind)
         pre_spec, post_spec = populations[pre], populations[post]
         shapes = (pre_spec.shape, post_spec.shape)
-        projections.append(projection_spec(pre, post, attrs, pre_spec.size, post_spec.size, shapes))
+        projections.append(
+            projection_spec(pre, post, attrs, pre_spec.size, post_spec.size, shapes, not pre_spec.is_neuron)
+        )
     return populations, projections
 
 
@@ -131,30 +135,32 @@ def emit(
 
     def flat(target: str) -> tuple[list[EdgeInfo], dict[str, np.ndarray]]:
         """The ``"input"`` or ``"recurrent"`` synapses, edge after edge, in a few vectorised
-        operations: ``post``, ``pre``, ``delay`` and the ``index`` into the edge's parameter."""
+        operations: ``post``, ``pre``, ``delay`` and the ``index`` into the edge's parameter.  An
+        edge that learns its delays compiles its taps, tap-major (:mod:`snngraph.delays`)."""
         group = groups[target]
-        counts = [p.n_synapses for p in group]
+        counts = [p.n_synapses * _taps(p) for p in group]
         param_starts = list(accumulate(sizes[target], initial=first_value[target]))[:-1]
         infos = [
             EdgeInfo(
-                p.pre, p.post, target, stop - n, stop, p.shape, p.dense, p.kind, p.values.shape, at, p.trainable, p.conv
+                p.pre, p.post, target, stop - n, stop, p.shape, p.dense, p.kind, p.values.shape, at, p.trainable,
+                p.conv, p.delays,
             )
             for p, n, stop, at in zip(group, counts, accumulate(counts), param_starts, strict=True)
-        ]
+        ]  # fmt: skip
 
         def column(values: list[np.ndarray], offsets: list[int], dtype: type) -> np.ndarray:
             if not group:
                 return np.zeros(0, dtype)
             return np.concatenate(values).astype(dtype) + np.repeat(np.array(offsets, dtype), counts)
 
-        delay = column([p.delay for p in group], [lags[p.post] - lags[p.pre] for p in group], np.int64)
+        delay = column([_tap_delays(p) for p in group], [lags[p.post] - lags[p.pre] for p in group], np.int64)
         if target == "recurrent" and zero_delay == "promote":
             delay = np.maximum(delay, 1)
         return infos, {
-            "post": column([p.post_index for p in group], [start[p.post] for p in group], np.int64),
-            "pre": column([p.pre_index for p in group], [start[p.pre] for p in group], np.int64),
+            "post": column([np.tile(p.post_index, _taps(p)) for p in group], [start[p.post] for p in group], np.int64),
+            "pre": column([np.tile(p.pre_index, _taps(p)) for p in group], [start[p.pre] for p in group], np.int64),
             "delay": delay,
-            "index": column([p.index for p in group], [0] * len(group), np.int64),
+            "index": column([np.tile(p.index, _taps(p)) for p in group], [0] * len(group), np.int64),
         }
 
     def scale(target: str) -> np.ndarray | None:
@@ -162,11 +168,18 @@ def emit(
         group = groups[target]
         if all(p.scale is None for p in group):
             return None
-        return np.concatenate([np.ones(p.n_synapses) if p.scale is None else p.scale for p in group])
+        factors = [np.ones(p.n_synapses) if p.scale is None else p.scale for p in group]
+        return np.concatenate([np.tile(f, _taps(p)) for f, p in zip(factors, group, strict=True)])
 
     in_edges, ins = flat("input")
     rec_edges, rec = flat("recurrent")
-    values = [p.values.reshape(-1) for target in ("input", "recurrent") for p in groups[target]]
+    ordered = [p for target in ("input", "recurrent") for p in groups[target]]
+    values = [p.values.reshape(-1) for p in ordered]
+    delay_values = None
+    if any(p.delays is not None for p in ordered):
+        delay_values = np.concatenate(
+            [np.full(p.values.size, np.nan) if p.delays is None else p.delay_values.reshape(-1) for p in ordered]
+        )
     return CompiledNetwork(
         populations=tuple(neuron_pops),
         inputs=tuple(input_pops),
@@ -178,7 +191,23 @@ def emit(
         parameters=parameters,
         in_scale=scale("input"),
         rec_scale=scale("recurrent"),
+        delay_values=delay_values,
     )
+
+
+def _taps(projection: ProjectionSpec) -> int:
+    """Compiled synapses per synapse of ``projection``: its taps when it learns its delays, else 1."""
+    return 1 if projection.delays is None else projection.delays.taps
+
+
+def _tap_delays(projection: ProjectionSpec) -> np.ndarray:
+    """The delays of ``projection``'s compiled synapses (before the lags): its taps' when it learns
+    its delays (:func:`snngraph.delays.tap_delays`), else its own."""
+    if projection.delays is None:
+        return projection.delay
+    tau = torch.from_numpy(projection.delay_values.reshape(-1))
+    starts = window_starts(tau, projection.delays).numpy()
+    return tap_delays(starts, projection.index, projection.delays.taps, 0)
 
 
 def compile(graph: Graph | nx.DiGraph, zero_delay: str = "retime") -> CompiledNetwork:

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 import torch
 
 from snngraph.convolution import POOLS, ConvSpec, conv_spec, default_kernel
+from snngraph.delays import DelaySpec, delay_spec, initial_delays
 from snngraph.kinds import DECAYS, DEFAULTS, NAMED, NEURON_KINDS, PARAMETERS, NeuronModel, check_states
 from snngraph.neurons import BLOCKS, RESETS
 
@@ -86,7 +87,9 @@ class ProjectionSpec:
     synapse pattern was given as a dense matrix (the weight, or for a shared edge its index
     pattern), so that trained values can be written back in the same form; ``trainable=False``
     marks a fixed edge.  A shared edge may give each synapse a fixed factor ``scale``
-    (``None``: all ones).
+    (``None``: all ones).  An edge that learns its delays has their :class:`DelaySpec` in
+    ``delays`` and the real delays in ``delay_values``, shaped like ``values`` (one per entry of
+    the parameter); its ``delay`` is then theirs rounded (:mod:`snngraph.delays`).
     """
 
     pre: Any
@@ -102,6 +105,8 @@ class ProjectionSpec:
     trainable: bool = True
     conv: ConvSpec | None = None
     scale: np.ndarray | None = None
+    delays: DelaySpec | None = None
+    delay_values: np.ndarray | None = None
 
     @property
     def weight(self) -> np.ndarray:
@@ -115,14 +120,20 @@ class ProjectionSpec:
 
     @property
     def min_delay(self) -> int:
+        """The smallest delay a synapse may have: the range's low end when the edge learns its delays."""
+        if self.delays is not None:
+            return self.delays.low
         return int(self.delay.min()) if self.delay.size else 1
 
     def attributes(self) -> dict[str, Any]:
         """The edge attributes that :meth:`Graph.connect` takes and ``networkx`` edges carry:
-        ``weight`` and ``delay`` in the user's layout, ``shared`` for a shared edge and
-        ``trainable`` for a fixed one."""
+        ``weight`` and ``delay`` in the user's layout, ``shared`` for a shared edge,
+        ``trainable`` for a fixed one and, for an edge that learns its delays, its
+        :class:`DelaySpec`'s attributes and the real delays ``delay_real`` (``delay`` rounded)."""
         rows, cols = self.post_index, self.pre_index
         attrs: dict[str, Any] = {"delay": self.delay_attribute()}
+        if self.delays is not None:
+            attrs.update(self.delays.attributes(), delay_real=self.delay_values.copy())
         if self.conv is not None:
             attrs.update(self.conv.attributes())
             if self.kind == "conv":
@@ -516,10 +527,17 @@ def projection_spec(
     pre_size: int,
     post_size: int,
     shapes: tuple[tuple[int, ...] | None, tuple[int, ...] | None] = (None, None),
+    from_input: bool = False,
 ) -> ProjectionSpec:
     """Validate an edge's ``weight``/``delay``/``shared``/``trainable`` attributes (and for a
-    ``kind="conv"``/``"pool"`` edge its geometry, given the ``shapes`` of pre and post) and return
-    its :class:`ProjectionSpec`."""
+    ``kind="conv"``/``"pool"`` edge its geometry, given the ``shapes`` of pre and post; for an
+    edge that learns its delays their range, ``from_input`` saying that ``pre`` is an input) and
+    return its :class:`ProjectionSpec`."""
+    learn = attrs.get("learn_delay", False)
+    if not isinstance(learn, (bool, np.bool_)):
+        raise ValueError(f"edge {pre!r} -> {post!r}: learn_delay must be True or False, got {learn!r}")
+    if learn:
+        return _learning_delays(pre, post, attrs, pre_size, post_size, shapes, from_input)
     if attrs.get("kind") in ("conv", "pool"):
         return _convolution(pre, post, attrs, shapes, post_size, f"{pre!r} -> {post!r}")
     if attrs.get("kind") is not None:
@@ -567,6 +585,33 @@ def projection_spec(
     return ProjectionSpec(pre, post, rows, cols, delay, values, index, shape, dense, kind, trainable, scale=scale)
 
 
+def _learning_delays(
+    pre: Any,
+    post: Any,
+    attrs: dict[str, Any],
+    pre_size: int,
+    post_size: int,
+    shapes: tuple[tuple[int, ...] | None, tuple[int, ...] | None],
+    from_input: bool,
+) -> ProjectionSpec:
+    """The :class:`ProjectionSpec` of an edge with ``learn_delay``: its synapses as without, and
+    one real delay per entry of its parameter (``delay_real`` when given, as ``to_graph`` writes
+    it, else ``delay``), in its ``delay_range``."""
+    edge = f"{pre!r} -> {post!r}"
+    spec = delay_spec(attrs, edge, lowest=0 if from_input else 1)
+    plain = {key: value for key, value in attrs.items() if not key.startswith(("delay", "learn_delay"))}
+    base = projection_spec(pre, post, {**plain, "delay": 0}, pre_size, post_size, shapes, from_input)
+    given = attrs.get("delay_real")
+    given = attrs.get("delay", 1) if given is None else given
+    if base.kind == "sparse" and np.shape(given) == base.shape:  # a (post, pre) matrix: its stored entries
+        given = np.asarray(given.detach().cpu() if isinstance(given, torch.Tensor) else given)[
+            base.post_index, base.pre_index
+        ]
+    tau = initial_delays(given, base.values.shape, spec, edge)
+    rounded = np.round(tau).astype(np.int64).reshape(-1)[base.index]
+    return dataclasses.replace(base, delay=rounded, delays=spec, delay_values=tau)
+
+
 def _synapse_scale(scale: Any, n_synapses: int, edge: str) -> np.ndarray | None:
     """A shared edge's fixed factor per synapse, float64 ``[n_synapses]`` (``None``: all ones)."""
     if scale is None:
@@ -580,6 +625,21 @@ def _synapse_scale(scale: Any, n_synapses: int, edge: str) -> np.ndarray | None:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"edge {edge}: scale contains NaN or inf")
     return array.astype(np.float64)
+
+
+def _delay_learning(
+    learn: bool, delay_range: Any, kernel: str, window: int | None, sigma: float | None
+) -> dict[str, Any]:
+    """The edge attributes of :meth:`Graph.connect`'s delay learning arguments (none without it)."""
+    if not learn:
+        return {}
+    return {
+        "learn_delay": learn,
+        "delay_range": delay_range,
+        "delay_kernel": kernel,
+        "delay_window": window,
+        "delay_sigma": sigma,
+    }
 
 
 def random_weight(post: int, pre: int, density: float = 1.0, seed: int | None = None) -> sp.coo_array:
@@ -770,6 +830,11 @@ class Graph:
         shared: Any = None,
         trainable: bool = True,
         scale: Any = None,
+        learn_delay: bool = False,
+        delay_range: tuple[int, int] | None = None,
+        delay_kernel: str = "linear",
+        delay_window: int | None = None,
+        delay_sigma: float | None = None,
     ) -> None:
         """Project ``pre`` onto ``post``.
 
@@ -790,6 +855,15 @@ class Graph:
 
         ``trainable=False`` fixes the edge: its values are constants of the model (a buffer, no
         gradient).
+
+        ``learn_delay=True`` makes the delays real and trained (docs/design.md, "Learnable
+        delays"): one per entry of the edge's parameter (per synapse of a dense or sparse edge,
+        per shared value), each in ``delay_range=(low, high)`` (whole steps, ``low >= 1``
+        between neurons, ``>= 0`` from an input), ``delay`` then the initial ones (a number or an
+        array of the parameter's shape).  ``delay_kernel`` spreads a delay over integer taps:
+        ``"linear"`` (two) or ``"gaussian"`` (``delay_window`` taps, default the whole range, of
+        width ``delay_sigma``, default a quarter of the window, annealed with
+        ``SNN.set_delay_sigma``).
         """
         self._check_new_edge(pre, post)
         if weight is None:
@@ -801,8 +875,10 @@ class Graph:
         elif density is not None:
             raise ValueError(f"edge {pre!r} -> {post!r}: give either weight or density, not both")
         attrs = {"weight": weight, "delay": delay, "shared": shared, "trainable": trainable, "scale": scale}
+        attrs.update(_delay_learning(learn_delay, delay_range, delay_kernel, delay_window, delay_sigma))
         shapes = (self.population_shape(pre), self.population_shape(post))
-        spec = projection_spec(pre, post, attrs, self.population_size(pre), self.population_size(post), shapes)
+        sizes = self.population_size(pre), self.population_size(post)
+        spec = projection_spec(pre, post, attrs, *sizes, shapes, self.nx.nodes[pre]["kind"] == "input")
         self.nx.add_edge(pre, post, **spec.attributes())
 
     def _check_new_edge(self, pre: Any, post: Any) -> None:
@@ -828,6 +904,11 @@ class Graph:
         delay: Any = 1,
         seed: int | None = None,
         trainable: bool = True,
+        learn_delay: bool = False,
+        delay_range: tuple[int, int] | None = None,
+        delay_kernel: str = "linear",
+        delay_window: int | None = None,
+        delay_sigma: float | None = None,
     ) -> None:
         """Project ``pre`` (shape ``(C_in, L)`` or ``(C_in, H, W)``) onto ``post`` by a 1-D or 2-D
         convolution with PyTorch's semantics (``torch.nn.Conv1d/Conv2d`` without bias; a bias is
@@ -841,7 +922,8 @@ class Graph:
         int, one per dimension, ``(before, after)`` pairs per dimension, ``"valid"`` or ``"same"``.
         ``delay`` is an int or an int array of the kernel's shape (one delay per tap).  ``post``
         takes the output shape if it has no size, and must have it otherwise.  The edge trains
-        one parameter, the kernel, unless ``trainable=False``.
+        one parameter, the kernel, unless ``trainable=False``; ``learn_delay`` and the other
+        ``delay_*`` arguments (as in :meth:`connect`) train one real delay per kernel tap.
         """
         edge = f"{pre!r} -> {post!r}"
         self._check_new_edge(pre, post)
@@ -873,7 +955,8 @@ class Graph:
         if kernel is None:
             kernel = default_kernel(spec.kernel_shape, seed)
         attrs = {**spec.attributes(), "weight": kernel, "delay": delay, "trainable": trainable}
-        self._add_structured_edge(pre, post, attrs)
+        learning = _delay_learning(learn_delay, delay_range, delay_kernel, delay_window, delay_sigma)
+        self._add_structured_edge(pre, post, {**attrs, **learning})
 
     def connect_pool(
         self,
@@ -899,9 +982,11 @@ class Graph:
         """Add the edge of a :class:`ProjectionSpec` (one read from a graph or a compiled network),
         through :meth:`connect`, :meth:`connect_conv` or :meth:`connect_pool`."""
         attrs = spec.attributes()
+        if spec.delays is not None:  # the real delays, not their rounding
+            attrs["delay"] = attrs.pop("delay_real")
         if spec.kind == "pool":
-            keys = ("kernel_size", "stride", "padding", "delay")
-            self.connect_pool(spec.pre, spec.post, kind=attrs["pool"], **{k: attrs[k] for k in keys})
+            self._check_new_edge(spec.pre, spec.post)
+            self._add_structured_edge(spec.pre, spec.post, attrs)
         elif spec.kind == "conv":
             attrs.pop("kind")
             self.connect_conv(spec.pre, spec.post, kernel=attrs.pop("weight"), **attrs)
@@ -918,7 +1003,8 @@ class Graph:
             shapes, post_size = (pre_shape, out_shape), math.prod(out_shape)
         else:
             shapes, post_size = (pre_shape, self.population_shape(post)), self.population_size(post)
-        spec = projection_spec(pre, post, attrs, self.population_size(pre), post_size, shapes)
+        from_input = self.nx.nodes[pre]["kind"] == "input"
+        spec = projection_spec(pre, post, attrs, self.population_size(pre), post_size, shapes, from_input)
         if unsized:
             node.update(size=post_size, shape=shapes[1])
             population_spec(post, node)

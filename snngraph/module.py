@@ -12,6 +12,7 @@ its layer and rebuilds it when they move.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from snngraph.backends import BackendChoice, Plan
+from snngraph.delays import DelayTaps
 from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, neuron_params, prepare_layer
 from snngraph.graph import Graph, ProjectionSpec
 from snngraph.kinds import neuron_blocks
@@ -202,6 +204,11 @@ class SNN(nn.Module):
         dtype = torch.get_default_dtype() if dtype is None else dtype
         self.weights = EdgeParameters(net, dtype, flat=flat_weights)
         self.gather = SynapseGather(net, self.weights.slots, dtype)
+        self.synapse_delays: EdgeParameters | None = None
+        self.delay_taps: DelayTaps | None = None
+        if any(e.delays is not None for e in net.edges):
+            self.synapse_delays = EdgeParameters(net, dtype, flat=flat_weights, delays=True)
+            self.delay_taps = DelayTaps(net)
         trained = sum(e.trainable for e in net.edges)
         if not flat_weights and trained > MANY_EDGES:
             warnings.warn(
@@ -252,16 +259,33 @@ class SNN(nn.Module):
             self._plan = prepare_layer(layer, self.backend, self.table.dtype)
         return self._plan
 
+    def _synapse_weights(self, target: str) -> torch.Tensor:
+        weights = self.gather(self.weights, target, self.table)
+        return weights if self.delay_taps is None else self.delay_taps(self.synapse_delays, target, weights)
+
     @property
     def w_in(self) -> torch.Tensor:
-        """The weights of the input synapses ``[n_in]``, gathered from :attr:`weights` (read-only:
-        change or train the edges' tensors instead)."""
-        return self.gather(self.weights, "input", self.table)
+        """The weights of the input synapses ``[n_in]``, gathered from :attr:`weights` (times the
+        delay kernels' factors on the taps of edges that learn their delays; read-only: change or
+        train the edges' tensors instead)."""
+        return self._synapse_weights("input")
 
     @property
     def w_rec(self) -> torch.Tensor:
         """The weights of the recurrent synapses ``[n_rec]``, gathered from :attr:`weights`."""
-        return self.gather(self.weights, "recurrent", self.table)
+        return self._synapse_weights("recurrent")
+
+    def _follow_delays(self) -> None:
+        """Clamp the real delays into their ranges and, where a window start moved (an optimizer
+        step, a load), rebuild the taps' compiled delays and, with them, the plan."""
+        if self.delay_taps is None:
+            return
+        self.delay_taps.project_(self.synapse_delays)
+        for target, name in (("input", "in_delay"), ("recurrent", "rec_delay")):
+            new = self.delay_taps.compiled_delays(self.synapse_delays, target, getattr(self, name))
+            if new is not None:
+                setattr(self, name, new)
+                self._plan = None
 
     def neuron_params(self, elapsed: int = 0) -> NeuronParams:
         """The neuron table of a call that continues a run after ``elapsed`` graph steps
@@ -335,6 +359,7 @@ class SNN(nn.Module):
 
     def forward(self, x: torch.Tensor | Mapping[Any, torch.Tensor], state: SNNState | None = None) -> SNNOutput:
         x = self._input_tensor(x)
+        self._follow_delays()
         steps, batch = x.shape[:2]
         if state is None:
             state = self.initial_state(batch)
@@ -377,6 +402,31 @@ class SNN(nn.Module):
         grad = self.weights[self.edge_name(pre, post)].grad
         return None if grad is None else self.weights.edge(edge, grad)
 
+    def _learning_edge(self, pre: Any, post: Any) -> Any:
+        edge = self.net.edge(pre, post)
+        if edge.delays is None:
+            raise ValueError(f"edge {pre!r} -> {post!r} does not learn its delays; connect it with learn_delay=True")
+        return edge
+
+    def delays(self, pre: Any, post: Any) -> torch.Tensor:
+        """The real delays of edge ``pre → post`` (one that learns them), shaped like :meth:`weight`:
+        the Parameter itself (or, with ``flat_weights``, a view of it), clamped into the edge's
+        ``delay_range`` at every call."""
+        return self.synapse_delays.edge(self._learning_edge(pre, post))
+
+    def delay_grad(self, pre: Any, post: Any) -> torch.Tensor | None:
+        """The accumulated gradient of :meth:`delays` (``None`` before a backward pass)."""
+        edge = self._learning_edge(pre, post)
+        grad = self.synapse_delays[self.synapse_delays.slots[edge].tensor].grad
+        return None if grad is None else self.synapse_delays.edge(edge, grad)
+
+    def set_delay_sigma(self, sigma: float) -> None:
+        """Set the width σ (steps) of every Gaussian delay kernel; 0 makes it the linear kernel on
+        its window's taps (:class:`snngraph.delays.SigmaSchedule` anneals it)."""
+        if self.delay_taps is None:
+            raise ValueError("no edge of this network learns its delays (connect(..., learn_delay=True))")
+        self.delay_taps.set_sigma(sigma)
+
     def to_graph(self) -> Graph:
         """A :class:`Graph` of the network with the current (trained) weights and neuron parameters.
 
@@ -399,24 +449,32 @@ class SNN(nn.Module):
             if p.shape is not None:
                 attrs["shape"] = p.shape
             graph.nx.add_node(p.name, kind=p.kind, size=p.size, reset=p.model.reset, **attrs)
+        self._follow_delays()
         for edge in net.edges:
-            synapses, sl = net.synapses(edge.target), slice(edge.start, edge.stop)
-            scale = net.synapse_scale(edge.target)
+            synapses, sl = net.synapses(edge.target), slice(edge.start, edge.start + edge.base_synapses)
+            scale, index = net.synapse_scale(edge.target), net.synapse_index(edge.target)[sl]
             pre, post = net.population(edge.pre), net.population(edge.post)
+            delay, learning = synapses.delay[sl] - post.lag + pre.lag, {}
+            if edge.delays is not None:
+                tau = self.delays(edge.pre, edge.post).detach().cpu().double().numpy()
+                delay = np.round(tau).astype(np.int64).reshape(-1)[index]
+                spec = dataclasses.replace(edge.delays, sigma=self.delay_taps.sigma[edge])
+                learning = {"delays": spec, "delay_values": tau}
             spec = ProjectionSpec(
                 edge.pre,
                 edge.post,
                 synapses.post[sl] - post.start,
                 synapses.pre[sl] - pre.start,
-                synapses.delay[sl] - post.lag + pre.lag,
+                delay,
                 self.weight(edge.pre, edge.post).detach().cpu().double().numpy(),
-                net.synapse_index(edge.target)[sl],
+                index,
                 edge.shape,
                 edge.dense,
                 edge.kind,
                 edge.trainable,
                 edge.conv,
                 None if scale is None else scale[sl],
+                **learning,
             )
             graph.add_projection(spec)
         return graph

@@ -33,12 +33,15 @@ import numpy as np
 import torch
 
 from snngraph.convolution import ConvSpec
+from snngraph.delays import DelaySpec, edge_tap_factors
 from snngraph.kinds import NeuronModel, layer_columns
 from snngraph.neurons import SPIKING, THETA, n_states_of, reset_name
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version of the ``.npz`` layout that :meth:`CompiledNetwork.save` writes (``format_version`` in
-its metadata) and the newest that :func:`load` reads.  Version 4 holds the edges' parameters
+its metadata) and the newest that :func:`load` reads.  Version 5 adds, for edges that learn their
+delays, their :class:`~snngraph.delays.DelaySpec` (``delays`` in the edge's metadata) and the real
+delays (``delay_values``); a file without them is a version 4 file.  Version 4 holds the edges' parameters
 (``values``, and per edge its kind, parameter shape and offset, whether it trains) and per synapse
 the index into its edge's parameter (``in_index``/``rec_index``), with the generic neuron table,
 the named parameters (``param_<name>``) and each population's neuron model of version 3.
@@ -85,6 +88,8 @@ class EdgeInfo:
     :meth:`snngraph.Graph.connect`), ``"conv"`` (the kernel) or ``"pool"`` (one fixed value), the
     last two with their geometry ``conv``; ``trainable=False`` marks a fixed edge.  ``dense`` says that
     the synapse pattern was given as a dense matrix (written back that way by ``to_graph``).
+    ``delays`` (a :class:`~snngraph.delays.DelaySpec`) marks an edge that learns its delays: its
+    range holds its ``base_synapses`` synapses' ``taps`` (docs/design.md, "Learnable delays").
     """
 
     pre: Any
@@ -99,10 +104,22 @@ class EdgeInfo:
     param_start: int
     trainable: bool
     conv: ConvSpec | None = None
+    delays: DelaySpec | None = None
 
     @property
     def n_synapses(self) -> int:
+        """Compiled synapses of the edge (every tap of an edge that learns its delays)."""
         return self.stop - self.start
+
+    @property
+    def taps(self) -> int:
+        """Compiled synapses per synapse of the graph: the kernel's taps when the edge learns its delays, else 1."""
+        return 1 if self.delays is None else self.delays.taps
+
+    @property
+    def base_synapses(self) -> int:
+        """Synapses of the graph's edge (the first tap's block of its range)."""
+        return self.n_synapses // self.taps
 
     @property
     def param_size(self) -> int:
@@ -128,6 +145,7 @@ _ARRAYS = (
     "values",
 )  # fmt: skip
 _SCALES = ("in_scale", "rec_scale")  # written only where a synapse has a factor other than 1
+_OPTIONAL = (*_SCALES, "delay_values")  # and where an edge learns its delays
 _V3_ARRAYS = (
     "neurons",
     "in_post", "in_pre", "in_delay", "in_weight",
@@ -156,7 +174,9 @@ class CompiledNetwork:
     its parameter, float64, flat in ``values`` (:meth:`edge_values` gives it in its shape); the
     weights ``in_weight``/``rec_weight`` follow from them, times the synapses' fixed factors
     ``in_scale``/``rec_scale`` (float64, ``None`` where every factor is 1; shared edges may have
-    them).
+    them).  Edges that learn their delays have their real delays in ``delay_values`` (float64,
+    aligned with ``values``, NaN on the other edges; ``None`` when no edge learns them), and
+    their taps' weights carry the kernel's factors (:mod:`snngraph.delays`).
     """
 
     populations: tuple[PopulationInfo, ...]
@@ -175,6 +195,7 @@ class CompiledNetwork:
     parameters: dict[str, np.ndarray]
     in_scale: np.ndarray | None = None
     rec_scale: np.ndarray | None = None
+    delay_values: np.ndarray | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -224,12 +245,26 @@ class CompiledNetwork:
         """The parameter of ``edge`` in its natural shape (a view of ``values``)."""
         return self.values[edge.param_slice].reshape(edge.param_shape)
 
+    def edge_delays(self, edge: EdgeInfo) -> np.ndarray:
+        """The real delays of an edge that learns them, in its parameter's shape (a view of ``delay_values``)."""
+        if edge.delays is None or self.delay_values is None:
+            raise ValueError(
+                f"edge {edge.pre!r} -> {edge.post!r} does not learn its delays (connect(..., learn_delay=True))"
+            )
+        return self.delay_values[edge.param_slice].reshape(edge.param_shape)
+
     def _weights(self, target: str) -> np.ndarray:
         edges = self.edges_of(target)
         flat = np.concatenate([self.values[e.param_slice] for e in edges]) if edges else np.zeros(0)
         weight = flat[gather_index(edges, self.synapse_index(target))]
         scale = self.synapse_scale(target)
-        return weight if scale is None else weight * scale
+        weight = weight if scale is None else weight * scale
+        for e in edges:
+            if e.delays is not None:
+                tau = torch.from_numpy(self.edge_delays(e).reshape(-1))
+                index = torch.from_numpy(self.synapse_index(target)[e.start : e.start + e.base_synapses])
+                weight[e.start : e.stop] *= edge_tap_factors(tau, index, e.delays, e.delays.sigma).numpy()
+        return weight
 
     @cached_property
     def in_weight(self) -> np.ndarray:
@@ -245,14 +280,25 @@ class CompiledNetwork:
     def n_inputs(self) -> int:
         return self.inputs[-1].stop if self.inputs else 0
 
+    def _delay_bound(self, target: str) -> int:
+        """The largest delay of ``target``'s synapses, now and (edges that learn their delays: the
+        top of their range, lags added) after any training."""
+        delays = self.synapses(target).delay
+        bound = int(delays.max()) if delays.size else 0
+        for e in self.edges_of(target):
+            if e.delays is not None:
+                lag = self.population(e.post).lag - self.population(e.pre).lag
+                bound = max(bound, e.delays.high + lag)
+        return bound
+
     @property
     def max_delay(self) -> int:
         """Steps of spike history the layer reads: max recurrent delay, at least 1 (the reset)."""
-        return max(1, int(self.rec_delay.max()) if self.rec_delay.size else 1)
+        return max(1, self._delay_bound("recurrent"))
 
     @property
     def max_input_delay(self) -> int:
-        return int(self.in_delay.max()) if self.in_delay.size else 0
+        return self._delay_bound("input")
 
     @property
     def max_lag(self) -> int:
@@ -328,6 +374,8 @@ class CompiledNetwork:
         for e in self.edges[:SUMMARY_EDGES]:
             trains = "" if e.trainable else ", fixed"
             geometry = "" if e.conv is None else f" {_geometry_text(e.conv)}"
+            if e.delays is not None:
+                trains += f", learns delays in [{e.delays.low}, {e.delays.high}] ({e.delays.kernel}, {e.taps} taps)"
             lines.append(
                 f"  edge {e.pre!r} -> {e.post!r} ({e.target}): {e.kind}{geometry}{trains}, parameter "
                 f"{e.param_shape}, {e.n_synapses} synapses, indices {3 * index_bytes * e.n_synapses / 2**10:.1f} "
@@ -358,7 +406,7 @@ class CompiledNetwork:
             "edges": [_info_json(e) for e in self.edges],
         }
         arrays = {name: getattr(self, name) for name in _ARRAYS}
-        arrays.update({name: getattr(self, name) for name in _SCALES if getattr(self, name) is not None})
+        arrays.update({name: getattr(self, name) for name in _OPTIONAL if getattr(self, name) is not None})
         arrays.update({f"param_{name}": value for name, value in self.parameters.items()})
         with open(path, "wb") as file:
             np.savez(file, meta=np.array(json.dumps(meta)), **arrays)
@@ -374,8 +422,9 @@ def _info_json(info: PopulationInfo | EdgeInfo) -> dict[str, Any]:
     data = {f.name: getattr(info, f.name) for f in fields(info)}
     if isinstance(data.get("model"), NeuronModel):
         data["model"] = data["model"].to_json()
-    if isinstance(data.get("conv"), ConvSpec):
-        data["conv"] = asdict(data["conv"])
+    for key in ("conv", "delays"):
+        if data.get(key) is not None:
+            data[key] = asdict(data[key])
     for key in ("name", "pre", "post"):
         if key in data:
             data[key] = _check_name(data[key])
@@ -514,7 +563,7 @@ def load(path: str | PathLike) -> CompiledNetwork:
     if missing:
         raise not_a_network(f"the archive lacks the fields {missing}")
     parameters = {name[len("param_") :]: a for name, a in arrays.items() if name.startswith("param_")}
-    scales = {name: arrays[name] for name in _SCALES if name in arrays}
+    scales = {name: arrays[name] for name in _OPTIONAL if name in arrays}
     arrays = {name: arrays[name] for name in names}
     try:
         if version < 3:
@@ -535,6 +584,7 @@ def load(path: str | PathLike) -> CompiledNetwork:
                         "shape": tuple(e["shape"]),
                         "param_shape": tuple(e["param_shape"]),
                         "conv": _conv_spec(e.get("conv")),
+                        "delays": None if e.get("delays") is None else DelaySpec(**e["delays"]),
                     }
                 )
                 for e in meta["edges"]

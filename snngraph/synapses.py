@@ -71,17 +71,19 @@ class Slot:
         return math.prod(self.shape)
 
 
-def edge_slots(net: CompiledNetwork, flat: bool) -> dict[EdgeInfo, Slot]:
+def edge_slots(net: CompiledNetwork, flat: bool, delays: bool = False) -> dict[EdgeInfo, Slot]:
     """Each edge's :class:`Slot`: a tensor of its own named by :func:`edge_names`, or with ``flat``
     a range of one tensor per target and role: ``"input"``/``"recurrent"`` for the edges that
-    train, ``"input_fixed"``/``"recurrent_fixed"`` for the fixed ones, in edge order."""
+    train, ``"input_fixed"``/``"recurrent_fixed"`` for the fixed ones, in edge order.  With
+    ``delays``, the slots of the real delays of the edges that learn them (all trained)."""
+    names = dict(zip(net.edges, edge_names(net.edges), strict=True))
+    edges = [e for e in net.edges if e.delays is not None] if delays else net.edges
     if not flat:
-        names = edge_names(net.edges)
-        return {e: Slot(name, 0, e.param_shape) for e, name in zip(net.edges, names, strict=True)}
+        return {e: Slot(names[e], 0, e.param_shape) for e in edges}
     slots: dict[EdgeInfo, Slot] = {}
     filled: dict[str, int] = {}
-    for edge in net.edges:
-        tensor = edge.target if edge.trainable else f"{edge.target}_fixed"
+    for edge in edges:
+        tensor = edge.target if edge.trainable or delays else f"{edge.target}_fixed"
         start = filled.get(tensor, 0)
         slots[edge] = Slot(tensor, start, edge.param_shape)
         filled[tensor] = start + math.prod(edge.param_shape)
@@ -92,17 +94,18 @@ class EdgeParameters(nn.Module):
     """The stored tensors of the edges by name (like ``torch.nn.ParameterDict``): ``weights[name]``
     is a Parameter when it trains and a buffer when it is fixed, so that ``state_dict`` holds both
     and ``parameters()`` only the former.  One tensor per edge, or with ``flat`` one per target and
-    role (:func:`edge_slots`)."""
+    role (:func:`edge_slots`).  With ``delays``, the real delays of the edges that learn them
+    (Parameters of the edges' parameter shapes, :mod:`snngraph.delays`)."""
 
-    def __init__(self, net: CompiledNetwork, dtype: torch.dtype, flat: bool = False) -> None:
+    def __init__(self, net: CompiledNetwork, dtype: torch.dtype, flat: bool = False, delays: bool = False) -> None:
         super().__init__()
         self.flat = flat
-        self.slots = edge_slots(net, flat)
+        self.slots = edge_slots(net, flat, delays)
         parts: dict[str, list[np.ndarray]] = {}
         trains: dict[str, bool] = {}
         for edge, slot in self.slots.items():
-            parts.setdefault(slot.tensor, []).append(net.edge_values(edge))
-            trains[slot.tensor] = edge.trainable
+            parts.setdefault(slot.tensor, []).append(net.edge_delays(edge) if delays else net.edge_values(edge))
+            trains[slot.tensor] = edge.trainable or delays
         self.names = tuple(parts)
         self._known = frozenset(self.names)
         for name, values in parts.items():
