@@ -5,7 +5,7 @@ A graph of populations and delayed projections compiles into one sparse recurren
 (GPU) backend; docs/design.md maps the modules.
 """
 
-from snngraph import backends, datasets, functional, kinds, losses, neurons, plot, surrogates, train
+from snngraph import backends, datasets, delays, functional, kinds, losses, neurons, plot, surrogates, train
 from snngraph.compiler import compile
 from snngraph.graph import Graph, random_delays, random_weight
 from snngraph.module import SNN, SNNOutput, SNNState
@@ -23,6 +23,7 @@ __all__ = [
     "backends",
     "compile",
     "datasets",
+    "delays",
     "from_nir",
     "functional",
     "kinds",

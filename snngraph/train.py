@@ -219,6 +219,7 @@ def fit(
     seed: int | None = None,
     batch_first: bool = True,
     progress: bool = True,
+    epoch_end: Callable[[int], Any] | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs; return the per-epoch :class:`History`.
 
@@ -228,7 +229,10 @@ def fit(
     ``clip_grad_norm``: clip the global gradient norm before each step.  ``seed`` seeds torch
     first, so data shuffling is the same on every run.  ``progress`` shows a tqdm bar per epoch
     with the running loss and accuracy (one printed line per epoch without tqdm).  The sampler's
-    ``set_epoch`` is called each epoch when it has one (``DistributedSampler``).
+    ``set_epoch`` is called each epoch when it has one (``DistributedSampler``).  ``epoch_end(epoch)``
+    is called after each epoch (with its index from 0), after validation: a learning-rate
+    scheduler's ``step``, or :class:`snngraph.delays.SigmaSchedule`'s, which anneals the Gaussian
+    delay kernels.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -266,6 +270,8 @@ def fit(
         history.seconds.append(time.perf_counter() - start)
         bar.set_postfix_str(text)
         bar.close()
+        if epoch_end is not None:
+            epoch_end(epoch)
     return history
 
 
