@@ -68,20 +68,22 @@ def layer_spec(
 
 
 def conv_synapses(net: CompiledNetwork) -> tuple[ConvSynapses, ...]:
-    """The synapse ranges of ``net``'s convolution and pooling edges."""
+    """The synapse ranges of ``net``'s convolution and pooling edges (one per delay tap of an edge
+    that learns its delays: each tap's block holds the convolution's synapses)."""
     starts = {p.name: p.start for p in net.populations}
     input_starts = {p.name: p.start for p in net.inputs}
     return tuple(
         ConvSynapses(
             e.target,
-            e.start,
-            e.stop,
+            e.start + tap * e.base_synapses,
+            e.start + (tap + 1) * e.base_synapses,
             starts[e.post],
             input_starts[e.pre] if e.target == "input" else starts[e.pre],
             e.conv,
         )
         for e in net.edges
         if e.conv is not None
+        for tap in range(e.taps)
     )
 
 

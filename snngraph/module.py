@@ -412,7 +412,8 @@ class SNN(nn.Module):
         """The real delays of edge ``pre → post`` (one that learns them), shaped like :meth:`weight`:
         the Parameter itself (or, with ``flat_weights``, a view of it), clamped into the edge's
         ``delay_range`` at every call."""
-        return self.synapse_delays.edge(self._learning_edge(pre, post))
+        edge = self._learning_edge(pre, post)
+        return self.synapse_delays.edge(edge)
 
     def delay_grad(self, pre: Any, post: Any) -> torch.Tensor | None:
         """The accumulated gradient of :meth:`delays` (``None`` before a backward pass)."""

@@ -53,6 +53,8 @@ def assert_layer_equals_graph(
         for name in p.model.parameters
     }
     oracle_inputs = {name: x.detach().clone().requires_grad_(True) for name, x in inputs.items()}
+    learning = [e for e in net.edges if e.delays is not None]
+    delays = {(e.pre, e.post): model.delays(e.pre, e.post).detach().clone().requires_grad_(True) for e in learning}
     spikes, states = simulate_graph(
         oracle_graph or graph,
         oracle_inputs,
@@ -60,6 +62,7 @@ def assert_layer_equals_graph(
         surrogate,
         detach_reset,
         neuron_values=neuron_values,
+        edge_delays=delays,
     )
     names = [p.name for p in net.populations]
     layer_states = {(n, v): out.state_variable(n, v) for n in names for v in states[n]}
@@ -82,6 +85,11 @@ def assert_layer_equals_graph(
             assert got is None, f"the fixed edge {pre!r} -> {post!r} has a gradient"
             continue
         torch.testing.assert_close(got, grad_of(leaf), rtol=1e-10, atol=1e-10, msg=f"gradient of {pre!r} -> {post!r}")
+    for (pre, post), leaf in delays.items():
+        got = model.delay_grad(pre, post)
+        torch.testing.assert_close(
+            got, grad_of(leaf), rtol=1e-9, atol=1e-10, msg=f"delay gradient of {pre!r} -> {post!r}"
+        )
     for (population, name), leaf in neuron_values.items():
         got = getattr(model, name).grad[net.population(population).slice]
         torch.testing.assert_close(got, grad_of(leaf), rtol=1e-9, atol=1e-10, msg=f"d{name} of {population!r}")

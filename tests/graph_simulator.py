@@ -6,7 +6,10 @@ no flat arrays, no neuron table.  Each kind's update is written out from its nam
 zero-delay hops (as snnTorch runs a layered net), so a zero-delay synapse sees its presynaptic
 spikes of the same step.  A convolution or pooling edge is applied as PyTorch applies it
 (``torch.nn.functional.conv1d/conv2d``, ``avg_pool1d/avg_pool2d`` on the shaped spikes), not
-through its synapses; other edges through their synapses' weights.  Torch autograd
+through its synapses; other edges through their synapses' weights.  An edge that learns its
+delays applies its kernel explicitly: for every whole delay d of its range, the weights times
+``h_d(τ)``, written out here from the kernels' definitions (the unit triangle
+``max(0, 1 − |d − τ|)``, or the Gaussian normalised over its window).  Torch autograd
 differentiates it, with its own surrogate spike function, so its gradients check the compiled
 layer's (a kernel's gradient is the oracle's conv weight gradient).
 """
@@ -22,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from snngraph.convolution import ConvSpec
-from snngraph.graph import Graph, PopulationSpec, population_spec, projection_spec
+from snngraph.delays import DelaySpec
+from snngraph.graph import Graph, PopulationSpec, ProjectionSpec, population_spec, projection_spec
 from snngraph.surrogates import Surrogate
 
 
@@ -135,6 +139,37 @@ def _structured_current(
     return total
 
 
+def _edge_current(
+    proj: ProjectionSpec, parameter: torch.Tensor, delay: Any, spikes: Callable[[int], torch.Tensor]
+) -> torch.Tensor:
+    """The current ``[B, post]`` of edge ``proj`` with the parameter ``parameter`` and the delays
+    ``delay`` (the edge attribute of a convolution, else one per synapse)."""
+    if proj.conv is not None:
+        return _structured_current(proj.conv, parameter, delay, spikes)
+    values = parameter.reshape(-1)[torch.tensor(proj.index)]
+    if proj.scale is not None:
+        values = values * torch.as_tensor(proj.scale, dtype=values.dtype)
+    current = 0
+    for d in np.unique(delay):
+        mask = delay == d
+        index = (torch.as_tensor(proj.post_index[mask]), torch.as_tensor(proj.pre_index[mask]))
+        weight = values.new_zeros(proj.shape).index_put(index, values[torch.as_tensor(mask)], accumulate=True)
+        current = current + spikes(int(d)) @ weight.T
+    return current
+
+
+def delay_kernel(tau: torch.Tensor, d: int, spec: DelaySpec, sigma: float) -> torch.Tensor:
+    """``h_d(τ)``, elementwise over the real delays ``τ`` (snngraph.delays, from the definitions)."""
+    triangle = torch.clamp(1 - (d - tau).abs(), min=0)
+    if spec.kernel == "linear" or sigma == 0:
+        return triangle
+    start = torch.clamp(torch.floor(tau) - (spec.taps - 1) // 2, spec.low, spec.high - spec.taps + 1)
+    window = torch.stack([start + j for j in range(spec.taps)])
+    bumps = torch.exp(-((window - tau) ** 2) / (2 * sigma**2))
+    inside = (d >= start) & (d < start + spec.taps)
+    return torch.where(inside, torch.exp(-((d - tau) ** 2) / (2 * sigma**2)) / bumps.sum(0), 0)
+
+
 def simulate_graph(
     graph: Graph,
     inputs: dict[Any, torch.Tensor],
@@ -142,6 +177,8 @@ def simulate_graph(
     surrogate: Surrogate,
     detach_reset: bool = False,
     neuron_values: dict[tuple[Any, str], torch.Tensor] | None = None,
+    edge_delays: dict[tuple[Any, Any], torch.Tensor] | None = None,
+    sigmas: dict[tuple[Any, Any], float] | None = None,
 ) -> tuple[dict[Any, torch.Tensor], dict[Any, dict[str, torch.Tensor]]]:
     """Spikes ``{population: [T, B, size]}`` and state variables ``{population: {"U": …, "J": …}}``
     of every neuron population.
@@ -149,16 +186,22 @@ def simulate_graph(
     ``edge_parameters[(pre, post)]`` holds the edge's parameter in its natural shape (a conv
     kernel, a dense matrix, …; a pooling's is unused), ``neuron_values[(population, parameter)]`` named
     neuron parameters ``[size]`` (differentiable leaves, to compare gradients; the node's own
-    values where not given).
+    values where not given), ``edge_delays[(pre, post)]`` the real delays of an edge that learns
+    them (its ``delay_real`` where not given) and ``sigmas`` their Gaussian kernels' widths.
     """
     g = graph.nx
     pops = {name: population_spec(name, attrs) for name, attrs in g.nodes(data=True)}
     dtype = next(iter(inputs.values())).dtype
     steps, batch = next(iter(inputs.values())).shape[:2]
     projections = [
-        projection_spec(u, v, attrs, pops[u].size, pops[v].size, (pops[u].shape, pops[v].shape))
+        projection_spec(u, v, attrs, pops[u].size, pops[v].size, (pops[u].shape, pops[v].shape), not pops[u].is_neuron)
         for u, v, attrs in g.edges(data=True)
     ]
+    taus = {
+        (p.pre, p.post): (edge_delays or {}).get((p.pre, p.post), torch.as_tensor(p.delay_values, dtype=dtype))
+        for p in projections
+        if p.delays is not None
+    }
     zero_hops = nx.DiGraph()
     zero_hops.add_nodes_from(n for n, p in pops.items() if p.is_neuron)
     zero_hops.add_edges_from((p.pre, p.post) for p in projections if pops[p.pre].is_neuron and p.min_delay == 0)
@@ -183,22 +226,17 @@ def simulate_graph(
             current = torch.zeros(batch, p.size, dtype=dtype)
             for proj in (q for q in projections if q.post == name):
                 parameter = edge_parameters[(proj.pre, proj.post)]
-                if proj.conv is not None:
-                    delay = g.edges[proj.pre, proj.post].get("delay", 1)
-                    current = current + _structured_current(
-                        proj.conv, parameter, delay, lambda d, pre=proj.pre, now=t: presynaptic(pre, now - d)
-                    )
+                spikes_ago = lambda d, pre=proj.pre, now=t: presynaptic(pre, now - d)  # noqa: E731
+                if proj.delays is not None:  # every whole delay of the range, weighted by the kernel
+                    tau, sigma = taus[(proj.pre, proj.post)], (sigmas or {}).get((proj.pre, proj.post))
+                    sigma = proj.delays.sigma if sigma is None else sigma
+                    for d in range(proj.delays.low, proj.delays.high + 1):
+                        tap = parameter * delay_kernel(tau, d, proj.delays, sigma)
+                        delay = d if proj.conv is not None else np.full(proj.n_synapses, d)
+                        current = current + _edge_current(proj, tap, delay, spikes_ago)
                     continue
-                values = parameter.reshape(-1)[torch.tensor(proj.index)]
-                if proj.scale is not None:
-                    values = values * torch.as_tensor(proj.scale, dtype=values.dtype)
-                for delay in np.unique(proj.delay):
-                    mask = proj.delay == delay
-                    index = (torch.as_tensor(proj.post_index[mask]), torch.as_tensor(proj.pre_index[mask]))
-                    weight = values.new_zeros(proj.shape).index_put(
-                        index, values[torch.as_tensor(mask)], accumulate=True
-                    )
-                    current = current + presynaptic(proj.pre, t - int(delay)) @ weight.T
+                delay = g.edges[proj.pre, proj.post].get("delay", 1) if proj.conv is not None else proj.delay
+                current = current + _edge_current(proj, parameter, delay, spikes_ago)
             zero = torch.zeros(batch, p.size, dtype=dtype)
             prev = history[name][-1] if t else {key: zero for key in (*p.model.states, "S")}
             history[name].append(_step(p, params[name], prev, current, surrogate, detach_reset))

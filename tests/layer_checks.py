@@ -155,3 +155,35 @@ def assert_matches_reference(
             got.grads[name], grad, dtype, f"{backend}: gradient of {name} differs from the reference"
         )
     return got
+
+
+def assert_rebuild_matches_reference(
+    net: CompiledNetwork,
+    backend: str,
+    *,
+    dtype: torch.dtype = torch.float64,
+    steps: int = 13,
+    batch: int = 3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> None:
+    """Run ``net`` (whose edges learn their delays) on ``backend`` and on the reference, move every
+    real delay by a whole step (the taps' delays rebuilt, a new plan) and assert equal outputs and
+    gradients again."""
+    generator = torch.Generator().manual_seed(seed)
+    reference = SNN(net, backend="reference", dtype=dtype)
+    candidate = SNN(net, backend=backend, dtype=dtype)
+    x = (torch.rand(steps, batch, net.n_inputs, generator=generator) < 0.4).to(dtype)
+    state = random_state(reference, batch, generator)
+    before = run_with_grads(candidate, x, state, seed, device).spikes
+    for model in (reference, candidate):
+        with torch.no_grad():
+            for edge in net.edges:
+                if edge.delays is not None:
+                    model.delays(edge.pre, edge.post).add_(1.0)
+    want = run_with_grads(reference, x, state, seed)
+    got = run_with_grads(candidate, x, state, seed, device)
+    assert not torch.equal(want.spikes, before), "moving the delays changed nothing: the check is void"
+    assert torch.equal(got.spikes, want.spikes), f"{backend}: spikes differ from the reference after the rebuild"
+    for name, grad in want.grads.items():
+        assert_close_to_reference(got.grads[name], grad, dtype, f"{backend}: gradient of {name} after the rebuild")

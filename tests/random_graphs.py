@@ -74,10 +74,12 @@ def random_graph(
     resets: tuple[str, ...] = RESETS,
     gain: float = 1.5,
     kinds: tuple[str, ...] = ("lif",),
+    learn_delays: float = 0.0,
 ) -> Graph:
     """A random graph: 1–2 inputs, 1–4 hidden populations of the given ``kinds``
     (:data:`NEURON_KINDS`; only plain LIF by default), optionally an ``li`` readout (with a
-    synaptic current when the kinds go beyond plain LIF)."""
+    synaptic current when the kinds go beyond plain LIF).  Each edge learns its delays with
+    probability ``learn_delays`` (a random range and kernel, real delays away from whole steps)."""
     rng = np.random.default_rng(seed)
     g = Graph()
     inputs = [f"in{i}" for i in range(rng.integers(1, 3))]
@@ -97,6 +99,17 @@ def random_graph(
 
     def connect(pre: str, post: str, low: int, high: int) -> None:
         weight = _weight(rng, g.population_size(post), g.population_size(pre), gain)
+        if learn_delays and rng.random() < learn_delays:
+            low = max(low, 0 if pre in inputs else 1)
+            high = max(high, low + 1)
+            shape = (weight.nnz,) if sp.issparse(weight) else weight.shape
+            tau = rng.integers(low, high, size=shape) + rng.uniform(0.1, 0.9, size=shape)
+            kernel = {"delay_kernel": "linear"}
+            if rng.random() < 0.5:
+                window = int(rng.integers(2, high - low + 2))
+                kernel = {"delay_kernel": "gaussian", "delay_window": window, "delay_sigma": rng.uniform(0.3, 2.0)}
+            g.connect(pre, post, weight=weight, delay=tau, learn_delay=True, delay_range=(low, high), **kernel)
+            return
         g.connect(pre, post, weight=weight, delay=_delay(rng, weight, low, high))
 
     for name in inputs:

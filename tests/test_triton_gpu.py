@@ -19,8 +19,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from layer_checks import assert_close_to_reference, assert_matches_reference, random_state, run_with_grads
+from layer_checks import (
+    assert_close_to_reference,
+    assert_matches_reference,
+    assert_rebuild_matches_reference,
+    random_state,
+    run_with_grads,
+)
 from random_cnns import random_cnn
+from random_graphs import random_graph
 
 import snngraph
 from snngraph import SNN, CompiledNetwork, Graph, random_weight
@@ -153,6 +160,16 @@ def test_convolutional_graphs(dtype: torch.dtype) -> None:
     for seed in range(3):
         net = snngraph.compile(random_cnn(seed, feedback=True))
         assert_matches_reference(net, "triton", device="cuda", dtype=dtype, steps=60, batch=4, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_learned_delays_and_their_rebuild(dtype: torch.dtype) -> None:
+    """Edges that learn their delays (linear and Gaussian taps), before and after every delay moves
+    by a whole step (the taps' delays rebuilt, a new plan)."""
+    for seed in range(3):
+        net = snngraph.compile(random_graph(70 + seed, learn_delays=0.8, max_delay=6, max_size=60))
+        assert_matches_reference(net, "triton", device="cuda", dtype=dtype, steps=60, batch=4, seed=seed)
+        assert_rebuild_matches_reference(net, "triton", device="cuda", dtype=dtype, steps=60, seed=seed)
 
 
 @pytest.mark.parametrize("deterministic", [False, True])

@@ -60,6 +60,15 @@ def test_convolutional_graphs(seed: int) -> None:
     assert_matches_reference(net, backend, dtype=dtype, steps=8, batch=2, seed=seed)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_learned_delays(seed: int) -> None:
+    """Edges that learn their delays (linear and Gaussian taps); the delays' gradients too."""
+    net = snngraph.compile(random_graph(60 + seed, learn_delays=0.8, max_delay=5))
+    assert any(e.delays is not None for e in net.edges)
+    backend, dtype = LOOPS[list(LOOPS)[seed]], (torch.float64, torch.float32)[seed]
+    assert_matches_reference(net, backend, dtype=dtype, steps=10, batch=2, seed=seed)
+
+
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_each_reset(reset: str, detach_reset: bool) -> None:
