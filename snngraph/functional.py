@@ -87,9 +87,10 @@ def conv_synapses(net: CompiledNetwork) -> tuple[ConvSynapses, ...]:
     )
 
 
-def prepare_layer(layer: LayerSpec, backend: BackendChoice, dtype: torch.dtype) -> Plan:
-    """The plan of ``layer`` on the backend that ``backend`` names or configures, for ``dtype``."""
-    return make_backend(backend, layer.device).prepare(layer, dtype)
+def prepare_layer(layer: LayerSpec, backend: BackendChoice, dtype: torch.dtype, previous: Plan | None = None) -> Plan:
+    """The plan of ``layer`` on the backend that ``backend`` names or configures, for ``dtype``
+    (``previous``: a plan whose structures it may reuse, see ``Backend.prepare``)."""
+    return make_backend(backend, layer.device).prepare(layer, dtype, previous)
 
 
 def prepare(

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from snngraph.backends import BackendChoice, Plan
+from snngraph.backends.base import LayerSpec
 from snngraph.delays import DelayTaps
 from snngraph.functional import INDICES, check_options, layer_spec, lif_layer, neuron_params, prepare_layer
 from snngraph.graph import Graph, ProjectionSpec
@@ -248,16 +249,18 @@ class SNN(nn.Module):
         """
         plan = self._plan
         if plan is None or plan.layer.rec_post is not self.rec_post or plan.dtype != self.table.dtype:
-            layer = layer_spec(
-                self.net,
-                [getattr(self, name) for name in INDICES],
-                surrogate=self.surrogate,
-                detach_reset=self.detach_reset,
-                saved_membranes=self.saved_membranes,
-                tied_convolutions=True,  # the gather reads each kernel tap's synapses as one value
-            )
-            self._plan = prepare_layer(layer, self.backend, self.table.dtype)
+            self._plan = prepare_layer(self._layer(), self.backend, self.table.dtype)
         return self._plan
+
+    def _layer(self) -> LayerSpec:
+        return layer_spec(
+            self.net,
+            [getattr(self, name) for name in INDICES],
+            surrogate=self.surrogate,
+            detach_reset=self.detach_reset,
+            saved_membranes=self.saved_membranes,
+            tied_convolutions=True,  # the gather reads each kernel tap's synapses as one value
+        )
 
     def _synapse_weights(self, target: str) -> torch.Tensor:
         weights = self.gather(self.weights, target, self.table)
@@ -277,15 +280,23 @@ class SNN(nn.Module):
 
     def _follow_delays(self) -> None:
         """Clamp the real delays into their ranges and, where a window start moved (an optimizer
-        step, a load), rebuild the taps' compiled delays and, with them, the plan."""
+        step, a load), rebuild the taps' compiled delays and, with them, the plan (reusing what
+        the backend derived from the indices that did not change)."""
         if self.delay_taps is None:
             return
         self.delay_taps.project_(self.synapse_delays)
+        moved = False
         for target, name in (("input", "in_delay"), ("recurrent", "rec_delay")):
             new = self.delay_taps.compiled_delays(self.synapse_delays, target, getattr(self, name))
             if new is not None:
                 setattr(self, name, new)
-                self._plan = None
+                moved = True
+        plan = self._plan
+        if moved and plan is not None:
+            current = plan.layer.rec_post is self.rec_post and plan.dtype == self.table.dtype
+            self._plan = (
+                prepare_layer(self._layer(), self.backend, self.table.dtype, previous=plan) if current else None
+            )
 
     def neuron_params(self, elapsed: int = 0) -> NeuronParams:
         """The neuron table of a call that continues a run after ``elapsed`` graph steps

@@ -186,6 +186,26 @@ def test_rebuilt_taps_equal_a_network_compiled_with_those_delays(kernel: str) ->
     torch.testing.assert_close(fresh(x).layer_states, moved.layer_states, rtol=0, atol=1e-13)
 
 
+def test_a_rebuild_keeps_the_plan_of_the_synapses_that_did_not_move() -> None:
+    """Only the recurrent edge learns: after its delays move, the cpu plan keeps the input
+    synapses' structures (the same objects) and the run equals a model compiled from scratch."""
+    g = _readout_graph("linear")
+    g.nx.edges["x", "o"]["learn_delay"] = False
+    g.nx.edges["x", "o"]["delay"] = 2
+    model = SNN(snngraph.compile(g), backend="cpu", dtype=torch.float64)
+    x = (torch.rand(30, 2, 3, generator=torch.Generator().manual_seed(5)) < 0.4).double()
+    model(x)
+    before = model.plan
+    with torch.no_grad():
+        model.delays("h", "o").add_(1.0)
+    moved = model(x)
+    assert model.plan is not before
+    assert model.plan.structures.inputs is before.structures.inputs
+    assert model.plan.structures.recurrent is not before.structures.recurrent
+    fresh = SNN(snngraph.compile(model.to_graph()), backend="cpu", dtype=torch.float64)
+    torch.testing.assert_close(fresh(x).layer_states, moved.layer_states, rtol=0, atol=1e-13)
+
+
 def test_training_moves_the_taps_and_clamps_the_delays() -> None:
     """An optimizer step that moves integer parts: the next call runs the new taps; delays pushed out
     of their range are clamped into it."""

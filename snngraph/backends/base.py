@@ -155,8 +155,10 @@ class Backend(Protocol):
     def unavailable_reason(self, device: torch.device) -> str | None:
         """``None`` when the backend runs on ``device``, else a message saying what to do."""
 
-    def prepare(self, layer: LayerSpec, dtype: torch.dtype) -> Plan:
-        """The plan of ``layer`` for calls in ``dtype``."""
+    def prepare(self, layer: LayerSpec, dtype: torch.dtype, previous: Plan | None = None) -> Plan:
+        """The plan of ``layer`` for calls in ``dtype``.  ``previous``, a plan of this backend for
+        a layer of the same sizes (one whose delays moved), may lend the structures of index
+        tensors that ``layer`` shares with it (the same tensor objects)."""
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
         """V ``[T, K, B, N]``."""

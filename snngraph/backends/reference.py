@@ -90,7 +90,7 @@ class ReferenceBackend:
     def unavailable_reason(self, device: torch.device) -> None:
         return None
 
-    def prepare(self, layer: LayerSpec, dtype: torch.dtype) -> Plan:
+    def prepare(self, layer: LayerSpec, dtype: torch.dtype, previous: Plan | None = None) -> Plan:
         return Plan(self, layer, dtype, None)
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:

@@ -109,11 +109,13 @@ class CpuBackend:
             return None
         return "it runs on CPU tensors only; use backend='triton' or 'reference' for CUDA tensors"
 
-    def prepare(self, layer: LayerSpec, dtype: torch.dtype) -> Plan:
-        """The dense blocks and sparse structures of ``layer`` (:func:`~snngraph.backends.cpu.plan.layer_plan`)."""
+    def prepare(self, layer: LayerSpec, dtype: torch.dtype, previous: Plan | None = None) -> Plan:
+        """The dense blocks and sparse structures of ``layer`` (:func:`~snngraph.backends.cpu.plan.layer_plan`),
+        those of a synapse population whose indices ``previous`` shares taken from it."""
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"the cpu backend runs float32 and float64, got {dtype}; use model.float()")
-        return Plan(self, layer, dtype, layer_plan(layer, self.options))
+        reusable = previous is not None and previous.backend == self
+        return Plan(self, layer, dtype, layer_plan(layer, self.options, previous if reusable else None))
 
     def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
         """V ``[T, K, B, N]``."""

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from snngraph.backends.base import ConvSynapses, LayerSpec
+from snngraph.backends.cpu.arrays import distinct
 from snngraph.convolution import ConvSpec
 
 UNFOLD_VALUES = 1 << 24
@@ -193,7 +194,7 @@ def _edge_blocks(
     geometry = (plane.in_shape, plane.out_shape, plane.kernel_shape, plane.stride, plane.dilation, padding)
     delays = delay_all[span]
     blocks = []
-    for d in np.unique(delays).tolist():
+    for d in distinct(delays).tolist():
         mine = np.flatnonzero(delays == d)
         synapses = (group.start + mine, tap[mine], cell[mine])
         blocks.append(ConvBlock(int(d), post_range, pre_range, *geometry, plane.groups, *synapses, tied))

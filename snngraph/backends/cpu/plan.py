@@ -10,7 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from snngraph.backends.base import LayerSpec
+from snngraph.backends.base import LayerSpec, Plan
+from snngraph.backends.cpu.arrays import distinct
 from snngraph.backends.cpu.convolution import ConvBlock, conv_blocks
 from snngraph.backends.cpu.options import CpuOptions
 
@@ -99,7 +100,7 @@ class DenseBlock:
 
 @dataclass(frozen=True, eq=False)
 class SparseSynapses:
-    """All synapses outside dense blocks, in CSR order by presynaptic index.
+    """All synapses outside dense blocks, in CSR order by presynaptic index (then by postsynaptic).
 
     ``synapses`` ``[n]`` indexes the weight vector; ``indptr`` ``[n_pre + 1]`` delimits the
     outgoing synapses of each presynaptic index; ``post``, ``delay`` ``[n]`` (int64);
@@ -151,8 +152,7 @@ class DelayPattern:
         pre = np.repeat(np.arange(n), sparse.fanout)
         patterns = []
         for d in sparse.delays.tolist():
-            positions = np.flatnonzero(sparse.delay == d)
-            positions = positions[np.lexsort((sparse.post[positions], pre[positions]))]
+            positions = np.flatnonzero(sparse.delay == d)  # by pre, then post, as the sparse synapses are
             indptr = np.zeros(n + 1, np.int64)
             np.cumsum(np.bincount(pre[positions], minlength=n), out=indptr[1:])
             patterns.append(DelayPattern(d, positions, indptr, sparse.post[positions]))
@@ -204,15 +204,15 @@ def plan_synapses(
         area = (rows.stop - rows.start) * (cols.stop - cols.start)
         if area >= min_dense_area and group.size >= dense_density * area:
             cell = (p - rows.start) * (cols.stop - cols.start) + q - cols.start
-            duplicates = np.unique(cell).size < cell.size
+            duplicates = bool(np.bincount(cell, minlength=area).max(initial=0) > 1)  # O(area), no sort or hash
             blocks.append(DenseBlock(int(delay[group[0]]), rows, cols, group, cell, duplicates))
         else:
             rest.append(group)
-    chosen = np.concatenate(rest) if rest else np.zeros(0, np.int64)
-    chosen = chosen[np.argsort(pre[chosen], kind="stable")]
+    chosen = np.sort(np.concatenate(rest)) if rest else np.zeros(0, np.int64)
+    chosen = chosen[np.lexsort((post[chosen], pre[chosen]))]  # by pre, then post: every delay's share too
     indptr = np.zeros(n_pre + 1, np.int64)
     np.cumsum(np.bincount(pre[chosen], minlength=n_pre), out=indptr[1:])
-    delays = np.unique(delay[chosen])
+    delays = distinct(delay[chosen])
     sparse = SparseSynapses(chosen, indptr, post[chosen], delay[chosen], delays)
     per_delay = []
     for d in delays if by_delay else []:
@@ -235,18 +235,29 @@ class LayerPlan:
     patterns: tuple[DelayPattern, ...]  # the sparse recurrent synapses per delay
 
 
-def layer_plan(layer: LayerSpec, options: CpuOptions) -> LayerPlan:
-    """The :class:`LayerPlan` of ``layer`` with the dense-block thresholds of ``options``."""
+def _same_indices(layer: LayerSpec, other: LayerSpec, prefix: str) -> bool:
+    return all(getattr(layer, f"{prefix}_{name}") is getattr(other, f"{prefix}_{name}") for name in INDEX_NAMES)
+
+
+INDEX_NAMES = ("post", "pre", "delay")
+
+
+def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = None) -> LayerPlan:
+    """The :class:`LayerPlan` of ``layer`` with the dense-block thresholds of ``options``; the
+    synapse plan of a population whose index tensors are those of ``previous`` (a plan of these
+    options) is taken from it (a model whose recurrent delays moved keeps its input plan)."""
     n, c = layer.n_neurons, layer.n_inputs
     thresholds = (options.dense_density, options.min_dense_area)
-    inputs = plan_synapses(
-        *(as_numpy(t) for t in (layer.in_post, layer.in_pre, layer.in_delay)), (n, c), *thresholds, by_delay=True,
-        conv=conv_blocks(layer, "input", options.conv_min_synapses),
-    )  # fmt: skip
-    recurrent = plan_synapses(
-        *(as_numpy(t) for t in (layer.rec_post, layer.rec_pre, layer.rec_delay)), (n, n), *thresholds, by_delay=False,
-        conv=conv_blocks(layer, "recurrent", options.conv_min_synapses),
-    )  # fmt: skip
+    plans = {}
+    for prefix, target, shape in (("in", "input", (n, c)), ("rec", "recurrent", (n, n))):
+        if previous is not None and _same_indices(layer, previous.layer, prefix):
+            plans[target] = getattr(previous.structures, "inputs" if prefix == "in" else "recurrent")
+            continue
+        plans[target] = plan_synapses(
+            *(as_numpy(getattr(layer, f"{prefix}_{name}")) for name in INDEX_NAMES), shape, *thresholds,
+            by_delay=prefix == "in", conv=conv_blocks(layer, target, options.conv_min_synapses),
+        )  # fmt: skip
+    inputs, recurrent = plans["input"], plans["recurrent"]
     rec = recurrent.sparse
     slot = np.searchsorted(rec.delays, rec.delay)  # index of each synapse's delay in rec.delays
     return LayerPlan(

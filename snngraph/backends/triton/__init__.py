@@ -89,8 +89,9 @@ class TritonBackend:
             return "Triton runs on CUDA tensors (on CPU tensors only under its interpreter: TRITON_INTERPRET=1)"
         return f"Triton runs on CUDA tensors, not on {device.type}"
 
-    def prepare(self, layer: LayerSpec, dtype: torch.dtype) -> Plan:
-        """The row views and dense-input buckets of ``layer`` (:class:`IndexViews`)."""
+    def prepare(self, layer: LayerSpec, dtype: torch.dtype, previous: Plan | None = None) -> Plan:
+        """The row views and dense-input buckets of ``layer`` (:class:`IndexViews`), built anew
+        (on the device, without a host round trip; ``previous`` is not needed)."""
         return Plan(self, layer, dtype, IndexViews.build(layer, self.options.dense_input))
 
     def time_loop_of(self, plan: Plan) -> str:
