@@ -15,6 +15,7 @@ from snngraph.backends.cpu.arrays import (
     chunk_size,
     column,
     delayed_rows,
+    descending,
     neuron_major,
     time_chunks,
 )
@@ -52,7 +53,7 @@ def _gather_gradient(
     Pairs whose index falls outside ``bounds`` read zero (steps before 0 or after the end).
     """
     fanout = sparse.fanout[pre]
-    order = np.argsort(-fanout)
+    order = descending(fanout)
     fanout = fanout[order]
     syn, base = sparse.indptr[pre][order], base[order]
     value = None if value is None else value[order]
