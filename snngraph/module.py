@@ -171,6 +171,12 @@ class SNN(nn.Module):
     groups, freezing and pruning then act on the whole target.  Without it, a network with more
     than :data:`~snngraph.synapses.MANY_EDGES` edges that train gets a warning that says so.
 
+    Edges that learn their delays (``connect(..., learn_delay=True)``) have their real delays in
+    ``model.synapse_delays``, Parameters shaped like the edges' weights (:meth:`delays`,
+    :meth:`delay_grad`); each call clamps them into their ranges, weights the taps by the
+    delay kernels and, when a tap window moved, rebuilds the taps' delays and the plan
+    (:mod:`snngraph.delays`); :meth:`set_delay_sigma` sets the Gaussian kernels' width.
+
     ``dtype`` (default: torch's default dtype) is the dtype of weights and neuron parameters;
     build with ``dtype=torch.float64`` rather than calling ``.double()`` later to keep every digit
     of the compiled float64 values.
