@@ -14,6 +14,8 @@ is forward, loss = mean squared readout membrane, backward and an Adam step (wei
   Adam moves a delay by up to about ``DELAY_LR`` a step, which carries some across a whole step
   on every step (the table's last column): the step includes the rebuild of the compiled delays
   and of the backend's plan before the next forward.
+* ``linear, delay lr 0``: the same with the delays' learning rate 0: the taps' cost without
+  the rebuild.
 * ``gaussian, n taps``: the Gaussian kernel (σ = n/4, the default) with windows of n taps in
   ``delay_range=(1, 16)``, from the same integer delays.  A window starts where its delay lies
   less half the window, clamped to the range: the windows of 8 and 16 taps start at 1 for all
@@ -83,10 +85,12 @@ TARGET = 1.5
 
 @dataclass(frozen=True)
 class Row:
-    """A row of the table: the recurrent edge's delay attributes (none: fixed delays)."""
+    """A row of the table: the recurrent edge's delay attributes (none: fixed delays) and the
+    delays' learning rate."""
 
     name: str
     learning: dict[str, Any] | None = None
+    delay_lr: float = DELAY_LR
 
     def attributes(self, weights: Weights) -> dict[str, Any] | None:
         """The attributes of the recurrent edge: the integer delays as the initial real ones."""
@@ -96,8 +100,10 @@ class Row:
 
 
 def rows(windows: tuple[int, ...], max_delay: int) -> list[Row]:
-    """The fixed row (the baseline of the ratios), the linear one and a Gaussian one per window."""
-    table = [Row("fixed integer delays"), Row("linear, learnable", {"delay_range": (1, max_delay)})]
+    """The fixed row (the baseline of the ratios), the linear one, the linear one whose delays
+    do not move (learning rate 0: the taps without the rebuild) and a Gaussian one per window."""
+    linear = {"delay_range": (1, max_delay)}
+    table = [Row("fixed integer delays"), Row("linear, learnable", linear), Row("linear, delay lr 0", linear, 0.0)]
     for taps in windows:
         learning = {"delay_range": GAUSSIAN_RANGE, "delay_kernel": "gaussian", "delay_window": taps}
         table.append(Row(f"gaussian, {taps} taps, learnable", learning))
@@ -113,7 +119,7 @@ class Trainer:
         self.model = SNN(snngraph.compile(graph), backend="cpu", surrogate=ATan(SLOPE), detach_reset=True)
         groups = [{"params": list(self.model.weights.parameters()), "lr": WEIGHT_LR}]
         if self.model.synapse_delays is not None:
-            groups.append({"params": list(self.model.synapse_delays.parameters()), "lr": DELAY_LR})
+            groups.append({"params": list(self.model.synapse_delays.parameters()), "lr": row.delay_lr})
         self.optimizer = torch.optim.Adam(groups)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,7 +163,7 @@ def first_forward_check(case: Case, weights: Weights, trainers: dict[str, Traine
     """The hidden spikes of the fixed and the linear rows before training (float64): a learnable
     linear kernel at whole delays is the synapse of that delay."""
     spikes = {}
-    for row in rows((), case.max_delay):
+    for row in rows((), case.max_delay)[:2]:
         model = Trainer(case, weights, row).model.double()
         with torch.no_grad():
             spikes[row.name] = model(x.double()).spikes("h")
