@@ -109,6 +109,11 @@ class Case:
     seed: int = 0
 
 
+SPARSE = Case("sparse", 128, 2048, 10, 0.02, 4, 16, 100, gain=0.5)
+"""The sparse network (module docstring); ``QUICK_SPARSE`` its ``--quick`` size."""
+QUICK_SPARSE = Case("sparse", 16, 256, 4, 0.05, 4, 4, 20, gain=1.0)
+
+
 @dataclass(frozen=True, eq=False)
 class Weights:
     """``w_in`` ``[N, C]``, recurrent synapses ``pre → post`` with ``delay``, ``w_out`` ``[O, N]``."""
@@ -148,7 +153,11 @@ def make_input(case: Case, dtype: torch.dtype) -> torch.Tensor:
     return (torch.rand(shape, generator=generator) < case.input_rate).to(dtype)
 
 
-def make_graph(case: Case, weights: Weights, reset: str = "subtract", neuron: str = "lif") -> Graph:
+def make_graph(
+    case: Case, weights: Weights, reset: str = "subtract", neuron: str = "lif", recurrent: dict[str, Any] | None = None
+) -> Graph:
+    """The network of ``case``; ``recurrent`` adds or replaces attributes of the recurrent edge
+    (``delay``, ``learn_delay``, … of :meth:`Graph.connect`)."""
     g = Graph()
     g.add_input("in", case.inputs)
     add, params = NEURONS[neuron]
@@ -156,8 +165,8 @@ def make_graph(case: Case, weights: Weights, reset: str = "subtract", neuron: st
     gain = hidden_gain(neuron)
     g.add_li("out", case.outputs, alpha=ALPHA)
     g.connect("in", "h", weight=gain * weights.w_in, delay=0)
-    recurrent = sp.coo_array((gain * weights.value, (weights.post, weights.pre)), shape=(case.hidden, case.hidden))
-    g.connect("h", "h", weight=recurrent, delay=weights.delay)
+    matrix = sp.coo_array((gain * weights.value, (weights.post, weights.pre)), shape=(case.hidden, case.hidden))
+    g.connect("h", "h", **{"weight": matrix, "delay": weights.delay, **(recurrent or {})})
     g.connect("h", "out", weight=weights.w_out, delay=0)  # the same step, as layer by layer
     return g
 
@@ -398,14 +407,8 @@ def _timed(run: Callable[[], Any]) -> float:
 def time_models(
     models: dict[str, nn.Module], x: torch.Tensor, repeats: int, budget_s: float = 60.0, round_s: float = 1.0
 ) -> dict[str, dict[str, Any]]:
-    """Forward and forward+backward times (ms) of every model, per round and their medians.
-
-    One warm-up each (plans, caches, allocator), then ``repeats`` rounds that time every model
-    in turn, so that all contenders see the same load of the machine: within a round a model
-    runs again until ``round_s`` has passed (a fast model is timed over about the same stretch
-    of time as a slow one) and the round keeps the median of its runs.  A model whose warm-up
-    forward+backward takes longer than ``budget_s / repeats`` joins fewer rounds.
-    """
+    """Forward and forward+backward times (ms) of every model, per round and their medians
+    (:func:`time_rounds`); "forward" runs under ``torch.no_grad()``, "train" is :func:`train_step`."""
 
     def forward(model: nn.Module) -> None:
         with torch.no_grad():
@@ -415,19 +418,7 @@ def time_models(
         name: {"forward": lambda m=model: forward(m), "train": lambda m=model: train_step(m, x)}
         for name, model in models.items()
     }
-    rounds = {}
-    for name, run in runs.items():
-        run["forward"]()
-        rounds[name] = max(1, min(repeats, int(budget_s / _timed(run["train"]))))
-    samples: dict[str, dict[str, list[float]]] = {name: {"forward": [], "train": []} for name in runs}
-    for r in range(repeats):
-        for name, run in runs.items():
-            if r < rounds[name]:
-                for kind in ("forward", "train"):
-                    times, start = [], time.perf_counter()
-                    while not times or time.perf_counter() - start < round_s:
-                        times.append(1e3 * _timed(run[kind]))
-                    samples[name][kind].append(statistics.median(times))
+    samples = time_rounds(runs, repeats, budget_s, round_s, warm_up="forward")
     return {
         name: {
             "forward_ms": statistics.median(times["forward"]),
@@ -437,6 +428,39 @@ def time_models(
         }
         for name, times in samples.items()
     }
+
+
+def time_rounds(
+    runs: dict[str, dict[str, Callable[[], Any]]],
+    repeats: int,
+    budget_s: float = 60.0,
+    round_s: float = 1.0,
+    warm_up: str | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """The times (ms) of every contender's runs ``{kind: run}``, one median per round and kind.
+
+    One warm-up each (plans, caches, allocator: the run ``warm_up``, then the last kind, which
+    is timed to size the rounds), then ``repeats`` rounds that time every contender in turn, so
+    that all see the same load of the machine: within a round a run repeats until ``round_s``
+    has passed (a fast contender is timed over about the same stretch of time as a slow one) and
+    the round keeps the median of its runs.  A contender whose warm-up of the last kind takes
+    longer than ``budget_s / repeats`` joins fewer rounds.
+    """
+    rounds = {}
+    for name, run in runs.items():
+        if warm_up is not None:
+            run[warm_up]()
+        rounds[name] = max(1, min(repeats, int(budget_s / _timed(list(run.values())[-1]))))
+    samples: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in run} for name, run in runs.items()}
+    for r in range(repeats):
+        for name, run in runs.items():
+            if r < rounds[name]:
+                for kind, call in run.items():
+                    times, start = [], time.perf_counter()
+                    while not times or time.perf_counter() - start < round_s:
+                        times.append(1e3 * _timed(call))
+                    samples[name][kind].append(statistics.median(times))
+    return samples
 
 
 def paired_ratio(row: dict[str, Any], base: dict[str, Any], kind: str) -> float:
@@ -724,14 +748,14 @@ def main() -> None:
     torch.manual_seed(0)
     if args.quick:
         cases = [
-            Case("sparse", 16, 256, 4, 0.05, 4, 4, 20, gain=1.0),
+            QUICK_SPARSE,
             Case("dense", 32, 128, 4, 1.0, 1, 4, 20, gain=1.0),
         ]
         scaling = Case("scaling", 16, 256, 4, 40 / 256, 4, 4, 20, gain=1.0)
         rates, sizes, repeats = [0.05], [256, 512], args.repeats or 2
     else:
         cases = [
-            Case("sparse", 128, 2048, 10, 0.02, 4, 16, 100, gain=0.5),
+            SPARSE,
             Case("dense", 700, 1024, 20, 1.0, 1, 32, 100, gain=0.5),
         ]
         scaling = Case("scaling", 128, 2048, 10, 40 / 2048, 4, 16, 100, gain=0.5)

@@ -16,6 +16,9 @@ population whose reset NIR cannot say is exported as the nearest NIR model with 
 - α = 0 with reset ``"subtract"`` (``U[t] = I[t] − θ·S[t−1]``): ``Threshold``, that is
   ``S[t] = H(I[t] − θ)`` without the subtraction.  With α = 0 the resets ``"zero"`` and
   ``"none"`` both give ``U[t] = I[t]``, which ``Threshold`` computes exactly.
+
+An edge that learns its delays is written at its delays rounded to whole steps, with the warning
+where a delay is not whole or a Gaussian kernel of width σ > 0 spreads its synapses over taps.
 """
 
 from __future__ import annotations
@@ -47,12 +50,12 @@ class NIRExportWarning(UserWarning):
     """:func:`to_nir` wrote a model that NIR can say only approximately (``strict=False``)."""
 
 
-def _inexact(message: str, written: str, strict: bool) -> None:
+def _inexact(message: str, written: str, strict: bool, exact: str = "use reset 'zero' to export exactly") -> None:
     """Refuse (``strict``) or warn that ``message`` has no exact NIR form and ``written`` was
-    exported in its place.  Called from a population exporter, called from :func:`to_nir`: the
-    warning points at the caller of :func:`to_nir`."""
+    exported in its place; ``exact`` says what exports exactly.  Called from a population or
+    edge check, called from :func:`to_nir`: the warning points at the caller of :func:`to_nir`."""
     if strict:
-        raise ValueError(f"{message}; strict=True refuses an inexact export (use reset 'zero' to export exactly)")
+        raise ValueError(f"{message}; strict=True refuses an inexact export ({exact})")
     warnings.warn(
         f"{message}; exported {written}, a different model (strict=True makes this an error)",
         NIRExportWarning,
@@ -267,6 +270,42 @@ def _projection_nodes(
     return nodes, edges
 
 
+def _check_learned_delays(proj: ProjectionSpec, strict: bool) -> None:
+    """Warn (or refuse, ``strict``) where an edge that learns its delays is not its rounded delays.
+
+    ``proj.delay`` holds the real delays rounded to whole steps, which NIR's ``Delay`` nodes
+    write.  They are the model's synapses only where the linear kernel (or a Gaussian one of
+    width 0) reads a whole delay, one tap of weight 1: a fractional delay spreads the synapse
+    over two taps, and a Gaussian kernel of width σ > 0 over its whole window."""
+    spec = proj.delays
+    if spec is None:
+        return
+    tau = proj.delay_values.reshape(-1)[proj.index]  # the delays of the edge's synapses
+    rounding = np.abs(tau - np.round(tau))
+    edge = f"edge {proj.pre!r} -> {proj.post!r}"
+    exact = "only whole delays with delay_kernel='linear' or sigma 0 export exactly"
+    written = "the delays rounded to whole steps, one synapse each"
+    if spec.kernel == "gaussian" and spec.sigma > 0 and tau.size:
+        _inexact(
+            f"{edge} learns its delays with a Gaussian kernel of sigma {spec.sigma:g} steps, which spreads "
+            f"each synapse over {spec.taps} taps, while a NIR Delay holds one delay per synapse (the largest "
+            f"rounding of a delay to a whole step: {rounding.max():.3g} steps)",
+            written,
+            strict,
+            exact,
+        )
+    elif np.any(rounding > 0):
+        worst = int(np.argmax(rounding))
+        _inexact(
+            f"{edge} has {int(np.count_nonzero(rounding))} of {tau.size} learned delays that are not whole "
+            f"steps (the largest rounding: {tau[worst]:.6g} to {np.round(tau[worst]):.0f}), each spread over "
+            "two taps, while a NIR Delay holds whole steps",
+            written,
+            strict,
+            exact,
+        )
+
+
 def _bias_carriers(projections: Sequence[ProjectionSpec], exported: Mapping[Any, _Exported]) -> dict[int, int]:
     """For each population with a bias, the projection (its index) and delay whose branch carries
     it: the first projection into it with a zero-delay synapse, else the first, at its smallest delay
@@ -373,7 +412,9 @@ def to_nir(
     NIR's neurons reset to ``v_reset`` or, for ``Threshold``, hold no state: a ``"subtract"``
     or ``"none"`` reset is exported as reset-to-0, and α = 0 with ``"subtract"`` as a
     ``Threshold`` without the subtraction, each with a :class:`NIRExportWarning`, or refused
-    when ``strict=True`` (module doc).
+    when ``strict=True`` (module doc).  An edge that learns its delays (:mod:`snngraph.delays`)
+    is written at its delays rounded to whole steps; where that is not the model's edge (a
+    delay that is not whole, a Gaussian kernel with σ > 0) it warns or, ``strict``, refuses too.
 
     ``outputs`` maps ``Output`` names to populations (a sequence names them ``"<name>_output"``);
     by default the ``nir_outputs`` that ``from_nir`` recorded, else every neuron population
@@ -401,6 +442,7 @@ def to_nir(
     edges: list[tuple[str, str]] = []
     carriers = _bias_carriers(projections, exported)
     for index, proj in enumerate(projections):
+        _check_learned_delays(proj, strict)
         target = exported[proj.post]
         if proj.conv is not None:
             bias = target.bias if index in carriers else None
