@@ -275,13 +275,16 @@ class SNN(nn.Module):
     @property
     def w_in(self) -> torch.Tensor:
         """The weights of the input synapses ``[n_in]``, gathered from :attr:`weights` (times the
-        delay kernels' factors on the taps of edges that learn their delays; read-only: change or
-        train the edges' tensors instead)."""
+        delay kernels' factors on the taps of edges that learn their delays, which are clamped
+        into their ranges first, as a call does; read-only: change or train the edges' tensors
+        instead)."""
+        self._follow_delays()
         return self._synapse_weights("input")
 
     @property
     def w_rec(self) -> torch.Tensor:
         """The weights of the recurrent synapses ``[n_rec]``, gathered from :attr:`weights`."""
+        self._follow_delays()
         return self._synapse_weights("recurrent")
 
     def _follow_delays(self) -> None:
@@ -385,7 +388,15 @@ class SNN(nn.Module):
         inputs_seen = torch.cat([state.inputs, x])
         layer_x = torch.cat([inputs_seen, padding])
         neurons = self.neuron_params(state.elapsed)
-        v, s = lif_layer(layer_x, self.w_in, self.w_rec, neurons, state.v, state.spikes, self.plan)
+        v, s = lif_layer(
+            layer_x,
+            self._synapse_weights("input"),
+            self._synapse_weights("recurrent"),
+            neurons,
+            state.v,
+            state.spikes,
+            self.plan,
+        )
         depth = self.net.max_delay  # the state keeps S[steps − D … steps − 1]
         spikes = s[steps - depth : steps] if steps >= depth else torch.cat([state.spikes[steps:], s[:steps]])
         new_state = SNNState(

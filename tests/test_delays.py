@@ -188,7 +188,8 @@ def test_rebuilt_taps_equal_a_network_compiled_with_those_delays(kernel: str) ->
 
 def test_a_rebuild_keeps_the_plan_of_the_synapses_that_did_not_move() -> None:
     """Only the recurrent edge learns: after its delays move, the cpu plan keeps the input
-    synapses' structures (the same objects) and the run equals a model compiled from scratch."""
+    synapses' structures (the same objects) and the recurrent synapses' order, and the run
+    equals a model compiled from scratch."""
     g = _readout_graph("linear")
     g.nx.edges["x", "o"]["learn_delay"] = False
     g.nx.edges["x", "o"]["delay"] = 2
@@ -202,6 +203,7 @@ def test_a_rebuild_keeps_the_plan_of_the_synapses_that_did_not_move() -> None:
     assert model.plan is not before
     assert model.plan.structures.inputs is before.structures.inputs
     assert model.plan.structures.recurrent is not before.structures.recurrent
+    assert model.plan.structures.recurrent.sparse.synapses is before.structures.recurrent.sparse.synapses
     fresh = SNN(snngraph.compile(model.to_graph()), backend="cpu", dtype=torch.float64)
     torch.testing.assert_close(fresh(x).layer_states, moved.layer_states, rtol=0, atol=1e-13)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -235,8 +236,16 @@ class LayerPlan:
     patterns: tuple[DelayPattern, ...]  # the sparse recurrent synapses per delay
 
 
-def _same_indices(layer: LayerSpec, other: LayerSpec, prefix: str) -> bool:
-    return all(getattr(layer, f"{prefix}_{name}") is getattr(other, f"{prefix}_{name}") for name in INDEX_NAMES)
+def _same_indices(layer: LayerSpec, other: LayerSpec, prefix: str, names: tuple[str, ...]) -> bool:
+    return all(getattr(layer, f"{prefix}_{name}") is getattr(other, f"{prefix}_{name}") for name in names)
+
+
+def _with_moved_delays(plan: SynapsePlan, delay: np.ndarray) -> SynapsePlan:
+    """``plan`` (all synapses sparse, none by delay) with the synapses' new delays ``delay``: the
+    order by pre, then post does not depend on them, so only the delays are read again."""
+    sparse = plan.sparse
+    moved = delay[sparse.synapses]
+    return dataclasses.replace(plan, sparse=dataclasses.replace(sparse, delay=moved, delays=distinct(moved)))
 
 
 INDEX_NAMES = ("post", "pre", "delay")
@@ -245,13 +254,20 @@ INDEX_NAMES = ("post", "pre", "delay")
 def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = None) -> LayerPlan:
     """The :class:`LayerPlan` of ``layer`` with the dense-block thresholds of ``options``; the
     synapse plan of a population whose index tensors are those of ``previous`` (a plan of these
-    options) is taken from it (a model whose recurrent delays moved keeps its input plan)."""
+    options) is taken from it (a model whose recurrent delays moved keeps its input plan), and
+    one whose delays alone moved keeps its order when it was all sparse (no dense blocks, which
+    the new delays do not look for again, and no convolutions)."""
     n, c = layer.n_neurons, layer.n_inputs
     thresholds = (options.dense_density, options.min_dense_area)
     plans = {}
     for prefix, target, shape in (("in", "input", (n, c)), ("rec", "recurrent", (n, n))):
-        if previous is not None and _same_indices(layer, previous.layer, prefix):
-            plans[target] = getattr(previous.structures, "inputs" if prefix == "in" else "recurrent")
+        before = None if previous is None else getattr(previous.structures, "inputs" if prefix == "in" else "recurrent")
+        if before is not None and _same_indices(layer, previous.layer, prefix, INDEX_NAMES):
+            plans[target] = before
+            continue
+        only_sparse = before is not None and not (before.dense or before.conv or before.sparse_by_delay)
+        if only_sparse and _same_indices(layer, previous.layer, prefix, ("post", "pre")):
+            plans[target] = _with_moved_delays(before, as_numpy(getattr(layer, f"{prefix}_delay")))
             continue
         plans[target] = plan_synapses(
             *(as_numpy(getattr(layer, f"{prefix}_{name}")) for name in INDEX_NAMES), shape, *thresholds,
