@@ -24,12 +24,12 @@ is forward, loss = mean squared readout membrane, backward and an Adam step (wei
 Timing: float32, :func:`bench_cpu.time_rounds` (every row in turn within a round, each for at
 least a second; medians over rounds, ratios are medians over rounds of the ratio within the
 round).  Then, per row, :data:`BREAKDOWN_STEPS` steps timed in parts: the delay update
-(clamping the real delays and computing the taps' compiled delays, which the module does at
-the start of a call), the ``prepare`` of the backend's plan where the delays changed, forward,
+(clamping the real delays, computing the taps' compiled delays and, where they moved, preparing
+the new plan from the previous one, which the module does at the start of a call), forward,
 backward and the Adam step, the rows in turn step by step; with how many synapses' windows
 moved per step, and the time of gathering the synapse weights with the kernels' factors and of
-its backward (a part of forward and backward).  Then one ``prepare`` of the linear row under
-cProfile, and the dense blocks' duplicate checks in it: where the rebuild's time goes.
+its backward (a part of forward and backward).  Then one rebuild of the linear row (every delay
+moved by a whole step) under cProfile: where the rebuild's time goes.
 """
 
 from __future__ import annotations
@@ -144,12 +144,12 @@ class Trainer:
         """One step with the time (ms) of each part and the synapses whose windows moved.
 
         The delay update is the module's own (``_follow_delays``, which its forward runs first:
-        there it then finds the delays current); ``prepare`` is the plan it drops when they changed.
+        there it then finds the delays current): clamping, the taps' compiled delays and, where
+        they moved, the ``prepare`` of the new plan from the previous one.
         """
-        model, before = self.model, self.model.rec_delay
+        model, before, plan = self.model, self.model.rec_delay, self.model.plan
         parts = {"delay_update_ms": _timed(model._follow_delays)}
-        rebuilt = model._plan is None
-        parts["prepare_ms"] = _timed(lambda: model.plan)
+        rebuilt = model.plan is not plan
         start = time.perf_counter()
         loss = self.loss(x)
         parts["forward_ms"] = time.perf_counter() - start
@@ -174,9 +174,11 @@ def first_forward_check(case: Case, weights: Weights, trainers: dict[str, Traine
 
 
 def gather_step(model: SNN) -> None:
-    """The synapse weights a call gathers (``w_in``, ``w_rec``: the edges' weights times the taps'
-    kernel factors) and the backward pass through them."""
-    torch.autograd.backward([model.w_in.sum(), model.w_rec.sum()])
+    """The synapse weights a call gathers (the edges' weights times the taps' kernel factors, as
+    ``w_in``/``w_rec`` give them but without their delay update, which belongs to the next step)
+    and the backward pass through them."""
+    weights = [model._synapse_weights(target) for target in ("input", "recurrent")]
+    torch.autograd.backward([w.sum() for w in weights])
 
 
 def breakdowns(trainers: dict[str, Trainer], x: torch.Tensor, steps: int) -> dict[str, dict[str, Any]]:
@@ -201,51 +203,36 @@ def breakdowns(trainers: dict[str, Trainer], x: torch.Tensor, steps: int) -> dic
     return result
 
 
-def profile_prepare(trainer: Trainer, top: int = 12) -> dict[str, Any]:
-    """cProfile of one ``prepare`` of ``trainer``'s plan: the functions by cumulative time."""
+def profile_rebuild(trainer: Trainer, top: int = 12) -> dict[str, Any]:
+    """cProfile of one rebuild of ``trainer``'s taps and plan, every delay moved by a whole step:
+    the functions by cumulative time."""
     model = trainer.model
-    model._plan = None
+    model.plan  # noqa: B018 (the plan the rebuild starts from)
+    with torch.no_grad():
+        for edge in model.delay_taps.edges["recurrent"]:
+            model.delays(edge.pre, edge.post).add_(1.0)
     profiler = cProfile.Profile()
-    total = _timed(lambda: profiler.runcall(lambda: model.plan))
+    total = _timed(lambda: profiler.runcall(model._follow_delays))
     entries = []
     for (path, line, function), (_, calls, own, cumulative, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
         where = f"{Path(path).parent.name}/{Path(path).name}:{line}({function})" if line else function
         entries.append({"function": where, "calls": calls, "own_ms": 1e3 * own, "cumulative_ms": 1e3 * cumulative})
     entries.sort(key=lambda e: -e["cumulative_ms"])
-    print(f"\nprofile: one prepare of the linear row, {1e3 * total:.0f} ms under cProfile; by cumulative time:")
+    print(f"\nprofile: one rebuild of the linear row, {1e3 * total:.0f} ms under cProfile; by cumulative time:")
     for e in entries[:top]:
         print(f"  {e['cumulative_ms']:9.1f} ms cum {e['own_ms']:9.1f} ms own {e['calls']:5d}×  {e['function']}")
-    checks = duplicate_checks(model)
-    print("  the dense blocks' duplicate check, np.unique(cell), outside cProfile:")
-    for block in checks:
-        where = f"{block['target']} block of {block['synapses']} synapses, delay {block['delay']}"
-        print(f"  {block['unique_ms']:9.1f} ms  {where}")
-    return {"prepare_ms_profiled": 1e3 * total, "top_cumulative": entries[:top], "dense_block_unique": checks}
-
-
-def duplicate_checks(model: SNN) -> list[dict[str, Any]]:
-    """The time of ``np.unique`` over each dense block's cells, the check of the cpu backend's
-    ``plan_synapses`` for synapses that share a cell, which every ``prepare`` repeats for every
-    block, those of targets whose delays did not change included."""
-    checks = []
-    for target in ("inputs", "recurrent"):
-        for block in getattr(model.plan.structures, target).dense:
-            seconds = _timed(lambda b=block: np.unique(b.cell))
-            checks.append(
-                {"target": target, "delay": block.delay, "synapses": int(block.cell.size), "unique_ms": 1e3 * seconds}
-            )
-    return checks
+    return {"rebuild_ms_profiled": 1e3 * total, "top_cumulative": entries[:top]}
 
 
 def print_table(table: list[dict[str, Any]]) -> None:
-    header = ("row", "step ms", "÷ fixed", "spread", "update", "prepare", "fwd", "gather", "bwd", "adam", "rebuilt")
-    print("  {:34s} {:>8s} {:>7s} {:>13s} {:>7s} {:>8s} {:>7s} {:>7s} {:>7s} {:>6s} {:>8s}  moved".format(*header))
+    header = ("row", "step ms", "÷ fixed", "spread", "update", "fwd", "gather", "bwd", "adam", "rebuilt")
+    print("  {:34s} {:>8s} {:>7s} {:>13s} {:>7s} {:>7s} {:>7s} {:>7s} {:>6s} {:>8s}  moved".format(*header))
     for row in table:
         parts = row["breakdown"]
         low, high = row["ratio_range"]
         print(
             f"  {row['row']:34s} {row['step_ms']:8.1f} {row['ratio']:6.2f}× {f'{low:.2f}–{high:.2f}×':>13s} "
-            f"{parts['delay_update_ms']:7.1f} {parts['prepare_ms']:8.1f} {parts['forward_ms']:7.1f} "
+            f"{parts['delay_update_ms']:7.1f} {parts['forward_ms']:7.1f} "
             f"{parts['gather_ms']:7.1f} {parts['backward_ms']:7.1f} {parts['adam_ms']:6.1f} "
             f"{100 * parts['rebuilt_share']:7.0f}% {parts['windows_moved_median']:6.0f}"
         )
@@ -279,14 +266,15 @@ def run(case: Case, windows: tuple[int, ...], repeats: int, round_s: float, step
             }
         )
     print(f"  train step = forward + backward + Adam; parts: medians of {steps} steps (ms);")
-    print("  gather: w_in, w_rec and their backward (part of fwd, bwd); rebuilt: share of steps that ran prepare;")
+    print("  update: clamp, the taps' delays and, where they moved, the new plan; gather: w_in, w_rec and")
+    print("  their backward (part of fwd, bwd); rebuilt: share of steps that prepared a new plan;")
     print("  moved: synapses whose window moved, median per step")
     print_table(table)
     linear = table[1]
     met = bool(linear["ratio"] <= TARGET)
     verdict = "met" if met else "NOT met"
     print(f"\ntarget: linear learnable ÷ fixed {linear['ratio']:.2f} (target <= {TARGET}): {verdict}")
-    profile = profile_prepare(trainers[linear["row"]])
+    profile = profile_rebuild(trainers[linear["row"]])
     target = {"ratio": "linear, learnable / fixed integer delays", "value": linear["ratio"], "target": f"<= {TARGET}"}
     return {
         "config": asdict(case),
@@ -297,7 +285,7 @@ def run(case: Case, windows: tuple[int, ...], repeats: int, round_s: float, step
         "first_forward": check,
         "rows": table,
         "target": {**target, "met": met},
-        "profile_prepare": profile,
+        "profile_rebuild": profile,
     }
 
 
