@@ -102,11 +102,15 @@ class SNNOutput:
         steps = sum(o.steps for o in outputs)
         return cls(last.net, steps, cat("layer_spikes"), cat("layer_states"), last.state, last.batch_first)
 
-    def _view(self, tensor: torch.Tensor, name: Any) -> torch.Tensor:
+    def _view(self, tensor: torch.Tensor, name: Any, variable: int | None = None) -> torch.Tensor:
+        """Population ``name``'s block of ``tensor`` (``layer_spikes``, or state ``variable`` of
+        ``layer_states``) in graph time."""
         info = self.net.population(name)
         if info.kind == "input":
             raise ValueError(f"{name!r} is an input; it has no spikes or membrane of its own")
-        view = tensor[info.lag : info.lag + self.steps, :, info.start : info.stop]
+        time, neurons = slice(info.lag, info.lag + self.steps), slice(info.start, info.stop)
+        index = (time, slice(None), neurons) if variable is None else (time, variable, slice(None), neurons)
+        view = _Block.apply(tensor, index)
         return view.transpose(0, 1) if self.batch_first else view
 
     def spikes(self, name: Any) -> torch.Tensor:
@@ -116,7 +120,7 @@ class SNNOutput:
     def membrane(self, name: Any) -> torch.Tensor:
         """Membrane potential of population ``name``, ``[steps, B, size]`` (``[B, steps, size]`` when
         batch_first)."""
-        return self._view(self.layer_membranes, name)
+        return self._view(self.layer_states, name, 0)
 
     def state_variable(self, name: Any, variable: str) -> torch.Tensor:
         """State variable ``variable`` (``"U"``, ``"J"``, ``"a"``, ``"W"``, …: the population's
@@ -125,7 +129,26 @@ class SNNOutput:
         if info.model is None or variable not in info.model.states:
             states = () if info.model is None else info.model.states
             raise ValueError(f"population {name!r} has the state variables {states}, not {variable!r}")
-        return self._view(self.layer_states[:, info.model.states.index(variable)], name)
+        return self._view(self.layer_states, name, info.model.states.index(variable))
+
+
+class _Block(torch.autograd.Function):
+    """``tensor[index]`` (basic indexing), copied, whose gradient is one zero tensor of
+    ``tensor``'s shape with the block's gradient in place.  Through plain views (a select and two
+    slices) autograd makes a zero-filled tensor per view: a population's view of a large layer
+    then costs several fills and copies of the whole ``[T, K, B, N]`` (0.5 s of a 3 s training
+    step of the N-MNIST-sized CNN of ``benchmarks/bench_conv.py``)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, index: tuple[Any, ...]) -> torch.Tensor:  # type: ignore[override]
+        ctx.shape, ctx.index = tensor.shape, index
+        return tensor[index].clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        full = grad.new_zeros(ctx.shape)
+        full[ctx.index] = grad
+        return full, None
 
 
 def _floats(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
