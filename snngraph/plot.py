@@ -235,6 +235,8 @@ def delays(network: SNN | Graph, *, before: SNN | Graph | None = None) -> Any:
     if initial is not None and initial.keys() != after.keys():
         raise ValueError(f"before learns the delays of the edges {list(initial)}, the network of {list(after)}")
     fig = _new_figure(figsize=(6, 0.6 + 2.4 * len(after)))
+    from matplotlib.ticker import MaxNLocator
+
     axes = fig.subplots(len(after), 1, squeeze=False)[:, 0]
     for ax, ((pre, post), (values, (low, high))) in zip(axes, after.items(), strict=True):
         edges = np.arange(low, high + 2) - 0.5
@@ -243,6 +245,7 @@ def delays(network: SNN | Graph, *, before: SNN | Graph | None = None) -> Any:
             ax.hist(initial[pre, post][0], bins=edges, histtype="step", color="black", linewidth=1.2, label="before")
             ax.legend(fontsize="small")
         ax.set_xlim(edges[0], edges[-1])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("synapses")
         ax.set_title(f"{pre!r} -> {post!r}: {values.size} delays in [{low}, {high}]", fontsize="medium")
     axes[-1].set_xlabel("delay (steps)")
