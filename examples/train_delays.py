@@ -75,6 +75,7 @@ VARIANTS = {
     "gaussian": "learned, Gaussian kernel",
 }
 """The networks compared (``--variants``), by key, and their names in the table."""
+
 DEFAULTS = {"epochs": 30, "hidden": 16, "max_delay": 16, "lr": 1e-2}
 RECURRENT_DEFAULTS = {"epochs": 15, "hidden": 16, "max_delay": 20, "lr": 5e-3}
 """The defaults of ``--epochs``, ``--hidden``, ``--max-delay`` and ``--lr`` without and with
@@ -283,7 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     variants = RECURRENT_VARIANTS if recurrent else VARIANTS
     parser.add_argument("--variants", nargs="+", default=list(variants), choices=list(variants), help="to compare")
     args = parser.parse_args(argv)
+    if args.max_delay < 2:
+        parser.error("--max-delay must be at least 2: the delays of every variant lie in [0 or 1, max_delay]")
 
+    chosen = {key: variants[key] for key in args.variants}
     data = spike_intervals(INTERVALS, n_pairs=args.pairs, samples_per_class=args.samples, seed=args.seed)
     intervals, n_channels = np.asarray(INTERVALS), data.tensors[0].shape[2]
     loaders = split(data, args.seed, args.batch_size)
@@ -294,7 +298,6 @@ def main(argv: list[str] | None = None) -> None:
                 n_channels, args.hidden, intervals.size, variant, args.max_delay, args.neuron, args.seed
             )
 
-        chosen = {key: RECURRENT_VARIANTS[key] for key in args.variants}
         accuracies, seconds, learned = run_variants(chosen, build, loaders, args, "delays_recurrent")
         if "learned" in learned:
             save_delay_pictures(*learned["learned"], args.out, "delays_recurrent")
@@ -303,7 +306,6 @@ def main(argv: list[str] | None = None) -> None:
         def build(variant: str) -> snngraph.Graph:
             return coincidence_graph(n_channels, intervals.size, variant, args.max_delay, args.seed)
 
-        chosen = {key: VARIANTS[key] for key in args.variants}
         accuracies, seconds, learned = run_variants(chosen, build, loaders, args, "delays")
         if "gaussian" in learned:
             initial, model = learned["gaussian"]

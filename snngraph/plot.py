@@ -197,12 +197,19 @@ def training(history: History) -> Any:
 
 def learned_delays(network: SNN | Graph) -> dict[tuple[Any, Any], tuple[np.ndarray, tuple[int, int]]]:
     """The real delays (flat, float64) and ``delay_range`` of every edge that learns its delays,
-    by ``(pre, post)``: from a model's :meth:`~snngraph.SNN.delays` or a graph's ``delay_real``
-    edge attributes (as :meth:`~snngraph.SNN.to_graph` writes them)."""
+    by ``(pre, post)``: from a model's :meth:`~snngraph.SNN.delays` (clamped into the range, as
+    the model's next call clamps them after an optimizer step) or a graph's ``delay_real`` edge
+    attributes (as :meth:`~snngraph.SNN.to_graph` writes them)."""
     if isinstance(network, SNN):
         return {
             (e.pre, e.post): (
-                network.delays(e.pre, e.post).detach().cpu().double().numpy().reshape(-1),
+                network.delays(e.pre, e.post)
+                .detach()
+                .cpu()
+                .double()
+                .numpy()
+                .reshape(-1)
+                .clip(e.delays.low, e.delays.high),
                 (e.delays.low, e.delays.high),
             )
             for e in network.net.edges
