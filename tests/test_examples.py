@@ -133,6 +133,9 @@ def test_train_shd_learns_delays_on_written_files(tmp_path: Path, edges: str) ->
     args = ["--data", str(tmp_path), "--steps", "10", "--tbptt", "4", "--out", str(tmp_path), *delays]
     out = run_example("train_shd.py", "--epochs", "2", "--hidden", "6", "--no-progress", *args)
     assert "SHD test accuracy" in out
+    learning = re.findall(r"edge '(\w+)' -> '(\w+)' .*learns delays in (\[\d, 3\]) \(gaussian, (\d) taps\)", out)
+    expected = [("input", "hidden", "[0, 3]", "4")] + [("hidden", "hidden", "[1, 3]", "3")] * (edges == "recurrent")
+    assert learning == expected, out
     for picture in ("shd_spikes.png", "shd_delays_histogram.png", "shd_delays_change.png"):
         assert (tmp_path / picture).stat().st_size > 0
 
