@@ -19,7 +19,7 @@ It prints a table of the test accuracies, and, for the Gaussian kernel, each rea
 learned d_a − d_b next to its class's interval; ``delays_lags.png`` plots them (the pair a
 neuron listens to most strongly drawn largest), ``delays_change.png`` and ``delays_histogram.png``
 the delays before and after training.  Measured (seed 0, defaults: 100 samples per class,
-30 epochs; about 20 s for all four on 2 CPU cores)::
+30 epochs; 20–45 s for all four on 2 shared CPU cores)::
 
     no delays                  0.33
     fixed random delays        0.17
@@ -36,7 +36,7 @@ with short fixed input delays in [0, 2]: the recurrent synapses must carry the f
 pair until the second arrives.  Their delays are all 1, fixed random in [1, ``--max-delay``], or
 learned (linear kernel) from those random ones, with the same weights otherwise.  Measured
 (seed 0, defaults: 16 hidden LIF neurons, 256 recurrent synapses, delays in [1, 20], 15 epochs;
-about 30 s in all): test accuracy 0.59 with recurrent delays 1, 0.94 fixed random, 0.98
+15–30 s in all): test accuracy 0.59 with recurrent delays 1, 0.94 fixed random, 0.98
 learned (0.78, 0.97, 0.975 with ``--samples 200``)::
 
     python examples/train_delays.py
