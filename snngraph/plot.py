@@ -9,6 +9,9 @@ made with ``matplotlib.figure.Figure``, not pyplot, so nothing opens a window: s
 * :func:`graph` — populations and projections, edges labelled with their delays;
 * :func:`connectivity` — the compiled W_rec (or W_in) as a spy plot coloured by delay;
 * :func:`training` — loss and accuracy per epoch from :func:`snngraph.train.fit`;
+* :func:`delays` — histograms of the learned delays, a panel per edge that learns them,
+  optionally over those of the same network before training;
+* :func:`delay_change` — every learned delay before against after training;
 * :func:`save` — a set of them as PNG files.
 """
 
@@ -192,6 +195,90 @@ def training(history: History) -> Any:
     return fig
 
 
+def learned_delays(network: SNN | Graph) -> dict[tuple[Any, Any], tuple[np.ndarray, tuple[int, int]]]:
+    """The real delays (flat, float64) and ``delay_range`` of every edge that learns its delays,
+    by ``(pre, post)``: from a model's :meth:`~snngraph.SNN.delays` (clamped into the range, as
+    the model's next call clamps them after an optimizer step) or a graph's ``delay_real`` edge
+    attributes (as :meth:`~snngraph.SNN.to_graph` writes them)."""
+    if isinstance(network, SNN):
+        return {
+            (e.pre, e.post): (
+                network.delays(e.pre, e.post)
+                .detach()
+                .cpu()
+                .double()
+                .numpy()
+                .reshape(-1)
+                .clip(e.delays.low, e.delays.high),
+                (e.delays.low, e.delays.high),
+            )
+            for e in network.net.edges
+            if e.delays is not None
+        }
+    return {
+        (u, v): (np.asarray(d["delay_real"], dtype=float).reshape(-1), tuple(d["delay_range"]))
+        for u, v, d in network.nx.edges(data=True)
+        if d.get("learn_delay")
+    }
+
+
+def _learning_edges(network: SNN | Graph) -> dict[tuple[Any, Any], tuple[np.ndarray, tuple[int, int]]]:
+    found = learned_delays(network)
+    if not found:
+        raise ValueError("no edge of this network learns its delays (connect(..., learn_delay=True))")
+    return found
+
+
+def delays(network: SNN | Graph, *, before: SNN | Graph | None = None) -> Any:
+    """Histograms of the real delays of every edge that learns them, one panel per edge, one bar
+    per whole step of its ``delay_range`` (a delay τ counts in the bar of ``round(τ)``).
+
+    ``before`` (the same network before training, e.g. ``copy.deepcopy(model)`` or
+    ``model.to_graph()`` taken then) adds its histograms as outlines, so that the panels show
+    where training moved the delays.
+    """
+    after = _learning_edges(network)
+    initial = None if before is None else _learning_edges(before)
+    if initial is not None and initial.keys() != after.keys():
+        raise ValueError(f"before learns the delays of the edges {list(initial)}, the network of {list(after)}")
+    fig = _new_figure(figsize=(6, 0.6 + 2.4 * len(after)))
+    from matplotlib.ticker import MaxNLocator
+
+    axes = fig.subplots(len(after), 1, squeeze=False)[:, 0]
+    for ax, ((pre, post), (values, (low, high))) in zip(axes, after.items(), strict=True):
+        edges = np.arange(low, high + 2) - 0.5
+        ax.hist(values, bins=edges, color="#4c72b0", label="after" if initial else None)
+        if initial is not None:
+            ax.hist(initial[pre, post][0], bins=edges, histtype="step", color="black", linewidth=1.2, label="before")
+            ax.legend(fontsize="small")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("synapses")
+        ax.set_title(f"{pre!r} -> {post!r}: {values.size} delays in [{low}, {high}]", fontsize="medium")
+    axes[-1].set_xlabel("delay (steps)")
+    return fig
+
+
+def delay_change(before: SNN | Graph, after: SNN | Graph) -> Any:
+    """Every learned delay after training against its value before, one colour per edge that
+    learns them; points off the diagonal are the delays that training moved."""
+    initial, final = _learning_edges(before), _learning_edges(after)
+    if initial.keys() != final.keys():
+        raise ValueError(f"before learns the delays of the edges {list(initial)}, after of {list(final)}")
+    fig = _new_figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    low = min(bounds[0] for _, bounds in final.values())
+    high = max(bounds[1] for _, bounds in final.values())
+    ax.plot([low, high], [low, high], color="gray", linestyle="--", linewidth=0.8)
+    for (pre, post), (values, _) in final.items():
+        ax.scatter(initial[pre, post][0], values, s=10, alpha=0.7, label=f"{pre!r} -> {post!r}")
+    ax.set_xlabel("delay before (steps)")
+    ax.set_ylabel("delay after (steps)")
+    ax.set_title("learned delays")
+    ax.legend(fontsize="small")
+    return fig
+
+
 def save(figures: Mapping[str, Any], out: Path, prefix: str, dpi: int = 100) -> list[Path]:
     """Write each figure as ``out/{prefix}_{name}.png`` (``out`` is created) and return the paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -202,4 +289,14 @@ def save(figures: Mapping[str, Any], out: Path, prefix: str, dpi: int = 100) -> 
     return paths
 
 
-__all__ = ["connectivity", "graph", "membranes", "raster", "save", "training"]
+__all__ = [
+    "connectivity",
+    "delay_change",
+    "delays",
+    "graph",
+    "learned_delays",
+    "membranes",
+    "raster",
+    "save",
+    "training",
+]

@@ -50,7 +50,16 @@ def test_feedforward_to_recurrent_prints_lags_and_equal_outputs() -> None:
     [
         ("train_randman.py", ["--classes", "2", "--channels", "5", "--steps", "10"], ["randman_training.png"]),
         ("train_randman.py", ["--classes", "2", "--steps", "10", "--neuron", "adlif"], ["randman_training.png"]),
-        ("train_delays.py", ["--max-delay", "4", "--neuron", "cuba"], ["delays_w_rec.png", "no_delays_w_rec.png"]),
+        (
+            "train_delays.py",
+            ["--max-delay", "4"],
+            ["delays_none_training.png", *(f"delays_{name}.png" for name in ("lags", "histogram", "change"))],
+        ),
+        (
+            "train_delays.py",
+            ["--recurrent", "--max-delay", "4", "--neuron", "cuba"],
+            ["delays_recurrent_one_training.png", "delays_recurrent_histogram.png", "delays_recurrent_change.png"],
+        ),
         ("train_ddp.py", ["--neuron", "alif"], ["ddp_training.png"]),
         (
             "train_memory.py",
@@ -58,7 +67,7 @@ def test_feedforward_to_recurrent_prints_lags_and_equal_outputs() -> None:
             [f"memory_{kind}_spikes.png" for kind in ("lif", "cuba", "alif", "adlif")],
         ),
     ],
-    ids=["randman", "randman-adlif", "delays-cuba", "ddp-alif", "memory"],
+    ids=["randman", "randman-adlif", "delays", "delays-recurrent-cuba", "ddp-alif", "memory"],
 )
 def test_training_examples(tmp_path: Path, script: str, extra: list[str], pictures: list[str]) -> None:
     out = run_example(script, *TINY_TRAINING, "--out", str(tmp_path), *extra)
@@ -74,6 +83,21 @@ def test_train_randman_learns(tmp_path: Path) -> None:
     out = run_example("train_randman.py", *task, *training, "--out", str(tmp_path))
     accuracy = float(re.search(r"test accuracy (\S+) \(3 classes, chance 0.333\)", out).group(1))
     assert accuracy >= 0.6, out
+
+
+def test_learned_delays_find_the_class_intervals(tmp_path: Path) -> None:
+    """The interval task with 100 samples per class and 30 epochs (about 10 s): the readout that
+    learns its delays with the Gaussian kernel is far better than the one without delays."""
+    task = ["--samples", "100", "--epochs", "30", "--variants", "none", "gaussian", "--no-progress"]
+    out = run_example("train_delays.py", *task, "--out", str(tmp_path))
+    accuracy = {
+        name: float(re.search(rf"^{name}\s+(\S+)\s+\d+$", out, re.MULTILINE).group(1))
+        for name in ("no delays", "learned, Gaussian kernel")
+    }
+    assert accuracy["learned, Gaussian kernel"] >= 0.8, out
+    assert accuracy["learned, Gaussian kernel"] >= accuracy["no delays"] + 0.3, out
+    assert re.search(r"^chance\s+0.200$", out, re.MULTILINE), out
+    assert (tmp_path / "delays_lags.png").stat().st_size > 0
 
 
 def test_adaptive_neurons_hold_a_cue_that_lif_neurons_forget(tmp_path: Path) -> None:
@@ -97,6 +121,23 @@ def test_train_shd_on_written_files(tmp_path: Path) -> None:
     out = run_example("train_shd.py", "--epochs", "1", "--hidden", "6", "--neuron", "cuba", "--no-progress", *args)
     assert "SHD test accuracy" in out
     assert (tmp_path / "shd_spikes.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("edges", ["input", "recurrent"])
+def test_train_shd_learns_delays_on_written_files(tmp_path: Path, edges: str) -> None:
+    """``--learn-delays`` (Gaussian kernel, its width annealed over two epochs) trains the SHD
+    network's input (and recurrent) delays: the delay pictures show each learning edge."""
+    for split in ("train", "test"):
+        write_shd_file(tmp_path / f"shd_{split}.h5", 6, seed=len(split))
+    delays = ["--learn-delays", edges, "--delay-kernel", "gaussian", "--max-delay", "3", "--sigma", "1.0"]
+    args = ["--data", str(tmp_path), "--steps", "10", "--tbptt", "4", "--out", str(tmp_path), *delays]
+    out = run_example("train_shd.py", "--epochs", "2", "--hidden", "6", "--no-progress", *args)
+    assert "SHD test accuracy" in out
+    learning = re.findall(r"edge '(\w+)' -> '(\w+)' .*learns delays in (\[\d, 3\]) \(gaussian, (\d) taps\)", out)
+    expected = [("input", "hidden", "[0, 3]", "4")] + [("hidden", "hidden", "[1, 3]", "3")] * (edges == "recurrent")
+    assert learning == expected, out
+    for picture in ("shd_spikes.png", "shd_delays_histogram.png", "shd_delays_change.png"):
+        assert (tmp_path / picture).stat().st_size > 0
 
 
 def test_train_digits_cnn_quick(tmp_path: Path) -> None:
