@@ -21,6 +21,7 @@ plan) before the next call.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,7 @@ class DelayTaps(nn.Module):
         gaussian = [e for e in self.sigma if e.delays.kernel == "gaussian"]
         if not gaussian:
             raise ValueError("no edge learns its delays with delay_kernel='gaussian'; there is no width to set")
-        if not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
+        if not isinstance(sigma, numbers.Real) or isinstance(sigma, bool) or not math.isfinite(sigma) or sigma < 0:
             raise ValueError(f"the delay kernel's width sigma must be a number >= 0, got {sigma!r}")
         self.sigma.update(dict.fromkeys(gaussian, float(sigma)))
 

@@ -345,4 +345,7 @@ def test_model_methods_name_an_edge_without_learned_delays() -> None:
     _error(lambda: model.set_delay_sigma(1.0), r"no edge of this network learns its delays")
     linear = SNN(snngraph.compile(_readout_graph("linear")))
     _error(lambda: linear.set_delay_sigma(1.0), r"no edge learns its delays with delay_kernel='gaussian'")
-    _error(lambda: SNN(snngraph.compile(_readout_graph("gaussian"))).set_delay_sigma(math.nan), r"sigma")
+    gaussian = SNN(snngraph.compile(_readout_graph("gaussian")))
+    _error(lambda: gaussian.set_delay_sigma(math.nan), r"sigma")
+    gaussian.set_delay_sigma(np.float32(0.5))  # any real number
+    assert set(gaussian.delay_taps.sigma.values()) == {0.5}
