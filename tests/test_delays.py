@@ -152,6 +152,21 @@ def test_gaussian_kernel_is_normalised_and_collapses_to_the_linear_one() -> None
     torch.testing.assert_close(linear, triangle)
 
 
+def test_a_gaussian_kernel_of_width_zero_runs_as_the_linear_kernel() -> None:
+    """σ = 0 on a window of 4 taps gives the same layer as the linear kernel's 2 taps."""
+    gaussian = SNN(snngraph.compile(_readout_graph("gaussian")), dtype=torch.float64)
+    gaussian.set_delay_sigma(0.0)
+    linear_graph = gaussian.to_graph()
+    for pre in ("x", "h"):
+        attrs = linear_graph.nx.edges[pre, "o"]
+        for key in ("delay_kernel", "delay_window", "delay_sigma"):
+            attrs.pop(key)
+    linear = SNN(snngraph.compile(linear_graph), dtype=torch.float64)
+    assert linear.rec_post.numel() < gaussian.rec_post.numel()
+    x = (torch.rand(30, 2, 3, generator=torch.Generator().manual_seed(6)) < 0.4).double()
+    torch.testing.assert_close(gaussian(x).layer_states, linear(x).layer_states, rtol=0, atol=1e-13)
+
+
 def test_sigma_schedule_anneals_then_collapses() -> None:
     model = SNN(snngraph.compile(_readout_graph("gaussian")))
     schedule = SigmaSchedule(model, start=2.0, end=0.5, steps=3)
