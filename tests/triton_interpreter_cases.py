@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from layer_checks import assert_matches_reference, relative_error, run_with_grads
+from layer_checks import assert_matches_reference, assert_rebuild_matches_reference, relative_error, run_with_grads
 from random_cnns import random_cnn
 from random_graphs import random_graph
 
@@ -62,11 +62,13 @@ def test_convolutional_graphs(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(2))
 def test_learned_delays(seed: int) -> None:
-    """Edges that learn their delays (linear and Gaussian taps); the delays' gradients too."""
+    """Edges that learn their delays (linear and Gaussian taps); the delays' gradients too, and
+    again after every delay moved by a whole step (the taps rebuilt, a new plan)."""
     net = snngraph.compile(random_graph(60 + seed, learn_delays=0.8, max_delay=5))
     assert any(e.delays is not None for e in net.edges)
     backend, dtype = LOOPS[list(LOOPS)[seed]], (torch.float64, torch.float32)[seed]
     assert_matches_reference(net, backend, dtype=dtype, steps=10, batch=2, seed=seed)
+    assert_rebuild_matches_reference(net, backend, dtype=dtype, steps=10, batch=2, seed=seed)
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
