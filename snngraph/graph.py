@@ -968,15 +968,23 @@ class Graph:
         stride: Any = None,
         padding: Any = 0,
         delay: Any = 1,
+        learn_delay: bool = False,
+        delay_range: tuple[int, int] | None = None,
+        delay_kernel: str = "linear",
+        delay_window: int | None = None,
+        delay_sigma: float | None = None,
     ) -> None:
         """Project ``pre`` (shape ``(C, L)`` or ``(C, H, W)``) onto ``post`` by a sum or average
         pooling per channel (``kind``; ``"avg"`` divides by ``∏kernel_size``, as ``avg_pool2d``
         with ``count_include_pad=True`` does), with fixed weights.  ``stride`` defaults to
         ``kernel_size``, as in PyTorch; ``padding`` and the shape of ``post`` as in
-        :meth:`connect_conv`; ``delay`` is an int."""
+        :meth:`connect_conv`; ``delay`` is an int, or with ``learn_delay`` (the other ``delay_*``
+        arguments as in :meth:`connect`) the initial real delay of the whole pooling, which
+        trains (a pooling's synapses share its one value, so they share its delay)."""
         self._check_new_edge(pre, post)
         attrs = {"kind": "pool", "pool": kind, "kernel_size": kernel_size, "stride": stride, "padding": padding}
-        self._add_structured_edge(pre, post, {**attrs, "delay": delay, "trainable": False})
+        learning = _delay_learning(learn_delay, delay_range, delay_kernel, delay_window, delay_sigma)
+        self._add_structured_edge(pre, post, {**attrs, "delay": delay, "trainable": False, **learning})
 
     def add_projection(self, spec: ProjectionSpec) -> None:
         """Add the edge of a :class:`ProjectionSpec` (one read from a graph or a compiled network),

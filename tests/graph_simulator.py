@@ -231,9 +231,12 @@ def simulate_graph(
                     tau, sigma = taus[(proj.pre, proj.post)], (sigmas or {}).get((proj.pre, proj.post))
                     sigma = proj.delays.sigma if sigma is None else sigma
                     for d in range(proj.delays.low, proj.delays.high + 1):
-                        tap = parameter * delay_kernel(tau, d, proj.delays, sigma)
+                        factor = delay_kernel(tau, d, proj.delays, sigma)
+                        if proj.kind == "pool":  # pooled by F.avg_pool*, its one value's factor after
+                            current = current + factor.reshape(()) * _edge_current(proj, parameter, d, spikes_ago)
+                            continue
                         delay = d if proj.conv is not None else np.full(proj.n_synapses, d)
-                        current = current + _edge_current(proj, tap, delay, spikes_ago)
+                        current = current + _edge_current(proj, parameter * factor, delay, spikes_ago)
                     continue
                 delay = g.edges[proj.pre, proj.post].get("delay", 1) if proj.conv is not None else proj.delay
                 current = current + _edge_current(proj, parameter, delay, spikes_ago)

@@ -184,6 +184,21 @@ def _moved(model: SNN, amount: float) -> None:
             model.delays(pre, "o").add_(amount)
 
 
+def test_a_pooling_learns_one_delay() -> None:
+    """A sum pooling whose one delay trains: against the oracle, and its gradient is the sum over
+    its synapses (the pooling's value is fixed, its delay is not)."""
+    g = Graph()
+    g.add_input("x", (2, 4, 4))
+    g.add_lif("p", alpha=0.8, theta=0.5)
+    g.connect_pool("x", "p", kernel_size=2, delay=1.4, learn_delay=True, delay_range=(0, 3))
+    g.add_li("o", 2)
+    g.connect("p", "o", weight=np.random.default_rng(0).uniform(0, 1, (2, 8)), delay=1)
+    assert_layer_equals_graph(g, seed=3)
+    model = SNN(snngraph.compile(g))
+    assert model.delays("x", "p").shape == (1,)
+    assert model.weight("x", "p").requires_grad is False
+
+
 @pytest.mark.parametrize("kernel", ["linear", "gaussian"])
 def test_rebuilt_taps_equal_a_network_compiled_with_those_delays(kernel: str) -> None:
     """Move every delay across a whole step: the model rebuilds its taps' delays and equals a model
