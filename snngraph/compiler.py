@@ -138,7 +138,7 @@ def emit(
         operations: ``post``, ``pre``, ``delay`` and the ``index`` into the edge's parameter.  An
         edge that learns its delays compiles its taps, tap-major (:mod:`snngraph.delays`)."""
         group = groups[target]
-        counts = [p.n_synapses * _taps(p) for p in group]
+        counts = [p.n_synapses * p.taps for p in group]
         param_starts = list(accumulate(sizes[target], initial=first_value[target]))[:-1]
         infos = [
             EdgeInfo(
@@ -157,10 +157,10 @@ def emit(
         if target == "recurrent" and zero_delay == "promote":
             delay = np.maximum(delay, 1)
         return infos, {
-            "post": column([np.tile(p.post_index, _taps(p)) for p in group], [start[p.post] for p in group], np.int64),
-            "pre": column([np.tile(p.pre_index, _taps(p)) for p in group], [start[p.pre] for p in group], np.int64),
+            "post": column([np.tile(p.post_index, p.taps) for p in group], [start[p.post] for p in group], np.int64),
+            "pre": column([np.tile(p.pre_index, p.taps) for p in group], [start[p.pre] for p in group], np.int64),
             "delay": delay,
-            "index": column([np.tile(p.index, _taps(p)) for p in group], [0] * len(group), np.int64),
+            "index": column([np.tile(p.index, p.taps) for p in group], [0] * len(group), np.int64),
         }
 
     def scale(target: str) -> np.ndarray | None:
@@ -169,7 +169,7 @@ def emit(
         if all(p.scale is None for p in group):
             return None
         factors = [np.ones(p.n_synapses) if p.scale is None else p.scale for p in group]
-        return np.concatenate([np.tile(f, _taps(p)) for f, p in zip(factors, group, strict=True)])
+        return np.concatenate([np.tile(f, p.taps) for f, p in zip(factors, group, strict=True)])
 
     in_edges, ins = flat("input")
     rec_edges, rec = flat("recurrent")
@@ -195,19 +195,13 @@ def emit(
     )
 
 
-def _taps(projection: ProjectionSpec) -> int:
-    """Compiled synapses per synapse of ``projection``: its taps when it learns its delays, else 1."""
-    return 1 if projection.delays is None else projection.delays.taps
-
-
 def _tap_delays(projection: ProjectionSpec) -> np.ndarray:
     """The delays of ``projection``'s compiled synapses (before the lags): its taps' when it learns
     its delays (:func:`snngraph.delays.tap_delays`), else its own."""
     if projection.delays is None:
         return projection.delay
-    tau = torch.from_numpy(projection.delay_values.reshape(-1))
-    starts = window_starts(tau, projection.delays).numpy()
-    return tap_delays(starts, projection.index, projection.delays.taps, 0)
+    starts = window_starts(torch.from_numpy(projection.delay_values.reshape(-1)), projection.delays)
+    return tap_delays(starts, torch.from_numpy(projection.index), projection.taps, 0).numpy()
 
 
 def compile(graph: Graph | nx.DiGraph, zero_delay: str = "retime") -> CompiledNetwork:

@@ -93,9 +93,14 @@ def delay_spec(attrs: dict[str, Any], edge: str, lowest: int) -> DelaySpec:
             f"edge {edge}: delay_window must be an int in [2, {span}] (the taps in the range), got {window!r}"
         )
     sigma = taps / 4 if sigma is None else sigma
-    if not isinstance(sigma, (int, float, np.integer, np.floating)) or not math.isfinite(sigma) or sigma < 0:
+    if not _is_width(sigma):
         raise ValueError(f"edge {edge}: delay_sigma must be a number >= 0, got {sigma!r}")
     return DelaySpec(low, high, kernel, int(taps), float(sigma))
+
+
+def _is_width(sigma: Any) -> bool:
+    """Whether ``sigma`` is a Gaussian kernel's width: a finite real number ≥ 0 (numpy's too)."""
+    return isinstance(sigma, numbers.Real) and not isinstance(sigma, bool) and math.isfinite(sigma) and sigma >= 0
 
 
 def initial_delays(delay: Any, shape: tuple[int, ...], spec: DelaySpec, edge: str) -> np.ndarray:
@@ -152,10 +157,11 @@ def edge_tap_factors(tau: torch.Tensor, index: torch.Tensor, spec: DelaySpec, si
     return factors.index_select(0, index).t().reshape(-1)
 
 
-def tap_delays(starts: np.ndarray, index: np.ndarray, taps: int, offset: int) -> np.ndarray:
+def tap_delays(starts: torch.Tensor, index: torch.Tensor, taps: int, offset: int) -> torch.Tensor:
     """The compiled delays of an edge's taps, tap-major (``taps`` blocks of its base synapses, whose
     delays' windows begin at ``starts[index]``), plus the compile ``offset`` (lag of post − lag of pre)."""
-    return (starts[index][None, :] + np.arange(taps)[:, None] + offset).reshape(-1)
+    steps = torch.arange(taps, device=index.device)[:, None]
+    return (starts.index_select(0, index)[None, :] + steps + offset).reshape(-1)
 
 
 class DelayTaps(nn.Module):
@@ -198,10 +204,8 @@ class DelayTaps(nn.Module):
         they are ``current`` already."""
         new = None
         for e in self.edges[target]:
-            tau = delays.edge(e).detach().reshape(-1)
-            index = getattr(self, self.names[e])
-            taps = torch.arange(e.taps, device=index.device)[:, None]
-            wanted = (window_starts(tau, e.delays).index_select(0, index)[None, :] + taps + self.offsets[e]).reshape(-1)
+            starts = window_starts(delays.edge(e).detach().reshape(-1), e.delays)
+            wanted = tap_delays(starts, getattr(self, self.names[e]), e.taps, self.offsets[e])
             if not torch.equal(current[e.start : e.stop], wanted):
                 new = current.clone() if new is None else new
                 new[e.start : e.stop] = wanted
@@ -221,7 +225,7 @@ class DelayTaps(nn.Module):
         gaussian = [e for e in self.sigma if e.delays.kernel == "gaussian"]
         if not gaussian:
             raise ValueError("no edge learns its delays with delay_kernel='gaussian'; there is no width to set")
-        if not isinstance(sigma, numbers.Real) or isinstance(sigma, bool) or not math.isfinite(sigma) or sigma < 0:
+        if not _is_width(sigma):
             raise ValueError(f"the delay kernel's width sigma must be a number >= 0, got {sigma!r}")
         self.sigma.update(dict.fromkeys(gaussian, float(sigma)))
 

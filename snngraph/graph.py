@@ -119,6 +119,11 @@ class ProjectionSpec:
         return int(self.index.size)
 
     @property
+    def taps(self) -> int:
+        """Compiled synapses per synapse: the kernel's taps when the edge learns its delays, else 1."""
+        return 1 if self.delays is None else self.delays.taps
+
+    @property
     def min_delay(self) -> int:
         """The smallest delay a synapse may have: the range's low end when the edge learns its delays."""
         if self.delays is not None:

@@ -236,6 +236,9 @@ class LayerPlan:
     patterns: tuple[DelayPattern, ...]  # the sparse recurrent synapses per delay
 
 
+INDEX_NAMES = ("post", "pre", "delay")
+
+
 def _same_indices(layer: LayerSpec, other: LayerSpec, prefix: str, names: tuple[str, ...]) -> bool:
     return all(getattr(layer, f"{prefix}_{name}") is getattr(other, f"{prefix}_{name}") for name in names)
 
@@ -248,9 +251,6 @@ def _with_moved_delays(plan: SynapsePlan, delay: np.ndarray) -> SynapsePlan:
     return dataclasses.replace(plan, sparse=dataclasses.replace(sparse, delay=moved, delays=distinct(moved)))
 
 
-INDEX_NAMES = ("post", "pre", "delay")
-
-
 def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = None) -> LayerPlan:
     """The :class:`LayerPlan` of ``layer`` with the dense-block thresholds of ``options``; the
     synapse plan of a population whose index tensors are those of ``previous`` (a plan of these
@@ -260,20 +260,20 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
     n, c = layer.n_neurons, layer.n_inputs
     thresholds = (options.dense_density, options.min_dense_area)
     plans = {}
-    for prefix, target, shape in (("in", "input", (n, c)), ("rec", "recurrent", (n, n))):
-        before = None if previous is None else getattr(previous.structures, "inputs" if prefix == "in" else "recurrent")
+    for prefix, target, field, shape in (("in", "input", "inputs", (n, c)), ("rec", "recurrent", "recurrent", (n, n))):
+        before = None if previous is None else getattr(previous.structures, field)
         if before is not None and _same_indices(layer, previous.layer, prefix, INDEX_NAMES):
-            plans[target] = before
+            plans[field] = before
             continue
         only_sparse = before is not None and not (before.dense or before.conv or before.sparse_by_delay)
         if only_sparse and _same_indices(layer, previous.layer, prefix, ("post", "pre")):
-            plans[target] = _with_moved_delays(before, as_numpy(getattr(layer, f"{prefix}_delay")))
+            plans[field] = _with_moved_delays(before, as_numpy(getattr(layer, f"{prefix}_delay")))
             continue
-        plans[target] = plan_synapses(
+        plans[field] = plan_synapses(
             *(as_numpy(getattr(layer, f"{prefix}_{name}")) for name in INDEX_NAMES), shape, *thresholds,
             by_delay=prefix == "in", conv=conv_blocks(layer, target, options.conv_min_synapses),
         )  # fmt: skip
-    inputs, recurrent = plans["input"], plans["recurrent"]
+    inputs, recurrent = plans["inputs"], plans["recurrent"]
     rec = recurrent.sparse
     slot = np.searchsorted(rec.delays, rec.delay)  # index of each synapse's delay in rec.delays
     return LayerPlan(

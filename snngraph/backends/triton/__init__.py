@@ -91,7 +91,7 @@ class TritonBackend:
 
     def prepare(self, layer: LayerSpec, dtype: torch.dtype, previous: Plan | None = None) -> Plan:
         """The row views and dense-input buckets of ``layer`` (:class:`IndexViews`), built anew
-        (on the device, without a host round trip; ``previous`` is not needed)."""
+        (``previous`` is not read)."""
         return Plan(self, layer, dtype, IndexViews.build(layer, self.options.dense_input))
 
     def time_loop_of(self, plan: Plan) -> str:
