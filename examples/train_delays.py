@@ -57,14 +57,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from train_randman import NEURONS, add_training_args, split
+from train_randman import NEURONS, add_training_args, split, train_and_test
 
 import snngraph
 from snngraph import plot
 from snngraph.datasets import spike_intervals
 from snngraph.delays import SigmaSchedule
-from snngraph.losses import MembraneLoss
-from snngraph.train import History, evaluate, fit
+from snngraph.train import History
 
 INTERVALS = (3, 6, 9, 12, 15)
 """The class intervals Δ_k (steps) of the task."""
@@ -96,6 +95,28 @@ RECURRENT_VARIANTS = {
 """The networks compared with ``--recurrent``."""
 
 
+def connect_delays(
+    g: snngraph.Graph,
+    pre: str,
+    post: str,
+    weight: np.ndarray,
+    delays: str,
+    start: np.ndarray,
+    low: int,
+    max_delay: int,
+) -> None:
+    """Connect ``pre → post`` with ``weight`` and the delays ``delays``: ``"least"`` (every one
+    ``low``), ``"fixed"`` (the whole steps ``start``), or a kernel name (learned from ``start``
+    in [``low``, ``max_delay``] with that kernel)."""
+    if delays == "least":
+        g.connect(pre, post, weight=weight, delay=low)
+    elif delays == "fixed":
+        g.connect(pre, post, weight=weight, delay=start)
+    else:
+        learning = {"learn_delay": True, "delay_range": (low, max_delay), "delay_kernel": delays}
+        g.connect(pre, post, weight=weight, delay=start.astype(float), **learning)
+
+
 def coincidence_graph(n_channels: int, n_classes: int, variant: str, max_delay: int, seed: int) -> snngraph.Graph:
     """input → ``li`` readout (α = 0.6) whose delays are those of ``variant`` (:data:`VARIANTS`).
 
@@ -108,13 +129,7 @@ def coincidence_graph(n_channels: int, n_classes: int, variant: str, max_delay: 
     g.add_li("readout", n_classes, alpha=0.6)
     weight = np.abs(rng.normal(1.0, 0.2, size=(n_classes, n_channels)))
     start = rng.integers(0, max_delay + 1, size=weight.shape)
-    if variant == "none":
-        g.connect("input", "readout", weight=weight, delay=0)
-    elif variant == "fixed":
-        g.connect("input", "readout", weight=weight, delay=start)
-    else:
-        learning = {"learn_delay": True, "delay_range": (0, max_delay), "delay_kernel": variant}
-        g.connect("input", "readout", weight=weight, delay=start.astype(float), **learning)
+    connect_delays(g, "input", "readout", weight, {"none": "least"}.get(variant, variant), start, 0, max_delay)
     return g
 
 
@@ -135,14 +150,8 @@ def recurrent_graph(
     g.connect("input", "hidden", weight=w_in, delay=rng.integers(0, 3, size=w_in.shape))
     w_rec = gain * rng.normal(0.0, 1.0 / np.sqrt(n_hidden), size=(n_hidden, n_hidden))
     start = rng.integers(1, max_delay + 1, size=w_rec.shape)
-    if variant == "one":
-        g.connect("hidden", "hidden", weight=w_rec, delay=1)
-    elif variant == "fixed":
-        g.connect("hidden", "hidden", weight=w_rec, delay=start)
-    else:
-        g.connect(
-            "hidden", "hidden", weight=w_rec, delay=start.astype(float), learn_delay=True, delay_range=(1, max_delay)
-        )
+    delays = {"one": "least", "learned": "linear"}.get(variant, variant)
+    connect_delays(g, "hidden", "hidden", w_rec, delays, start, 1, max_delay)
     w_out = rng.normal(0.0, 1.0 / np.sqrt(n_hidden), size=(n_classes, n_hidden))
     g.connect("hidden", "readout", weight=w_out, delay=0)
     return g
@@ -176,30 +185,15 @@ def delay_optimizer(model: snngraph.SNN, lr: float, delay_lr: float) -> torch.op
 def train_delay_model(
     model: snngraph.SNN, train: DataLoader, test: DataLoader, args: argparse.Namespace
 ) -> tuple[History, float]:
-    """:func:`snngraph.train.fit` with the max-membrane cross-entropy, :func:`delay_optimizer`
-    (``args.lr``, ``args.delay_lr``, or when that is ``None`` the :data:`DELAY_LRS` of the
-    model's kernel) and, when the model has a Gaussian delay kernel, a
-    :class:`~snngraph.delays.SigmaSchedule` from ``args.sigma`` to 0.5 over the epochs (then 0);
-    returns the history and the test accuracy."""
-    loss_fn = MembraneLoss("readout", over="max")
+    """:func:`train_randman.train_and_test` with :func:`delay_optimizer` (``args.lr``,
+    ``args.delay_lr``, or when that is ``None`` the :data:`DELAY_LRS` of the model's kernel) and,
+    when the model has a Gaussian delay kernel, a :class:`~snngraph.delays.SigmaSchedule` from
+    ``args.sigma`` to 0.5 over the epochs (then 0); returns the history and the test accuracy."""
     gaussian = any(e.delays is not None and e.delays.kernel == "gaussian" for e in model.net.edges)
     schedule = SigmaSchedule(model, start=args.sigma, end=0.5, steps=args.epochs) if gaussian else None
     delay_lr = args.delay_lr if args.delay_lr is not None else DELAY_LRS["gaussian" if gaussian else "linear"]
-    history = fit(
-        model,
-        train,
-        loss_fn,
-        delay_optimizer(model, args.lr, delay_lr),
-        args.epochs,
-        test,
-        tbptt=args.tbptt,
-        clip_grad_norm=args.clip_grad,
-        seed=args.seed,
-        progress=not args.no_progress,
-        epoch_end=None if schedule is None else schedule.step,
-    )
-    _, accuracy = evaluate(model, test, loss_fn)
-    return history, accuracy
+    optimizer = delay_optimizer(model, args.lr, delay_lr)
+    return train_and_test(model, train, test, args, optimizer, None if schedule is None else schedule.step)
 
 
 def add_delay_args(parser: argparse.ArgumentParser, *, delay_lr: float | None, sigma: float) -> argparse.ArgumentParser:

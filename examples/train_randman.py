@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,11 +113,17 @@ def split(data: Dataset, seed: int, batch_size: int) -> tuple[DataLoader, DataLo
 
 
 def train_and_test(
-    model: snngraph.SNN, train: DataLoader, test: DataLoader, args: argparse.Namespace
+    model: snngraph.SNN,
+    train: DataLoader,
+    test: DataLoader,
+    args: argparse.Namespace,
+    optimizer: torch.optim.Optimizer | None = None,
+    epoch_end: Callable[[int], Any] | None = None,
 ) -> tuple[History, float]:
-    """Adam + :func:`snngraph.train.fit` with the max-membrane cross-entropy; the test accuracy."""
+    """:func:`snngraph.train.fit` with the max-membrane cross-entropy and ``optimizer`` (default:
+    Adam at ``args.lr``), ``epoch_end`` called after each epoch; the history and the test accuracy."""
     loss_fn = MembraneLoss("readout", over="max")
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr) if optimizer is None else optimizer
     history = fit(
         model,
         train,
@@ -127,6 +135,7 @@ def train_and_test(
         clip_grad_norm=args.clip_grad,
         seed=args.seed,
         progress=not args.no_progress,
+        epoch_end=epoch_end,
     )
     _, accuracy = evaluate(model, test, loss_fn)
     return history, accuracy
