@@ -463,10 +463,14 @@ def time_rounds(
     return samples
 
 
+def round_ratios(mine: list[float], theirs: list[float]) -> list[float]:
+    """Per round, the time ``mine`` ÷ the time ``theirs`` of the same round."""
+    return [a / b for a, b in zip(mine, theirs, strict=False)]
+
+
 def paired_ratio(row: dict[str, Any], base: dict[str, Any], kind: str) -> float:
     """The median over rounds of ``row``'s time ÷ ``base``'s time in the same round."""
-    pairs = zip(row["samples_ms"][kind], base["samples_ms"][kind], strict=False)
-    return statistics.median(mine / theirs for mine, theirs in pairs)
+    return statistics.median(round_ratios(row["samples_ms"][kind], base["samples_ms"][kind]))
 
 
 def _status_kib(field: str) -> int:

@@ -64,6 +64,7 @@ from bench_cpu import (
     make_graph,
     make_input,
     make_weights,
+    round_ratios,
     time_rounds,
     write_report,
 )
@@ -253,7 +254,7 @@ def run(case: Case, windows: tuple[int, ...], repeats: int, round_s: float, step
     parts = breakdowns(trainers, x, steps)
     table = []
     for name, trainer in trainers.items():
-        ratios = [mine / theirs for mine, theirs in zip(samples[name]["step"], base["step"], strict=False)]
+        ratios = round_ratios(samples[name]["step"], base["step"])
         table.append(
             {
                 "row": name,
