@@ -1,6 +1,6 @@
 """The one ``torch.autograd.Function`` of the layer: it saves tensors and dispatches.
 
-Forward: ``V = backend.forward(plan, inputs)`` (the states ``[T, K, B, N]``) and
+Forward: ``V, S = backend.forward(plan, inputs)``, the states ``[T, K, B, N]`` and
 ``S = spiking·H(U − θ_eff)``.  Saved for backward: the inputs and ``V`` only (spikes are
 recomputed from V).  Backward: ``backend.backward(...)`` runs the reverse-time recursion
 (docs/design.md, "BPTT", "Neurons") and returns the gradient of every input.  No maths here.
@@ -14,7 +14,6 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from snngraph.backends.base import LayerInputs, Needs, Plan, round_states
-from snngraph.neurons import spikes
 
 
 class LayerFunction(torch.autograd.Function):
@@ -23,13 +22,13 @@ class LayerFunction(torch.autograd.Function):
         ctx: Any, plan: Plan, trainable: frozenset[str], *tensors: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = LayerInputs(*tensors)
-        v = plan.backend.forward(plan, inputs)
+        v, s = plan.backend.forward(plan, inputs)
         storage = plan.layer.saved_membranes
         saved = v if storage is None else round_states(v, inputs.neurons, storage)
         ctx.save_for_backward(*inputs, saved)
         ctx.plan, ctx.trainable = plan, trainable
         ctx.set_materialize_grads(False)  # an output that no loss reaches gets None, not zeros
-        return v, spikes(v, inputs.neurons)
+        return v, s
 
     @staticmethod
     @once_differentiable  # the backward is not itself differentiable: refuse double backward

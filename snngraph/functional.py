@@ -16,7 +16,7 @@ import torch
 
 from snngraph.autograd import LayerFunction
 from snngraph.backends import BackendChoice, check_choice, make_backend
-from snngraph.backends.base import ConvSynapses, LayerSpec, Plan
+from snngraph.backends.base import ConvSynapses, LayerSpec, Plan, SynapseRange
 from snngraph.kinds import layer_columns, neuron_blocks
 from snngraph.network import CompiledNetwork
 from snngraph.neurons import NeuronParams, is_plain, n_rows, n_states_of
@@ -46,11 +46,13 @@ def layer_spec(
     detach_reset: bool,
     saved_membranes: torch.dtype | None,
     tied_convolutions: bool = False,
+    fixed_edges: bool = False,
 ) -> LayerSpec:
     """The :class:`LayerSpec` of ``net`` with its :data:`INDICES` as the given tensors (on one
     device); the options as :func:`check_options` accepts them.  ``tied_convolutions``: the
     weights of convolution edges come from their kernels, so only the gradient's sums per tap
-    are read (:class:`~snngraph.backends.base.LayerSpec`)."""
+    are read (:class:`~snngraph.backends.base.LayerSpec`); ``fixed_edges``: the gradient of the
+    weights of the edges with ``trainable=False`` (that do not learn their delays) is not read."""
     return LayerSpec(
         n_states_of(net.neurons),
         is_plain(net.neurons),
@@ -64,6 +66,9 @@ def layer_spec(
         saved_membranes=saved_membranes,
         convolutions=conv_synapses(net),
         tied_convolutions=tied_convolutions,
+        fixed=tuple(SynapseRange(e.target, e.start, e.stop) for e in net.edges if not e.trainable and e.delays is None)
+        if fixed_edges
+        else (),
     )
 
 

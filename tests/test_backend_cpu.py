@@ -25,6 +25,7 @@ from snngraph import SNN, Graph
 from snngraph.backends import CpuOptions
 from snngraph.backends.cpu import CpuBackend
 from snngraph.graph import RESETS
+from snngraph.neurons import NeuronParams
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
 
 DTYPES = {"f64": torch.float64, "f32": torch.float32}
@@ -147,6 +148,39 @@ def test_duplicate_synapses(mode: CpuOptions) -> None:
     g.connect("x", "h", weight=sp.coo_array((np.ones(6), (rows % 4, cols % 3)), shape=(4, 3)), delay=[0, 2, 1, 0, 3, 1])
     g.connect("h", "h", weight=sp.coo_array((np.full(6, 0.3), (rows, cols)), shape=(4, 4)), delay=[1, 4, 2, 1, 3, 3])
     assert_matches_reference(snngraph.compile(g), mode, steps=15, batch=2, seed=1)
+
+
+@pytest.mark.parametrize("seed", [2, 5, 9])
+def test_fixed_edges_are_left_out_of_the_weight_gradient(mode: CpuOptions, seed: int) -> None:
+    """Every other edge of a random graph fixed (``trainable=False``): the module's layer lists
+    them (``LayerSpec.fixed``), the CPU backend returns zero on their sparse synapses, and the
+    edges that train keep the reference's gradients."""
+    g = random_graph(seed, max_size=9)
+    for pre, post in list(g.nx.edges)[::2]:
+        g.nx.edges[pre, post]["trainable"] = False
+    net = snngraph.compile(g)
+    fixed = [e for e in net.edges if not e.trainable]
+    assert 0 < len(fixed) < len(net.edges)
+    assert_matches_reference(net, mode, steps=19, batch=3, seed=seed)
+
+    model = SNN(net, backend=mode, dtype=torch.float64)
+    assert {(r.target, r.start, r.stop) for r in model.plan.layer.fixed} == {(e.target, e.start, e.stop) for e in fixed}
+    w_in, w_rec = (model._synapse_weights(t).detach().requires_grad_(True) for t in ("input", "recurrent"))
+    generator = torch.Generator().manual_seed(seed)
+    x = (torch.rand(net.max_input_delay + 19, 3, net.n_inputs, generator=generator) < 0.4).double()
+    v0 = torch.zeros(1, 3, net.n_neurons, dtype=torch.float64)
+    s_hist = torch.zeros(net.max_delay, 3, net.n_neurons, dtype=torch.float64)
+    table = NeuronParams(model.table)
+    v, _ = snngraph.functional.lif_layer(x, w_in, w_rec, table, v0, s_hist, model.plan)
+    (v * torch.randn(v.shape, generator=generator, dtype=v.dtype)).sum().backward()
+    for w, plan in ((w_in, model.plan.structures.inputs), (w_rec, model.plan.structures.recurrent)):
+        left_out = np.setdiff1d(plan.sparse.synapses, plan.learned.synapses)
+        target = "input" if plan is model.plan.structures.inputs else "recurrent"
+        in_fixed = np.zeros(w.numel(), bool)
+        for e in net.edges_of(target):
+            in_fixed[e.start : e.stop] = not e.trainable
+        assert np.array_equal(left_out, np.sort(plan.sparse.synapses[in_fixed[plan.sparse.synapses]]))
+        assert torch.all(w.grad[torch.from_numpy(left_out)] == 0)
 
 
 def _chunked(model: SNN, x: torch.Tensor, sizes: list[int], detach: bool) -> list[snngraph.SNNOutput]:

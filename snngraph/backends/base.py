@@ -15,9 +15,10 @@ Inputs (:class:`LayerInputs`):
 
 Every backend has the same interface (:class:`Backend`): ``prepare`` derives, once per network,
 device, dtype and options, what it needs from the synapse indices (an immutable :class:`Plan`);
-``forward`` returns the states ``V`` ``[T, K, B, N]`` (``V[:, 0]`` = U); ``backward`` returns the
-gradient of every input.  Spikes are ``S = spiking·H(U − θ_eff)``, recomputed wherever needed,
-never stored separately.
+``forward`` returns the states ``V`` ``[T, K, B, N]`` (``V[:, 0]`` = U) and the spikes
+``S = spiking·H(U − θ_eff)`` ``[T, B, N]`` as 0/1 values of ``V``'s dtype (a backend that steps
+through time writes them as it goes); ``backward`` returns the gradient of every input, and
+recomputes the spikes from the saved ``V`` wherever it needs them.
 :mod:`snngraph.autograd` wraps the pair in the one ``torch.autograd.Function``.
 """
 
@@ -49,6 +50,15 @@ class ConvSynapses:
     spec: ConvSpec
 
 
+@dataclass(frozen=True)
+class SynapseRange:
+    """The synapses ``start:stop`` of the ``"input"`` or ``"recurrent"`` arrays."""
+
+    target: str
+    start: int
+    stop: int
+
+
 @dataclass(frozen=True, eq=False)
 class LayerSpec:
     """The compiled layer on one device: sizes, synapse indices and the options of the op.
@@ -62,7 +72,9 @@ class LayerSpec:
     convolution and pooling edges (:class:`ConvSynapses`).  ``tied_convolutions`` says that the
     caller reads the weight gradient of those ranges only as sums over each kernel tap's
     synapses (the module gathers them from one kernel): a backend may then return each tap's
-    sum on one of its synapses and zero on the others.
+    sum on one of its synapses and zero on the others.  ``fixed`` lists synapse ranges whose
+    weight gradient the caller does not read (the module's fixed edges): a backend may return
+    zero there without computing it.
     """
 
     n_states: int
@@ -82,6 +94,7 @@ class LayerSpec:
     saved_membranes: torch.dtype | None = None
     convolutions: tuple[ConvSynapses, ...] = ()
     tied_convolutions: bool = False
+    fixed: tuple[SynapseRange, ...] = ()
 
     @property
     def device(self) -> torch.device:
@@ -160,8 +173,8 @@ class Backend(Protocol):
         a layer of the same sizes (one whose delays moved), may lend the structures of index
         tensors that ``layer`` shares with it (the same tensor objects)."""
 
-    def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
-        """V ``[T, K, B, N]``."""
+    def forward(self, plan: Plan, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """V ``[T, K, B, N]`` and S ``[T, B, N]``."""
 
     def backward(
         self,

@@ -93,8 +93,8 @@ class ReferenceBackend:
     def prepare(self, layer: LayerSpec, dtype: torch.dtype, previous: Plan | None = None) -> Plan:
         return Plan(self, layer, dtype, None)
 
-    def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
-        return reference_layer(plan.layer, inputs)[0]
+    def forward(self, plan: Plan, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        return reference_layer(plan.layer, inputs)
 
     def backward(
         self,

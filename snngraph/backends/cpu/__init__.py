@@ -117,8 +117,8 @@ class CpuBackend:
         reusable = previous is not None and previous.backend == self
         return Plan(self, layer, dtype, layer_plan(layer, self.options, previous if reusable else None))
 
-    def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
-        """V ``[T, K, B, N]``."""
+    def forward(self, plan: Plan, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """V ``[T, K, B, N]`` and S ``[T, B, N]``."""
         run = forward.forward if plan.layer.plain else forward.forward_states
         return run(plan.layer, inputs, plan.structures, self.options)
 

@@ -33,7 +33,7 @@ from snngraph.backends.base import ConvSynapses, LayerSpec
 from snngraph.backends.cpu.arrays import distinct
 from snngraph.convolution import ConvSpec
 
-UNFOLD_VALUES = 1 << 24
+UNFOLD_VALUES = 1 << 23
 """Rows of the per-synapse gradient are unfolded in chunks of at most this many values."""
 
 

@@ -175,6 +175,9 @@ class SynapsePlan:
     sparse: SparseSynapses
     sparse_by_delay: tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray], ...]
     """Per distinct sparse delay: ``(delay, synapses, pre, indptr)``, CSR by post (inputs only)."""
+    learned: SparseSynapses
+    """The sparse synapses whose weight gradient is read (``sparse`` less the fixed ones,
+    ``LayerSpec.fixed``; ``sparse`` itself when none is fixed)."""
     conv: tuple[ConvBlock, ...] = ()
 
 
@@ -187,11 +190,13 @@ def plan_synapses(
     min_dense_area: int,
     by_delay: bool,
     conv: tuple[tuple[ConvBlock, ...], np.ndarray] = ((), np.zeros(0, np.int64)),
+    fixed: np.ndarray | None = None,
 ) -> SynapsePlan:
     """Split synapses ``pre → post`` of a ``(n_post, n_pre)`` population by delay into dense
     blocks (bounding box at least ``dense_density`` full and ``min_dense_area`` large) and the
     sparse rest; ``by_delay`` adds the sparse rest's CSR-by-post matrices per delay.  ``conv``
-    holds convolution blocks and the synapses they take, which the other parts leave out."""
+    holds convolution blocks and the synapses they take, which the other parts leave out;
+    ``fixed`` (bool per synapse, or ``None``) marks those whose gradient is not read."""
     n_post, n_pre = shape
     blocks, rest = [], []
     free = np.ones(delay.size, bool)
@@ -211,10 +216,11 @@ def plan_synapses(
             rest.append(group)
     chosen = np.sort(np.concatenate(rest)) if rest else np.zeros(0, np.int64)
     chosen = chosen[np.lexsort((post[chosen], pre[chosen]))]  # by pre, then post: every delay's share too
-    indptr = np.zeros(n_pre + 1, np.int64)
-    np.cumsum(np.bincount(pre[chosen], minlength=n_pre), out=indptr[1:])
-    delays = distinct(delay[chosen])
-    sparse = SparseSynapses(chosen, indptr, post[chosen], delay[chosen], delays)
+    sparse = _by_pre(chosen, post, pre, delay, n_pre)
+    delays = sparse.delays
+    learned = sparse
+    if fixed is not None and fixed[chosen].any():
+        learned = _by_pre(chosen[~fixed[chosen]], post, pre, delay, n_pre)
     per_delay = []
     for d in delays if by_delay else []:
         group = chosen[delay[chosen] == d]
@@ -222,7 +228,14 @@ def plan_synapses(
         group_indptr = np.zeros(n_post + 1, np.int64)
         np.cumsum(np.bincount(post[group], minlength=n_post), out=group_indptr[1:])
         per_delay.append((int(d), group, _index_array(pre[group], n_pre), group_indptr))
-    return SynapsePlan(shape, tuple(blocks), sparse, tuple(per_delay), conv[0])
+    return SynapsePlan(shape, tuple(blocks), sparse, tuple(per_delay), learned, conv[0])
+
+
+def _by_pre(chosen: np.ndarray, post: np.ndarray, pre: np.ndarray, delay: np.ndarray, n_pre: int) -> SparseSynapses:
+    """The synapses ``chosen`` (sorted by pre, then post) as :class:`SparseSynapses`."""
+    indptr = np.zeros(n_pre + 1, np.int64)
+    np.cumsum(np.bincount(pre[chosen], minlength=n_pre), out=indptr[1:])
+    return SparseSynapses(chosen, indptr, post[chosen], delay[chosen], distinct(delay[chosen]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,9 +259,14 @@ def _same_indices(layer: LayerSpec, other: LayerSpec, prefix: str, names: tuple[
 def _with_moved_delays(plan: SynapsePlan, delay: np.ndarray) -> SynapsePlan:
     """``plan`` (all synapses sparse, none by delay) with the synapses' new delays ``delay``: the
     order by pre, then post does not depend on them, so only the delays are read again."""
-    sparse = plan.sparse
-    moved = delay[sparse.synapses]
-    return dataclasses.replace(plan, sparse=dataclasses.replace(sparse, delay=moved, delays=distinct(moved)))
+
+    def moved(sparse: SparseSynapses) -> SparseSynapses:
+        delays = delay[sparse.synapses]
+        return dataclasses.replace(sparse, delay=delays, delays=distinct(delays))
+
+    sparse = moved(plan.sparse)
+    learned = sparse if plan.learned is plan.sparse else moved(plan.learned)
+    return dataclasses.replace(plan, sparse=sparse, learned=learned)
 
 
 def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = None) -> LayerPlan:
@@ -272,6 +290,7 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
         plans[field] = plan_synapses(
             *(as_numpy(getattr(layer, f"{prefix}_{name}")) for name in INDEX_NAMES), shape, *thresholds,
             by_delay=prefix == "in", conv=conv_blocks(layer, target, options.conv_min_synapses),
+            fixed=_fixed(layer, target),
         )  # fmt: skip
     inputs, recurrent = plans["inputs"], plans["recurrent"]
     rec = recurrent.sparse
@@ -281,8 +300,19 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
         recurrent=recurrent,
         forward_columns=_index_array(slot * n + rec.post, max(1, rec.delays.size) * n),
         backward_columns=_index_array((rec.delay - 1) * n + rec.post, layer.max_delay * n),
-        patterns=DelayPattern.of(rec),
+        patterns=DelayPattern.of(recurrent.learned),
     )
+
+
+def _fixed(layer: LayerSpec, target: str) -> np.ndarray | None:
+    """Which synapses of ``target`` (``"input"``, ``"recurrent"``) are in ``layer.fixed``, or ``None``."""
+    ranges = [r for r in layer.fixed if r.target == target]
+    if not ranges:
+        return None
+    fixed = np.zeros(getattr(layer, "in_post" if target == "input" else "rec_post").numel(), bool)
+    for r in ranges:
+        fixed[r.start : r.stop] = True
+    return fixed
 
 
 def sparse_input_matrices(plan: SynapsePlan, w: np.ndarray) -> list[tuple[int, sp.csr_array]]:

@@ -67,6 +67,7 @@ from snngraph.backends.triton import backward, forward
 from snngraph.backends.triton.geometry import is_persistent
 from snngraph.backends.triton.options import TritonOptions
 from snngraph.backends.triton.plan import IndexViews
+from snngraph.neurons import spikes
 
 __all__ = ["TritonBackend", "TritonOptions"]
 
@@ -98,9 +99,10 @@ class TritonBackend:
         """``"persistent"`` or ``"per_step"``: how the time loop of ``plan`` runs."""
         return "persistent" if is_persistent(plan.structures, self.options) else "per_step"
 
-    def forward(self, plan: Plan, inputs: LayerInputs) -> torch.Tensor:
-        """V ``[T, K, B, N]``."""
-        return forward.forward(plan.structures, plan.layer, self.options, inputs)
+    def forward(self, plan: Plan, inputs: LayerInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """V ``[T, K, B, N]`` and S ``[T, B, N]`` (from V, :func:`~snngraph.neurons.spikes`)."""
+        v = forward.forward(plan.structures, plan.layer, self.options, inputs)
+        return v, spikes(v, inputs.neurons)
 
     def backward(
         self,
