@@ -69,6 +69,7 @@ def layer_spec(
         fixed=tuple(SynapseRange(e.target, e.start, e.stop) for e in net.edges if not e.trainable and e.delays is None)
         if fixed_edges
         else (),
+        edges=tuple(SynapseRange(e.target, e.start, e.stop) for e in net.edges),
     )
 
 

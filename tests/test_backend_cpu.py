@@ -206,6 +206,27 @@ def test_chunked_run_equals_whole_run(seed: int, dtype: torch.dtype) -> None:
         assert torch.equal(torch.cat([c.membrane(p.name) for c in chunks]), whole.membrane(p.name))
 
 
+def test_a_dense_edge_among_sparse_ones_of_its_delay_is_a_dense_block() -> None:
+    """Dense blocks are looked for edge by edge first: a dense edge next to a sparse one of the
+    same delay (whose joint bounding box is nearly empty) runs as a BLAS block, and the layer
+    still matches the reference."""
+    g = Graph()
+    g.add_input("x", 3)
+    g.add_lif("a", 1000, theta=0.5)
+    g.add_lif("b", 100, theta=0.5)
+    g.add_li("out", 64)
+    rng = np.random.default_rng(0)
+    g.connect("x", "a", weight=rng.uniform(0, 1, (1000, 3)), delay=1)
+    g.connect("a", "b", weight=sp.random_array((100, 1000), density=0.005, rng=rng), delay=2)
+    g.connect("b", "out", weight=rng.normal(0, 0.3, (64, 100)), delay=2)
+    net = snngraph.compile(g)
+    model = SNN(net, backend="cpu")
+    (block,) = model.plan.structures.recurrent.dense
+    dense_edge = next(e for e in net.edges if (e.pre, e.post) == ("b", "out"))
+    assert np.array_equal(np.sort(block.synapses), np.arange(dense_edge.start, dense_edge.stop))
+    assert_matches_reference(net, "cpu", steps=15, batch=2, seed=3)
+
+
 def test_chunked_run_with_dense_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """With BLAS products the rounding may depend on the number of rows: equal to 1e-12."""
     net = snngraph.compile(random_graph(15, max_delay=5))

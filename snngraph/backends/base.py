@@ -74,7 +74,8 @@ class LayerSpec:
     synapses (the module gathers them from one kernel): a backend may then return each tap's
     sum on one of its synapses and zero on the others.  ``fixed`` lists synapse ranges whose
     weight gradient the caller does not read (the module's fixed edges): a backend may return
-    zero there without computing it.
+    zero there without computing it.  ``edges`` lists the synapse range of every edge of the
+    graph (a backend may, for one, look for dense blocks edge by edge).
     """
 
     n_states: int
@@ -95,6 +96,7 @@ class LayerSpec:
     convolutions: tuple[ConvSynapses, ...] = ()
     tied_convolutions: bool = False
     fixed: tuple[SynapseRange, ...] = ()
+    edges: tuple[SynapseRange, ...] = ()
 
     @property
     def device(self) -> torch.device:

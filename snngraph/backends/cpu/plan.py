@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from snngraph.backends.base import LayerSpec, Plan
+from snngraph.backends.base import LayerSpec, Plan, SynapseRange
 from snngraph.backends.cpu.arrays import distinct
 from snngraph.backends.cpu.convolution import ConvBlock, conv_blocks
 from snngraph.backends.cpu.options import CpuOptions
@@ -191,29 +191,24 @@ def plan_synapses(
     by_delay: bool,
     conv: tuple[tuple[ConvBlock, ...], np.ndarray] = ((), np.zeros(0, np.int64)),
     fixed: np.ndarray | None = None,
+    edge: np.ndarray | None = None,
 ) -> SynapsePlan:
-    """Split synapses ``pre → post`` of a ``(n_post, n_pre)`` population by delay into dense
-    blocks (bounding box at least ``dense_density`` full and ``min_dense_area`` large) and the
-    sparse rest; ``by_delay`` adds the sparse rest's CSR-by-post matrices per delay.  ``conv``
-    holds convolution blocks and the synapses they take, which the other parts leave out;
-    ``fixed`` (bool per synapse, or ``None``) marks those whose gradient is not read."""
+    """Split synapses ``pre → post`` of a ``(n_post, n_pre)`` population into dense blocks
+    (bounding box at least ``dense_density`` full and ``min_dense_area`` large) and the sparse
+    rest: first the synapses of each edge and delay (``edge``: the edge of each synapse, or
+    ``None``), then those left of each delay; ``by_delay`` adds the sparse rest's CSR-by-post
+    matrices per delay.  ``conv`` holds convolution blocks and the synapses they take, which the
+    other parts leave out; ``fixed`` (bool per synapse, or ``None``) marks those whose gradient
+    is not read."""
     n_post, n_pre = shape
-    blocks, rest = [], []
     free = np.ones(delay.size, bool)
     free[conv[1]] = False
-    order = np.flatnonzero(free)
-    order = order[np.argsort(delay[order], kind="stable")]
-    bounds = np.flatnonzero(np.diff(delay[order])) + 1
-    for group in np.split(order, bounds) if order.size else []:
-        p, q = post[group], pre[group]
-        rows, cols = slice(int(p.min()), int(p.max()) + 1), slice(int(q.min()), int(q.max()) + 1)
-        area = (rows.stop - rows.start) * (cols.stop - cols.start)
-        if area >= min_dense_area and group.size >= dense_density * area:
-            cell = (p - rows.start) * (cols.stop - cols.start) + q - cols.start
-            duplicates = bool(np.bincount(cell, minlength=area).max(initial=0) > 1)  # O(area), no sort or hash
-            blocks.append(DenseBlock(int(delay[group[0]]), rows, cols, group, cell, duplicates))
-        else:
-            rest.append(group)
+    dense = dense_density, min_dense_area
+    blocks, rest = [], [np.flatnonzero(free)]
+    for keys in ((delay,) if edge is None else (edge, delay), (delay,)):
+        left = np.concatenate(rest) if rest else np.zeros(0, np.int64)
+        found, rest = _dense_blocks(_runs(left, keys), post, pre, delay, *dense)
+        blocks += found
     chosen = np.sort(np.concatenate(rest)) if rest else np.zeros(0, np.int64)
     chosen = chosen[np.lexsort((post[chosen], pre[chosen]))]  # by pre, then post: every delay's share too
     sparse = _by_pre(chosen, post, pre, delay, n_pre)
@@ -229,6 +224,34 @@ def plan_synapses(
         np.cumsum(np.bincount(post[group], minlength=n_post), out=group_indptr[1:])
         per_delay.append((int(d), group, _index_array(pre[group], n_pre), group_indptr))
     return SynapsePlan(shape, tuple(blocks), sparse, tuple(per_delay), learned, conv[0])
+
+
+def _runs(order: np.ndarray, keys: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """The synapses ``order`` in runs of equal ``keys`` (each a value per synapse), sorted by them."""
+    order = order[np.lexsort(tuple(key[order] for key in reversed(keys)))]
+    change = np.zeros(max(0, order.size - 1), bool)
+    for key in keys:
+        change |= np.diff(key[order]) != 0
+    return np.split(order, np.flatnonzero(change) + 1) if order.size else []
+
+
+def _dense_blocks(
+    groups: list[np.ndarray], post: np.ndarray, pre: np.ndarray, delay: np.ndarray, density: float, min_area: int
+) -> tuple[list[DenseBlock], list[np.ndarray]]:
+    """The groups of one delay each whose bounding box is at least ``density`` full and
+    ``min_area`` large, as dense blocks, and the other groups."""
+    blocks, rest = [], []
+    for group in groups:
+        p, q = post[group], pre[group]
+        rows, cols = slice(int(p.min()), int(p.max()) + 1), slice(int(q.min()), int(q.max()) + 1)
+        area = (rows.stop - rows.start) * (cols.stop - cols.start)
+        if area >= min_area and group.size >= density * area:
+            cell = (p - rows.start) * (cols.stop - cols.start) + q - cols.start
+            duplicates = bool(np.bincount(cell, minlength=area).max(initial=0) > 1)  # O(area), no sort or hash
+            blocks.append(DenseBlock(int(delay[group[0]]), rows, cols, group, cell, duplicates))
+        else:
+            rest.append(group)
+    return blocks, rest
 
 
 def _by_pre(chosen: np.ndarray, post: np.ndarray, pre: np.ndarray, delay: np.ndarray, n_pre: int) -> SparseSynapses:
@@ -287,10 +310,11 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
         if only_sparse and _same_indices(layer, previous.layer, prefix, ("post", "pre")):
             plans[field] = _with_moved_delays(before, as_numpy(getattr(layer, f"{prefix}_delay")))
             continue
+        n_synapses = getattr(layer, f"{prefix}_post").numel()
         plans[field] = plan_synapses(
             *(as_numpy(getattr(layer, f"{prefix}_{name}")) for name in INDEX_NAMES), shape, *thresholds,
             by_delay=prefix == "in", conv=conv_blocks(layer, target, options.conv_min_synapses),
-            fixed=_fixed(layer, target),
+            fixed=_in_ranges(layer.fixed, target, n_synapses), edge=_edge_labels(layer, target, n_synapses),
         )  # fmt: skip
     inputs, recurrent = plans["inputs"], plans["recurrent"]
     rec = recurrent.sparse
@@ -304,15 +328,27 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
     )
 
 
-def _fixed(layer: LayerSpec, target: str) -> np.ndarray | None:
-    """Which synapses of ``target`` (``"input"``, ``"recurrent"``) are in ``layer.fixed``, or ``None``."""
-    ranges = [r for r in layer.fixed if r.target == target]
-    if not ranges:
+def _in_ranges(ranges: tuple[SynapseRange, ...], target: str, size: int) -> np.ndarray | None:
+    """Which of the ``size`` synapses of ``target`` are in ``ranges``, or ``None`` for none."""
+    mine = [r for r in ranges if r.target == target]
+    if not mine:
         return None
-    fixed = np.zeros(getattr(layer, "in_post" if target == "input" else "rec_post").numel(), bool)
-    for r in ranges:
-        fixed[r.start : r.stop] = True
-    return fixed
+    inside = np.zeros(size, bool)
+    for r in mine:
+        inside[r.start : r.stop] = True
+    return inside
+
+
+def _edge_labels(layer: LayerSpec, target: str, size: int) -> np.ndarray | None:
+    """The edge (an int) of each of the ``size`` synapses of ``target``, or ``None`` when
+    ``layer.edges`` is empty; synapses outside every edge share a label."""
+    edges = [r for r in layer.edges if r.target == target]
+    if not edges:
+        return None
+    labels = np.zeros(size, np.int64)
+    for i, r in enumerate(edges, 1):
+        labels[r.start : r.stop] = i
+    return labels
 
 
 def sparse_input_matrices(plan: SynapsePlan, w: np.ndarray) -> list[tuple[int, sp.csr_array]]:
