@@ -280,14 +280,47 @@ class _Adjoint:
         return _scatter_gradient(size, self.plan, self.grad_sparse, blocks, dtype, convs)
 
 
+class _InputKernels:
+    """The weight gradients of the input convolution blocks, added time chunk by time chunk
+    from neuron-major λU (``[T + D, N, B]``) as the recursion finishes each chunk: as batch-major
+    rows of the block's neurons only, so that they need no relayout of the whole of λU."""
+
+    def __init__(self, plan: SynapsePlan, x: np.ndarray, steps: int, needed: bool) -> None:
+        self.x, self.steps = x, steps
+        self.blocks = plan.conv if needed else ()
+        self.totals = [block.grad_buffer(torch.from_numpy(x).dtype) for block in self.blocks]
+
+    def add(self, lam: np.ndarray, t0: int, t1: int) -> None:
+        """Add the terms of the steps ``t0 … t1−1``, ``Σ λU[t]_post X[t − d]_pre``."""
+        x_chunk = self.x[t0 : self.x.shape[0] - self.steps + t1]  # X[t − d] for d ≤ Din
+        for block, total in zip(self.blocks, self.totals, strict=True):
+            source = torch.from_numpy(delayed_rows(x_chunk, block.delay, t1 - t0))[:, block.pre]
+            block.add_synapse_grad(total, torch.from_numpy(batch_rows(lam[t0:t1, block.post])), source)
+
+    def gradients(self) -> list[np.ndarray]:
+        """Each block's synapse gradients (:meth:`ConvBlock.synapse_grads`)."""
+        return [block.synapse_grads(total) for block, total in zip(self.blocks, self.totals, strict=True)]
+
+
 def _input_gradients(
-    lam: np.ndarray, x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, needs: Needs, options: CpuOptions
+    lam: np.ndarray | None,
+    x: np.ndarray,
+    w: np.ndarray,
+    plan: SynapsePlan,
+    steps: int,
+    needs: Needs,
+    kernels: _InputKernels,
+    options: CpuOptions,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """∂x ``[Din + T, B, C]`` and ∂w_in from λU ``[T + D, B, N]``, one product per input delay.
+    """∂x ``[Din + T, B, C]`` and ∂w_in from λU ``[T + D, B, N]`` (``None`` when only the
+    convolution blocks' weight gradients are wanted, which ``kernels`` holds), one product per
+    input delay.
 
     ∂X[t − d] += λU[t] W_d for all ``t``; ∂w_k = Σ_{t,b} λU[t]_post X[t − d]_pre, gathered per
     non-zero input (sparse delays) or from one product λU[·]ᵀ X[· − d] (dense blocks).
     """
+    if lam is None:
+        return None, _scatter_gradient(w.size, plan, np.zeros(0), [], w.dtype, kernels.gradients())
     d_in, batch, c = x.shape[0] - steps, x.shape[1], x.shape[2]
     n = lam.shape[2]
     rows = lam[:steps].reshape(steps * batch, n)
@@ -301,16 +334,9 @@ def _input_gradients(
         if needs.w_in:
             source = torch.from_numpy(delayed_rows(x, block.delay, steps))[:, block.pre]
             block_grads.append((rows_t[:, block.post].T @ source).numpy())
-    conv_grads = []
-    for block in plan.conv:
-        if grad_x is not None:
-            target = torch.from_numpy(delayed_rows(grad_x, block.delay, steps))[:, block.pre]
-            target += block.backward(rows_t[:, block.post], block.kernel(w))
-        if needs.w_in:
-            source = torch.from_numpy(delayed_rows(x, block.delay, steps))[:, block.pre]
-            total = block.grad_buffer(rows_t.dtype)
-            block.add_synapse_grad(total, rows_t[:, block.post], source)
-            conv_grads.append(block.synapse_grads(total))
+    for block in plan.conv if grad_x is not None else ():
+        target = torch.from_numpy(delayed_rows(grad_x, block.delay, steps))[:, block.pre]
+        target += block.backward(rows_t[:, block.post], block.kernel(w))
     if grad_x is not None:
         chunk = chunk_size(steps * batch, n + c, options)
         for d, matrix in sparse_input_matrices(plan, w):
@@ -331,7 +357,7 @@ def _input_gradients(
             base = (events // c + (lo - d_in) * batch) * n  # λU offset of (τ − Din, b)
             bounds = (0, steps * batch * n)
             _gather_gradient(grad_sparse, sparse, key, lam_flat, pre, base, values[events], bounds)
-    return grad_x, _scatter_gradient(w.size, plan, grad_sparse, block_grads, w.dtype, conv_grads)
+    return grad_x, _scatter_gradient(w.size, plan, grad_sparse, block_grads, w.dtype, kernels.gradients())
 
 
 def _synaptic_gradients(
@@ -339,6 +365,7 @@ def _synaptic_gradients(
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     lam: np.ndarray,
     adjoint: _Adjoint,
+    kernels: _InputKernels,
     local_s: np.ndarray | None,
     needs: Needs,
     plan: LayerPlan,
@@ -346,7 +373,9 @@ def _synaptic_gradients(
 ) -> tuple[np.ndarray | None, ...]:
     """Gradients ``(x, w_in, w_rec, s_hist)`` once λU (λI of generic neurons) ``lam``
     ``[T + D, N, B]`` is known for every step, ``arrays`` = ``(x, w_in, w_rec, s_hist)``; ``None``
-    where not needed.  λU is relaid out in place (:func:`~snngraph.backends.cpu.arrays.batch_major`).
+    where not needed.  λU is relaid out in place (:func:`~snngraph.backends.cpu.arrays.batch_major`)
+    where a product reads it batch-major (not for the input convolutions' weight gradients,
+    which ``kernels`` added chunk by chunk).
 
     ∂S[−k] = Σ_{rec k: j→i, d} w_k λU[−k+d]_i, from the adjoint product on a zero-padded window,
     plus ``local_s`` ``[N, B]`` for ``k = 1`` (the neuron's own terms, ``None`` for none); the
@@ -367,7 +396,9 @@ def _synaptic_gradients(
     if needs.w_rec:
         adjoint.accumulate(neuron_major(s_hist), -depth)
         adjoint.gather()  # the queued spike events read λU: before the relayout
-    lam_batch_major = batch_major(lam, steps, options) if adjoint.sampled or needs.x or needs.w_in else None
+    inputs = plan.inputs
+    rows_read = needs.x or (needs.w_in and bool(inputs.dense or inputs.learned.synapses.size))
+    lam_batch_major = batch_major(lam, steps, options) if adjoint.sampled or rows_read else None
     grad_w_rec = None
     if needs.w_rec:
         if adjoint.sampled:
@@ -375,7 +406,7 @@ def _synaptic_gradients(
         grad_w_rec = adjoint.gradient(w_rec.size, dtype)
     grad_x = grad_w_in = None
     if needs.x or needs.w_in:
-        grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, plan.inputs, steps, needs, options)
+        grad_x, grad_w_in = _input_gradients(lam_batch_major, x, w_in, inputs, steps, needs, kernels, options)
     return grad_x, grad_w_in, grad_w_rec, grad_s_hist
 
 
@@ -443,6 +474,7 @@ def backward(
     alpha_col, alpha_nb = col(alpha), neurons.alpha_nb
     lam = _touched_zeros((steps + depth, n, batch), dtype)
     adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, options)
+    kernels = _InputKernels(plan.inputs, x, steps, needs.w_in)
     grad_alpha = np.zeros(n)
     theta_reset = np.zeros(n)  # Σ_{t,b} λU[t+1] S[t], t = −1 … T−2
     gain_lam_s = np.zeros((n, batch), dtype) if needs_theta else None  # Σ_t m σ'(U[t] − θ) λS[t]
@@ -490,6 +522,7 @@ def backward(
             theta_reset += (following * chunk.spikes).sum(axis=(0, 2), dtype=np.float64)
         if needs.w_rec:
             adjoint.accumulate(chunk.spikes, t0)
+        kernels.add(lam, t0, t1)
 
     # The step before the chunk: U[−1] = u0 and S[−1] = s_hist[D − 1] meet λU[0].
     lam0, u_last, s_last = lam[0], u0.T, s_hist[-1].T
@@ -516,7 +549,7 @@ def backward(
             lam_t *= live
         grad_bias = lam_t.sum(axis=0).astype(dtype)
     grad_x, grad_w_in, grad_w_rec, grad_s_hist = _synaptic_gradients(
-        layer, (x, w_in, w_rec, s_hist), lam, adjoint, reset_s, needs, plan, options
+        layer, (x, w_in, w_rec, s_hist), lam, adjoint, kernels, reset_s, needs, plan, options
     )
     grad_alpha = grad_alpha.astype(dtype) if needs_alpha else None
     return grad_x, grad_w_in, grad_w_rec, grad_alpha, grad_theta, grad_bias, grad_u0, grad_s_hist
@@ -572,6 +605,7 @@ def backward_states(
     sums = TableGradient(neurons, needs.neurons, n)
     lam = _touched_zeros((steps + depth, n, batch), dtype)  # λI
     adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, options)
+    kernels = _InputKernels(plan.inputs, x, steps, needs.w_in)
     coupled = adjoint.has_synapses or bool(neurons.coupling)  # λS has terms besides ∂L/∂S
     surrogate_sums = bool({"theta", "g"} & needs.neurons)
     current = _own_currents(layer, inputs, v, neurons, plan, options) if "e" in needs.neurons else None
@@ -607,6 +641,7 @@ def backward_states(
         sums.add_transitions(step, lam_v[1:])
         if needs.w_rec:
             adjoint.accumulate(step.spikes, t0)
+        kernels.add(lam, t0, t1)
         following = lam_v[0]
 
     # The step before the run: v[−1] = v0 and S[−1] = s_hist[D − 1] meet λv[0].
@@ -618,7 +653,7 @@ def backward_states(
         neurons.pull_back(history, 0, following, grad_v0, work, add=False)
         grad_v0 = np.ascontiguousarray(grad_v0.swapaxes(1, 2))
     local_s = neurons.couple(history, 0, following, None, scratch) if needs.s_hist else None
-    grads = _synaptic_gradients(layer, (x, w_in, w_rec, s_hist), lam, adjoint, local_s, needs, plan, options)
+    grads = _synaptic_gradients(layer, (x, w_in, w_rec, s_hist), lam, adjoint, kernels, local_s, needs, plan, options)
     grad_x, grad_w_in, grad_w_rec, grad_s_hist = (None if g is None else torch.from_numpy(g) for g in grads)
     grad_table = None
     if needs.neurons:

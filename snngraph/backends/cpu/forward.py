@@ -19,24 +19,28 @@ def input_current(
 ) -> np.ndarray:
     """``V[t] = (Σ_d X[t − d] W_dᵀ)ᵀ`` ``[T, N, B]``, ``x`` ``[Din + T, B, C]`` with
     ``X[t − d] = x[Din + t − d]``: per time chunk one product per input delay (BLAS for a dense
-    block, SciPy otherwise) into ``[K·B, N]`` rows, then transposed into place."""
+    block, SciPy otherwise) into ``[K·B, N]`` rows, then transposed into place; a convolution
+    block's ``[K·B, n_post]`` output goes straight into its neurons' rows."""
     d_in, batch = x.shape[0] - steps, x.shape[1]
     dense = [(block, block.matrix(w).T) for block in plan.dense]
     convs = [(block, block.kernel(w)) for block in plan.conv]
     sparse = sparse_input_matrices(plan, w)
-    v = np.empty((steps, n, batch), x.dtype)
+    v = np.zeros((steps, n, batch), x.dtype)
     for lo, hi in time_chunks(steps, chunk_size(steps, n * batch, options)):
+        x_chunk = x[lo : d_in + hi]
+        for block, kernel in convs:
+            source = torch.from_numpy(delayed_rows(x_chunk, block.delay, hi - lo))[:, block.pre]
+            v[lo:hi, block.post] += block.forward(source, kernel).numpy().reshape(hi - lo, batch, -1).transpose(0, 2, 1)
+        if not (dense or sparse):
+            continue
         rows = np.zeros(((hi - lo) * batch, n), x.dtype)
-        rows_t, x_chunk = torch.from_numpy(rows), x[lo : d_in + hi]
+        rows_t = torch.from_numpy(rows)
         for block, weight_t in dense:
             source = torch.from_numpy(delayed_rows(x_chunk, block.delay, hi - lo))[:, block.pre]
             rows_t[:, block.post].addmm_(source, weight_t)
-        for block, kernel in convs:
-            source = torch.from_numpy(delayed_rows(x_chunk, block.delay, hi - lo))[:, block.pre]
-            rows_t[:, block.post] += block.forward(source, kernel)
         for d, matrix in sparse:
             rows += (matrix @ delayed_rows(x_chunk, d, hi - lo).T).T
-        v[lo:hi] = rows.reshape(hi - lo, batch, n).transpose(0, 2, 1)
+        v[lo:hi] += rows.reshape(hi - lo, batch, n).transpose(0, 2, 1)
     return v
 
 
