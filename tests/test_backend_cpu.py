@@ -24,6 +24,7 @@ import snngraph.backends.cpu.plan as cpu_plan
 from snngraph import SNN, Graph
 from snngraph.backends import CpuOptions
 from snngraph.backends.cpu import CpuBackend
+from snngraph.backends.cpu.arrays import nonzero_spans
 from snngraph.graph import RESETS
 from snngraph.neurons import NeuronParams
 from snngraph.surrogates import ATan, FastSigmoid, Sigmoid, Triangle
@@ -96,6 +97,33 @@ def test_loss_on_one_output(mode: CpuOptions, loss_on: str, monkeypatch: pytest.
     net = snngraph.compile(random_graph(4, max_size=9))
     assert_matches_reference(net, mode, steps=19, batch=3, seed=4, loss_on=loss_on)
     assert received == [(loss_on == "spikes", loss_on == "membranes")]
+
+
+def test_nonzero_spans() -> None:
+    a = np.zeros((3, 2, 10))
+    a[1, 0, 2], a[0, 1, 3], a[2, 1, 7], a[0, 0, 9] = 1.0, -2.0, np.nan, 5.0
+    assert nonzero_spans(a) == [slice(2, 4), slice(7, 8), slice(9, 10)]
+    assert nonzero_spans(np.zeros((2, 3))) == []
+    assert nonzero_spans(np.ones((1, 4))) == [slice(0, 4)]
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_loss_on_some_populations(mode: CpuOptions, seed: int) -> None:
+    """A loss on the membranes of some populations only (the rest of ∂L/∂U is zero, which the
+    backward pass skips): the reference's gradients."""
+    net = snngraph.compile(random_graph(seed, max_size=9))
+    names = [p.name for p in net.populations][::2]
+    grads = []
+    for backend in ("reference", mode):
+        model = SNN(net, backend=backend, learn=tuple(net.parameters), dtype=torch.float64)
+        generator = torch.Generator().manual_seed(seed)
+        x = (torch.rand(21, 3, net.n_inputs, generator=generator) < 0.4).double()
+        out = model(x)
+        views = [out.membrane(name) for name in names]
+        sum((v * torch.randn(v.shape, generator=generator, dtype=v.dtype)).sum() for v in views).backward()
+        grads.append(parameter_grads(model))
+    for name, want in grads[0].items():
+        assert_close_to_reference(grads[1][name], want, torch.float64, f"gradient of {name}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES.values(), ids=list(DTYPES))

@@ -17,6 +17,7 @@ from snngraph.backends.cpu.arrays import (
     delayed_rows,
     descending,
     neuron_major,
+    nonzero_spans,
     time_chunks,
 )
 from snngraph.backends.cpu.forward import currents
@@ -480,6 +481,7 @@ def backward(
     gain_lam_s = np.zeros((n, batch), dtype) if needs_theta else None  # Σ_t m σ'(U[t] − θ) λS[t]
 
     live = neurons.live(steps)
+    read = () if grad_u is None else nonzero_spans(grad_u)
     resets = not layer.detach_reset and (neurons.zero is not None or neurons.subtract is not None)
     # Per step, [N, B] each: the coefficients are computed where they are used, so that a step's
     # arrays stay in the cache (measured 5× faster per operation than chunk-wide arrays).
@@ -491,8 +493,8 @@ def backward(
             np.multiply(alpha_nb, following, out=current)  # α (1 − z S) λU[t + 1]
             if chunk.zeroed is not None:
                 np.copyto(current, 0, where=chunk.zeroed[i])
-            if grad_u is not None:
-                current += grad_u[t].T
+            for span in read:  # + ∂L/∂U[t]
+                current[span] += grad_u[t, :, span].T
             gain = _gain(layer, neurons, chunk.u[i], None if live is None else live[t])
             part = None  # m σ' λS: the terms of λS, times σ'
             if grad_s is not None:

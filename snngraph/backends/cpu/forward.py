@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec
-from snngraph.backends.cpu.arrays import Neurons, chunk_size, delayed_rows, neuron_major, time_chunks
+from snngraph.backends.cpu.arrays import Neurons, chunk_size, column, delayed_rows, neuron_major, time_chunks
 from snngraph.backends.cpu.options import CpuOptions
 from snngraph.backends.cpu.plan import LayerPlan, SynapsePlan, as_numpy, sparse_input_matrices, torch_product_matrix
 from snngraph.backends.cpu.states import GenericNeurons
@@ -161,18 +161,21 @@ def forward(
     drive, live = neurons.drive(steps), neurons.live(steps)
     v, propagate = currents(layer, arrays, plan, options, drive)
     alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
-    zero_nb, subtract_theta_nb = neurons.zero_nb, neurons.subtract_theta_nb
+    subtract_theta_nb = neurons.subtract_theta_nb
+    zero = None if neurons.zero is None else column(neurons.zero > 0)
     buffers = [np.empty((n, batch), bool) for _ in range(2)]
     fired = np.empty_like(v)
     leak, scratch = np.empty((n, batch), x.dtype), np.empty((n, batch), x.dtype)
+    zeroed = np.empty((n, batch), bool)
     v_prev, s_prev = u0.T, s_hist[-1].T
     for t in range(steps):
         v_t = v[t]
         np.multiply(v_prev, alpha_nb, out=leak)  # α U[t−1]
-        if zero_nb is not None:  # · (1 − z S[t−1])
-            np.multiply(s_prev, zero_nb, out=scratch)
-            np.subtract(1, scratch, out=scratch)
-            leak *= scratch
+        if zero is not None:  # · (1 − z S[t−1])
+            if t == 0:  # the incoming history's spikes are values
+                leak *= 1 - neurons.zero_nb * s_prev
+            else:
+                np.copyto(leak, 0, where=np.logical_and(s_prev, zero, out=zeroed))
         v_t += leak
         if subtract_theta_nb is not None:  # − s θ S[t−1]
             np.multiply(s_prev, subtract_theta_nb, out=scratch)
