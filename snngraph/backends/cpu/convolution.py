@@ -34,7 +34,9 @@ from snngraph.backends.cpu.arrays import distinct
 from snngraph.convolution import ConvSpec
 
 UNFOLD_VALUES = 1 << 23
-"""Rows of the per-synapse gradient are unfolded in chunks of at most this many values."""
+"""Rows of the per-synapse gradient are unfolded, and those of the kernel gradient taken, in
+chunks of at most this many values (the first N-MNIST layer's kernel gradient took 0.64 s in
+chunks of 2²⁴ values, whose work buffers were fresh memory every call, and 0.46 s in 2²³)."""
 
 
 @dataclass(frozen=True, eq=False)
