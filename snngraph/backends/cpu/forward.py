@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from snngraph.backends.base import LayerInputs, LayerSpec
-from snngraph.backends.cpu.arrays import Neurons, chunk_size, column, delayed_rows, neuron_major, time_chunks
+from snngraph.backends.cpu.arrays import Neurons, chunk_size, delayed_rows, neuron_major, time_chunks
 from snngraph.backends.cpu.options import CpuOptions
 from snngraph.backends.cpu.plan import LayerPlan, SynapsePlan, as_numpy, sparse_input_matrices, torch_product_matrix
 from snngraph.backends.cpu.states import GenericNeurons
@@ -162,7 +162,7 @@ def forward(
     v, propagate = currents(layer, arrays, plan, options, drive)
     alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
     subtract_theta_nb = neurons.subtract_theta_nb
-    zero = None if neurons.zero is None else column(neurons.zero > 0)
+    zero = neurons.resets_to_zero
     buffers = [np.empty((n, batch), bool) for _ in range(2)]
     fired = np.empty_like(v)
     leak, scratch = np.empty((n, batch), x.dtype), np.empty((n, batch), x.dtype)

@@ -189,23 +189,22 @@ def plan_synapses(
     dense_density: float,
     min_dense_area: int,
     by_delay: bool,
-    conv: tuple[tuple[ConvBlock, ...], np.ndarray] = ((), np.zeros(0, np.int64)),
-    fixed: np.ndarray | None = None,
-    edge: np.ndarray | None = None,
+    conv: tuple[tuple[ConvBlock, ...], np.ndarray],
+    fixed: np.ndarray,
+    edge: np.ndarray,
 ) -> SynapsePlan:
     """Split synapses ``pre → post`` of a ``(n_post, n_pre)`` population into dense blocks
     (bounding box at least ``dense_density`` full and ``min_dense_area`` large) and the sparse
-    rest: first the synapses of each edge and delay (``edge``: the edge of each synapse, or
-    ``None``), then those left of each delay; ``by_delay`` adds the sparse rest's CSR-by-post
-    matrices per delay.  ``conv`` holds convolution blocks and the synapses they take, which the
-    other parts leave out; ``fixed`` (bool per synapse, or ``None``) marks those whose gradient
-    is not read."""
+    rest: first the synapses of each edge and delay (``edge``: an int label per synapse), then
+    those left of each delay; ``by_delay`` adds the sparse rest's CSR-by-post matrices per delay.
+    ``conv`` holds convolution blocks and the synapses they take, which the other parts leave
+    out; ``fixed`` (bool per synapse) marks those whose gradient is not read."""
     n_post, n_pre = shape
     free = np.ones(delay.size, bool)
     free[conv[1]] = False
     dense = dense_density, min_dense_area
     blocks, rest = [], [np.flatnonzero(free)]
-    for keys in ((delay,) if edge is None else (edge, delay), (delay,)):
+    for keys in ((edge, delay), (delay,)):
         left = np.concatenate(rest) if rest else np.zeros(0, np.int64)
         found, rest = _dense_blocks(_runs(left, keys), post, pre, delay, *dense)
         blocks += found
@@ -214,7 +213,7 @@ def plan_synapses(
     sparse = _by_pre(chosen, post, pre, delay, n_pre)
     delays = sparse.delays
     learned = sparse
-    if fixed is not None and fixed[chosen].any():
+    if fixed[chosen].any():
         learned = _by_pre(chosen[~fixed[chosen]], post, pre, delay, n_pre)
     per_delay = []
     for d in delays if by_delay else []:
@@ -314,7 +313,7 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
         plans[field] = plan_synapses(
             *(as_numpy(getattr(layer, f"{prefix}_{name}")) for name in INDEX_NAMES), shape, *thresholds,
             by_delay=prefix == "in", conv=conv_blocks(layer, target, options.conv_min_synapses),
-            fixed=_in_ranges(layer.fixed, target, n_synapses), edge=_edge_labels(layer, target, n_synapses),
+            fixed=_labels(layer.fixed, target, n_synapses) > 0, edge=_labels(layer.edges, target, n_synapses),
         )  # fmt: skip
     inputs, recurrent = plans["inputs"], plans["recurrent"]
     rec = recurrent.sparse
@@ -328,25 +327,11 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
     )
 
 
-def _in_ranges(ranges: tuple[SynapseRange, ...], target: str, size: int) -> np.ndarray | None:
-    """Which of the ``size`` synapses of ``target`` are in ``ranges``, or ``None`` for none."""
-    mine = [r for r in ranges if r.target == target]
-    if not mine:
-        return None
-    inside = np.zeros(size, bool)
-    for r in mine:
-        inside[r.start : r.stop] = True
-    return inside
-
-
-def _edge_labels(layer: LayerSpec, target: str, size: int) -> np.ndarray | None:
-    """The edge (an int) of each of the ``size`` synapses of ``target``, or ``None`` when
-    ``layer.edges`` is empty; synapses outside every edge share a label."""
-    edges = [r for r in layer.edges if r.target == target]
-    if not edges:
-        return None
+def _labels(ranges: tuple[SynapseRange, ...], target: str, size: int) -> np.ndarray:
+    """For each of the ``size`` synapses of ``target``: ``i`` when it is in the ``i``-th of
+    ``ranges`` of that target (from 1), 0 when it is in none."""
     labels = np.zeros(size, np.int64)
-    for i, r in enumerate(edges, 1):
+    for i, r in enumerate((r for r in ranges if r.target == target), 1):
         labels[r.start : r.stop] = i
     return labels
 
