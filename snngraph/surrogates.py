@@ -3,7 +3,8 @@
 The forward pass spikes with the Heaviside step ``S = H(U − θ)``; the backward pass replaces
 ``dS/dU`` by a smooth ``σ'(x)`` with ``x = U − θ`` and a ``slope`` ``k``.  Each surrogate is a
 frozen dataclass whose :meth:`~Surrogate.grad` evaluates ``σ'`` on a torch tensor or a numpy
-array with the same formula; ``code`` names it for the Triton kernels
+array with the same formula, and :meth:`~Surrogate.grad_into` the same operations in place on a
+NumPy array (the CPU backend's per-step buffers); ``code`` names it for the Triton kernels
 (``snngraph.kernels.surrogates``), which implement the same formulas.
 
 ================  ====================================================  =========================
@@ -49,6 +50,11 @@ class Surrogate:
         """σ'(x) elementwise."""
         raise NotImplementedError
 
+    def grad_into(self, x: np.ndarray) -> np.ndarray:
+        """``x`` overwritten by σ'(x), the same values as :meth:`grad` (the same operations in
+        the same order), and returned."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Sigmoid(Surrogate):
@@ -59,6 +65,16 @@ class Sigmoid(Surrogate):
         s = 1.0 / (1.0 + _exp(-self.slope * x))
         return self.slope * s * (1.0 - s)
 
+    def grad_into(self, x: np.ndarray) -> np.ndarray:
+        x *= -self.slope
+        np.exp(x, out=x)
+        x += 1.0
+        np.divide(1.0, x, out=x)  # s
+        complement = 1.0 - x
+        x *= self.slope
+        x *= complement
+        return x
+
 
 @dataclass(frozen=True)
 class FastSigmoid(Surrogate):
@@ -67,6 +83,13 @@ class FastSigmoid(Surrogate):
 
     def grad(self, x: Array) -> Array:
         return 1.0 / (1.0 + self.slope * abs(x)) ** 2
+
+    def grad_into(self, x: np.ndarray) -> np.ndarray:
+        np.abs(x, out=x)
+        x *= self.slope
+        x += 1.0
+        np.square(x, out=x)
+        return np.divide(1.0, x, out=x)
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,12 @@ class ATan(Surrogate):
     def grad(self, x: Array) -> Array:
         return (self.slope / 2.0) / (1.0 + (math.pi / 2.0 * self.slope * x) ** 2)
 
+    def grad_into(self, x: np.ndarray) -> np.ndarray:
+        x *= math.pi / 2.0 * self.slope
+        np.square(x, out=x)
+        x += 1.0
+        return np.divide(self.slope / 2.0, x, out=x)
+
 
 @dataclass(frozen=True)
 class Triangle(Surrogate):
@@ -85,3 +114,11 @@ class Triangle(Surrogate):
 
     def grad(self, x: Array) -> Array:
         return self.slope * (1.0 - self.slope * abs(x)).clip(min=0.0)
+
+    def grad_into(self, x: np.ndarray) -> np.ndarray:
+        np.abs(x, out=x)
+        x *= self.slope
+        np.subtract(1.0, x, out=x)
+        np.maximum(x, 0.0, out=x)
+        x *= self.slope
+        return x

@@ -92,7 +92,6 @@ class Neurons:
         dtype = alpha.dtype
         self.alpha, self.theta = alpha, theta
         self.threshold = np.where(spiking, theta, np.inf).astype(dtype)  # θ, ∞ for readouts
-        self.spiking = spiking.astype(dtype)
         self.zero = zero.astype(dtype) if zero.any() else None  # z
         self.subtract = subtract.astype(dtype) if subtract.any() else None  # s
         self.subtract_theta = None if self.subtract is None else self.subtract * theta  # s θ
@@ -101,7 +100,7 @@ class Neurons:
         # the same as contiguous [N, B] arrays, for the operations on [N, B] or [K, N, B] values
         self.alpha_nb, self.theta_nb = per_value(alpha, batch), per_value(theta, batch)
         self.threshold_nb = per_value(self.threshold, batch)
-        self.spiking_nb = None if spiking.all() else per_value(self.spiking, batch)  # None: all spike
+        self.silent = nonzero_spans(~spiking)  # the runs of neurons that never spike (readouts)
         self.zero_nb, self.subtract_theta_nb = per_value(self.zero, batch), per_value(self.subtract_theta, batch)
 
     def live(self, steps: int) -> np.ndarray | None:

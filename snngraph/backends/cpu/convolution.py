@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from snngraph.backends.base import ConvSynapses, LayerSpec
-from snngraph.backends.cpu.arrays import distinct
+from snngraph.backends.cpu.arrays import batch_rows, distinct
 from snngraph.convolution import ConvSpec
 
 UNFOLD_VALUES = 1 << 23
@@ -112,19 +112,30 @@ class ConvBlock:
         return torch.zeros(positions * self.groups, c_out // self.groups, per_group * kh * kw, dtype=dtype)
 
     def add_synapse_grad(self, total: torch.Tensor, lam: torch.Tensor, source: torch.Tensor) -> None:
-        """Add ``Σ_r lam[r, post]·source[r, pre]`` for every (output position, output channel,
-        tap) to ``total`` (:meth:`grad_buffer`), from ``lam`` ``[R, n_post]`` and ``source``
-        ``[R, n_pre]``: per position and group one product ``[C_out/groups, R]·[R, taps]`` (when
-        ``tied``, their sums over the positions, the kernel's gradient)."""
-        c_out, per_group, kh, kw = self.kernel_shape
+        """Add ``Σ_{k,b} lam[k, post, b]·source[k, pre, b]`` for every (output position, output
+        channel, tap) to ``total`` (:meth:`grad_buffer`), from neuron-major steps ``lam``
+        ``[K, n_post, B]`` and ``source`` ``[K, n_pre, B]``.
+
+        When ``tied``, the kernel's gradient: a 2-D convolution over neuron-major steps is a 3-D
+        one over ``(H, W, B)`` with a kernel of width 1 along ``B``, so ``conv3d_weight`` reads
+        both as they are (measured 2× faster than relaying them out batch-major for
+        ``conv2d_weight``, for the first N-MNIST layer of ``benchmarks/bench_conv.py``).  Else per
+        position and group one product ``[C_out/groups, K·B]·[K·B, taps]`` of batch-major rows.
+        """
         if self.tied:
-            chunk = max(1, UNFOLD_VALUES // (lam.shape[1] + source.shape[1]))
-            for lo in range(0, lam.shape[0], chunk):
-                total += torch.nn.grad.conv2d_weight(
-                    self._padded(source[lo : lo + chunk]), self.kernel_shape,
-                    lam[lo : lo + chunk].reshape(-1, *self.out_shape), self.stride, 0, self.dilation, self.groups,
-                )  # fmt: skip
+            steps, batch = lam.shape[0], lam.shape[2]
+            chunk = max(1, UNFOLD_VALUES // ((lam.shape[1] + source.shape[1]) * batch))
+            left, right, top, bottom = self.padding
+            for lo in range(0, steps, chunk):
+                part = source[lo : lo + chunk]
+                padded = F.pad(part.reshape(part.shape[0], *self.in_shape, batch), (0, 0, left, right, top, bottom))
+                grad_out = lam[lo : lo + chunk].reshape(part.shape[0], *self.out_shape, batch)
+                total += torch.nn.grad.conv3d_weight(
+                    padded, (*self.kernel_shape, 1), grad_out, (*self.stride, 1), 0, (*self.dilation, 1), self.groups
+                )[..., 0]
             return
+        lam, source = (torch.from_numpy(batch_rows(a.numpy())) for a in (lam, source))
+        c_out, per_group, kh, kw = self.kernel_shape
         groups, positions = self.groups, self.out_shape[1] * self.out_shape[2]
         chunk = max(1, UNFOLD_VALUES // (self.in_shape[0] * kh * kw * positions))
         for lo in range(0, lam.shape[0], chunk):

@@ -267,7 +267,7 @@ class GenericNeurons:
     def gain(self, surrogate: Surrogate, u: np.ndarray, theta: np.ndarray | None, t0: int) -> np.ndarray:
         """σ' = spiking·[t ≥ onset]·σ'(U − θ_eff) of a run of steps ``t0 …`` (``u`` ``[C, N, B]``)."""
         with np.errstate(over="ignore", under="ignore"):
-            gain = surrogate.grad(np.subtract(u, self.theta_nb if theta is None else theta))
+            gain = surrogate.grad_into(np.subtract(u, self.theta_nb if theta is None else theta))
         if self.spiking_nb is not None:
             gain *= self.spiking_nb
         gate = self.gate(t0, t0 + u.shape[0])
