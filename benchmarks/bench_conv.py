@@ -36,8 +36,9 @@ membrane are compared with snngraph's in float64; a case whose spikes differ is 
 Timing (float32): :func:`bench_cpu.time_models`, which runs the contenders in turn within each
 round, and ratios are medians over rounds of the ratio within a round (``paired_ratio``);
 "fwd+bwd" is one training step: forward, loss = mean squared readout membrane, backward.
-Memory: the increase of the peak resident set size (VmHWM) during one training step, after a
-warm-up, in a fresh subprocess per contender (glibc's mmap threshold at 64 KiB).
+Memory: the peak resident set size (VmHWM) during one training step after a warm-up, over the
+resident set before the warm-up (what the steps keep between them counts), in a fresh
+subprocess per contender (glibc's mmap threshold at 64 KiB).
 Then one snngraph training step of the N-MNIST network at 2% input is profiled (cProfile).
 """
 
@@ -396,7 +397,7 @@ def equivalence(case: ConvCase, weights: list[np.ndarray | None]) -> dict[str, d
 
 
 def peak_rss_increase(case: ConvCase, name: str, runs: int = 1) -> int:
-    """Peak RSS increase (bytes) of one training step after a warm-up, the least of ``runs``."""
+    """:func:`bench_cpu.step_peak_rss` of a new model of contender ``name``, the least of ``runs``."""
     model = contenders()[name](case, make_weights(case), torch.float32)
     return step_peak_rss(model, make_input(case, torch.float32), runs)
 

@@ -37,8 +37,9 @@ rounds of the ratio within the round, so that a stretch of heavy load on the sha
 both sides of a ratio (a contender whose run takes more than 60 s / repeats joins fewer rounds,
 paired with the first rounds); "forward" runs
 under ``torch.no_grad()``, "fwd+bwd" is forward, loss = mean squared readout membrane, backward.
-Memory: the increase of the peak resident set size during a forward+backward (after a
-warm-up; the least of 3), measured in a fresh subprocess per contender, so that torch's CPU
+Memory: the peak resident set size during a forward+backward after a warm-up (the least of
+3) over the resident set before the warm-up, so that what the steps keep between them (the cpu
+backend's cached arrays) counts, measured in a fresh subprocess per contender, so that torch's CPU
 allocator counts, with glibc's mmap threshold fixed at 64 KiB (freed arrays leave at once).
 """
 
@@ -481,11 +482,13 @@ def _status_kib(field: str) -> int:
 
 
 def step_peak_rss(model: nn.Module, x: torch.Tensor, runs: int) -> int:
-    """Peak RSS increase (bytes) of a training step of ``model`` after a warm-up, the least of ``runs``."""
+    """Peak RSS (bytes) of a training step of ``model`` after a warm-up over the RSS before the
+    warm-up, the least of ``runs``: memory that the steps keep between them (a backend's cached
+    arrays) counts."""
+    before = _status_kib("VmRSS")
     train_step(model, x)
     peaks = []
     for _ in range(runs):
-        before = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
         train_step(model, x)
         peaks.append(1024 * (_status_kib("VmHWM") - before))

@@ -2,6 +2,7 @@
 where the layer is quiet.
 
 Modules: :mod:`~snngraph.backends.cpu.plan` (the index structures derived once per model),
+:mod:`~snngraph.backends.cpu.memory` (the whole-sequence arrays' blocks, kept between calls),
 :mod:`~snngraph.backends.cpu.forward`, :mod:`~snngraph.backends.cpu.backward`,
 :mod:`~snngraph.backends.cpu.states` (the generic neuron's algebra) and
 :mod:`~snngraph.backends.cpu.arrays` (time chunks, layouts, per-neuron constants); this
@@ -72,7 +73,9 @@ Dense or sparse.  The synapses of one delay whose bounding box ``post × pre`` i
 ``CpuOptions.dense_density`` full (and not tiny) form a dense block multiplied with BLAS through
 torch; all other synapses share the sparse structures.
 
-Memory.  Saved for backward (by :mod:`snngraph.autograd`): the inputs and ``U``.  Backward
+Memory.  Saved for backward (by :mod:`snngraph.autograd`): the inputs and ``U``.  ``V``, the
+spikes and λU (the currents and λI of generic neurons) are blocks of the plan's array cache
+(:mod:`~snngraph.backends.cpu.memory`), kept between calls.  Backward
 workspace: λU ``(T + D)·N·B`` values, about 8 arrays of one time chunk (``T/chunks`` steps,
 ``CpuOptions.chunks``), ``(2D − 1)·N·B`` for the gradient of the incoming spikes and the queue of spike
 events (two int64 per event, at most ``(T + D)·N·B / chunks`` events).  Generic neurons: saved

@@ -445,15 +445,6 @@ def _gain(layer: LayerSpec, neurons: Neurons, u: np.ndarray, live: np.ndarray | 
     return gain
 
 
-def _touched_zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Zeros whose pages are all written now, in address order: λU is written a step at a time
-    backwards in time, and its page faults taken then were measured to cost 8× more (0.6 s
-    against 0.07 s for the 300 MB of the N-MNIST CNN of ``benchmarks/bench_conv.py``)."""
-    array = np.empty(shape, dtype)
-    array.fill(0)
-    return array
-
-
 def backward(
     layer: LayerSpec,
     inputs: LayerInputs,
@@ -475,7 +466,7 @@ def backward(
     alpha = neurons.alpha
     needs_alpha, needs_theta, needs_bias = ("A" in needs.neurons, "theta" in needs.neurons, "b" in needs.neurons)
     alpha_col, alpha_nb = col(alpha), neurons.alpha_nb
-    lam = _touched_zeros((steps + depth, n, batch), dtype)
+    lam = plan.memory.zeros((steps + depth, n, batch), dtype)
     adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, options)
     kernels = _InputKernels(plan.inputs, x, steps, needs.w_in)
     grad_alpha = np.zeros(n)
@@ -608,7 +599,7 @@ def backward_states(
     steps, depth, dtype = v.shape[0], layer.max_delay, x.dtype
     neurons = GenericNeurons(table, batch, layer.detach_reset, needs.neurons)
     sums = TableGradient(neurons, needs.neurons, n)
-    lam = _touched_zeros((steps + depth, n, batch), dtype)  # λI
+    lam = plan.memory.zeros((steps + depth, n, batch), dtype)  # λI
     adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, options)
     kernels = _InputKernels(plan.inputs, x, steps, needs.w_in)
     coupled = adjoint.has_synapses or bool(neurons.coupling)  # λS has terms besides ∂L/∂S

@@ -14,18 +14,16 @@ from snngraph.backends.cpu.plan import LayerPlan, SynapsePlan, as_numpy, sparse_
 from snngraph.backends.cpu.states import GenericNeurons
 
 
-def input_current(
-    x: np.ndarray, w: np.ndarray, plan: SynapsePlan, steps: int, n: int, options: CpuOptions
-) -> np.ndarray:
-    """``V[t] = (Σ_d X[t − d] W_dᵀ)ᵀ`` ``[T, N, B]``, ``x`` ``[Din + T, B, C]`` with
+def input_current(x: np.ndarray, w: np.ndarray, plan: SynapsePlan, v: np.ndarray, options: CpuOptions) -> None:
+    """Add ``V[t] += (Σ_d X[t − d] W_dᵀ)ᵀ`` into ``v`` ``[T, N, B]``, ``x`` ``[Din + T, B, C]`` with
     ``X[t − d] = x[Din + t − d]``: per time chunk one product per input delay (BLAS for a dense
     block, SciPy otherwise) into ``[K·B, N]`` rows, then transposed into place; a convolution
     block's ``[K·B, n_post]`` output goes straight into its neurons' rows."""
-    d_in, batch = x.shape[0] - steps, x.shape[1]
+    steps, n, batch = v.shape
+    d_in = x.shape[0] - steps
     dense = [(block, block.matrix(w).T) for block in plan.dense]
     convs = [(block, block.kernel(w)) for block in plan.conv]
     sparse = sparse_input_matrices(plan, w)
-    v = np.zeros((steps, n, batch), x.dtype)
     for lo, hi in time_chunks(steps, chunk_size(steps, n * batch, options)):
         x_chunk = x[lo : d_in + hi]
         for block, kernel in convs:
@@ -41,7 +39,6 @@ def input_current(
         for d, matrix in sparse:
             rows += (matrix @ delayed_rows(x_chunk, d, hi - lo).T).T
         v[lo:hi] += rows.reshape(hi - lo, batch, n).transpose(0, 2, 1)
-    return v
 
 
 class _Propagator:
@@ -135,10 +132,11 @@ def currents(
     """The currents ``[T, N, B]`` before the time loop — the input currents (plus ``drive``
     ``[T, N]`` where given) and the spikes of the incoming history ``S[−D … −1]`` — and the
     propagator that adds those of the layer's own steps; ``arrays`` are the inputs of the call
-    as NumPy."""
+    as NumPy.  The currents' array is from the plan's memory."""
     x, w_in, w_rec, _, v0, s_hist = arrays
     steps = x.shape[0] - layer.max_input_delay
-    v = input_current(x, w_in, plan.inputs, steps, v0.shape[2], options)
+    v = plan.memory.zeros((steps, v0.shape[2], v0.shape[1]), x.dtype)
+    input_current(x, w_in, plan.inputs, v, options)
     if drive is not None:  # the constant b added to I[t] from each neuron's onset on
         v += drive[:, :, None]
     propagate = _Propagator(plan, w_rec, v, options.event_fraction)
@@ -164,7 +162,7 @@ def forward(
     subtract_theta_nb = neurons.subtract_theta_nb
     zero = neurons.resets_to_zero
     buffers = [np.empty((n, batch), bool) for _ in range(2)]
-    fired = np.empty_like(v)
+    fired = plan.memory.empty(v.shape, v.dtype)
     leak, scratch = np.empty((n, batch), x.dtype), np.empty((n, batch), x.dtype)
     zeroed = np.empty((n, batch), bool)
     v_prev, s_prev = u0.T, s_hist[-1].T
@@ -202,7 +200,7 @@ def forward_states(
     current, propagate = currents(layer, arrays, plan, options)
     steps, dtype = current.shape[0], current.dtype
     neurons = GenericNeurons(table, batch, layer.detach_reset)
-    v, fired = np.empty((steps, k, n, batch), dtype), np.empty_like(current)
+    v, fired = plan.memory.empty((steps, k, n, batch), dtype), plan.memory.empty(current.shape, dtype)
     work = (np.empty((n, batch), dtype), np.empty((n, batch), dtype))
     buffers = [np.empty((n, batch), bool) for _ in range(2)]
     thresholds = [np.empty((n, batch), dtype) for _ in range(2)]

@@ -14,6 +14,7 @@ import torch
 from snngraph.backends.base import LayerSpec, Plan, SynapseRange
 from snngraph.backends.cpu.arrays import distinct
 from snngraph.backends.cpu.convolution import ConvBlock, conv_blocks
+from snngraph.backends.cpu.memory import ArrayCache
 from snngraph.backends.cpu.options import CpuOptions
 
 
@@ -262,13 +263,16 @@ def _by_pre(chosen: np.ndarray, post: np.ndarray, pre: np.ndarray, delay: np.nda
 
 @dataclass(frozen=True, eq=False)
 class LayerPlan:
-    """What the backend derives from a layer's indices once: both synapse plans and flags."""
+    """What the backend derives from a layer's indices once: both synapse plans and flags, and
+    the memory of the whole-sequence arrays (:class:`~snngraph.backends.cpu.memory.ArrayCache`,
+    passed on from plan to plan)."""
 
     inputs: SynapsePlan
     recurrent: SynapsePlan
     forward_columns: np.ndarray  # slot·N + post of the sparse recurrent synapses
     backward_columns: np.ndarray  # (delay − 1)·N + post
     patterns: tuple[DelayPattern, ...]  # the sparse recurrent synapses per delay
+    memory: ArrayCache
 
 
 INDEX_NAMES = ("post", "pre", "delay")
@@ -324,6 +328,7 @@ def layer_plan(layer: LayerSpec, options: CpuOptions, previous: Plan | None = No
         forward_columns=_index_array(slot * n + rec.post, max(1, rec.delays.size) * n),
         backward_columns=_index_array((rec.delay - 1) * n + rec.post, layer.max_delay * n),
         patterns=DelayPattern.of(recurrent.learned),
+        memory=ArrayCache() if previous is None else previous.structures.memory,
     )
 
 
