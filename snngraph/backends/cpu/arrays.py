@@ -97,6 +97,7 @@ class Neurons:
         self.subtract_theta = None if self.subtract is None else self.subtract * theta  # s θ
         self.zero_alpha = None if self.zero is None else self.zero * alpha  # z α
         self.resets_to_zero = column(zero) if zero.any() else None  # z > 0 as a bool [N, 1]
+        self.every_spike_resets = bool(zero.any() and zero[spiking].all())  # z S = S: every spiking neuron has z
         # the same as contiguous [N, B] arrays, for the operations on [N, B] or [K, N, B] values
         self.alpha_nb, self.theta_nb = per_value(alpha, batch), per_value(theta, batch)
         self.threshold_nb = per_value(self.threshold, batch)

@@ -427,7 +427,9 @@ def _chunk(neurons: Neurons, u: np.ndarray, live: np.ndarray | None) -> _Chunk:
     spikes = np.greater(u_nb, neurons.threshold_nb)
     if live is not None:  # inert before the onset: no spikes
         spikes &= live[:, :, None]
-    zeroed = None if neurons.resets_to_zero is None else spikes & neurons.resets_to_zero
+    zeroed = None
+    if neurons.resets_to_zero is not None:
+        zeroed = spikes if neurons.every_spike_resets else spikes & neurons.resets_to_zero
     return _Chunk(u_nb, spikes, zeroed)
 
 
@@ -466,7 +468,8 @@ def backward(
     alpha = neurons.alpha
     needs_alpha, needs_theta, needs_bias = ("A" in needs.neurons, "theta" in needs.neurons, "b" in needs.neurons)
     alpha_col, alpha_nb = col(alpha), neurons.alpha_nb
-    lam = plan.memory.zeros((steps + depth, n, batch), dtype)
+    lam = plan.memory.empty((steps + depth, n, batch), dtype)  # each step writes its row before it is read
+    lam[steps:] = 0
     adjoint = _Adjoint(plan, w_rec, lam, steps, needs.w_rec, options)
     kernels = _InputKernels(plan.inputs, x, steps, needs.w_in)
     grad_alpha = np.zeros(n)

@@ -22,6 +22,7 @@ as the sparse path computes it.  When the caller reads only each tap's sum of th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -152,10 +153,16 @@ class ConvBlock:
         ``tied``, each tap's gradient on its first synapse and zero on the others)."""
         if not self.tied:
             return total.reshape(-1).numpy()[self.cell].astype(np.float64)
-        taps, first = np.unique(self.tap, return_index=True)
+        taps, first = self._first_synapses
         grads = np.zeros(self.tap.size)
         grads[first] = total.reshape(-1).numpy()[taps]
         return grads
+
+    @functools.cached_property
+    def _first_synapses(self) -> tuple[np.ndarray, np.ndarray]:
+        """The taps in use and the first of each tap's synapses (once per plan: ``np.unique`` of the
+        first N-MNIST layer's 720,000 taps took 50 ms)."""
+        return np.unique(self.tap, return_index=True)
 
 
 def _plane(spec: ConvSpec) -> tuple[ConvSpec, tuple[int, int, int, int]]:

@@ -173,7 +173,8 @@ def forward(
             if t == 0:  # the incoming history's spikes are values
                 leak *= 1 - neurons.zero_nb * s_prev
             else:
-                np.copyto(leak, 0, where=np.logical_and(s_prev, zero, out=zeroed))
+                reset = s_prev if neurons.every_spike_resets else np.logical_and(s_prev, zero, out=zeroed)
+                np.copyto(leak, 0, where=reset)
         v_t += leak
         if subtract_theta_nb is not None:  # − s θ S[t−1]
             np.multiply(s_prev, subtract_theta_nb, out=scratch)
