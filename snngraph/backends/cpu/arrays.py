@@ -108,6 +108,11 @@ class Neurons:
         """``[t ≥ onset]`` ``[T, N]`` bool (``None`` when every onset is 0)."""
         return live(self.onset, 0, steps)
 
+    def zeroed(self, spikes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``z S`` of bool ``spikes`` ``[…, N, B]`` (``resets_to_zero`` not ``None``): ``spikes``
+        itself where every spiking neuron resets to zero, else ``spikes & z`` (into ``out``)."""
+        return spikes if self.every_spike_resets else np.logical_and(spikes, self.resets_to_zero, out=out)
+
     def drive(self, steps: int) -> np.ndarray | None:
         """The bias of each step, ``b·[t ≥ onset]`` ``[T, N]`` (``None`` without a bias)."""
         if self.bias is None:

@@ -427,9 +427,7 @@ def _chunk(neurons: Neurons, u: np.ndarray, live: np.ndarray | None) -> _Chunk:
     spikes = np.greater(u_nb, neurons.threshold_nb)
     if live is not None:  # inert before the onset: no spikes
         spikes &= live[:, :, None]
-    zeroed = None
-    if neurons.resets_to_zero is not None:
-        zeroed = spikes if neurons.every_spike_resets else spikes & neurons.resets_to_zero
+    zeroed = None if neurons.resets_to_zero is None else neurons.zeroed(spikes)
     return _Chunk(u_nb, spikes, zeroed)
 
 

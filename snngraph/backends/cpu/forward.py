@@ -160,7 +160,6 @@ def forward(
     v, propagate = currents(layer, arrays, plan, options, drive)
     alpha_nb, threshold_nb = neurons.alpha_nb, neurons.threshold_nb
     subtract_theta_nb = neurons.subtract_theta_nb
-    zero = neurons.resets_to_zero
     buffers = [np.empty((n, batch), bool) for _ in range(2)]
     fired = plan.memory.empty(v.shape, v.dtype)
     leak, scratch = np.empty((n, batch), x.dtype), np.empty((n, batch), x.dtype)
@@ -169,12 +168,11 @@ def forward(
     for t in range(steps):
         v_t = v[t]
         np.multiply(v_prev, alpha_nb, out=leak)  # α U[t−1]
-        if zero is not None:  # · (1 − z S[t−1])
+        if neurons.resets_to_zero is not None:  # · (1 − z S[t−1])
             if t == 0:  # the incoming history's spikes are values
                 leak *= 1 - neurons.zero_nb * s_prev
             else:
-                reset = s_prev if neurons.every_spike_resets else np.logical_and(s_prev, zero, out=zeroed)
-                np.copyto(leak, 0, where=reset)
+                np.copyto(leak, 0, where=neurons.zeroed(s_prev, out=zeroed))
         v_t += leak
         if subtract_theta_nb is not None:  # − s θ S[t−1]
             np.multiply(s_prev, subtract_theta_nb, out=scratch)
